@@ -1,0 +1,1 @@
+"""The lab: a simulated Exchange organisation served over real WSMan/PSRP and real TLS."""

@@ -1,0 +1,66 @@
+"""The contract between the lab's WSMan/PSRP endpoint and the simulated organisation.
+
+The endpoint (edgebook.lab.wsman) decodes PSRP pipelines into Statement lists and calls
+Backend.invoke; the organisation (edgebook.lab.backend) runs them and returns an Invocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class CommandCall:
+    """One command of a pipeline: a cmdlet (or a script text, which NoLanguage refuses)."""
+
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)  # -Name value (switch: True)
+    arguments: list[Any] = field(default_factory=list)  # positional values
+    is_script: bool = False
+
+
+# A statement is a pipeline: the output of each command is the input of the next.
+Statement = list[CommandCall]
+
+
+@dataclass
+class ErrorInfo:
+    """An ErrorRecord's essentials, as Exchange writes them."""
+
+    message: str
+    fully_qualified_error_id: str
+    category: str = "NotSpecified"  # System.Management.Automation.ErrorCategory name
+    target: str | None = None
+    exception_type: str = "System.Exception"
+
+
+@dataclass
+class Invocation:
+    """What a pipeline produced: output objects, non-terminating errors, a terminating error."""
+
+    output: list[Any] = field(default_factory=list)
+    errors: list[ErrorInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    terminating: ErrorInfo | None = None
+
+
+@dataclass
+class Session:
+    """Per-runspace-pool state on the endpoint side (e.g. which snap-ins are loaded)."""
+
+    server: str
+    configuration_name: str
+    snapins: set[str] = field(default_factory=set)
+
+
+class Backend(Protocol):
+    """Runs pipelines for a server of the lab."""
+
+    def invoke(self, session: Session, statements: list[Statement], input: list[Any]) -> Invocation:
+        """Run the statements in order (input feeds the first command of the first)."""
+        ...
+
+    def authenticate(self, server: str, username: str, password: str) -> bool:
+        """Whether these credentials may open a shell on this server."""
+        ...
