@@ -64,3 +64,7 @@ class Backend(Protocol):
     def authenticate(self, server: str, username: str, password: str) -> bool:
         """Whether these credentials may open a shell on this server."""
         ...
+
+    def count_request(self, server: str) -> None:
+        """Count one WSMan request to this server (readable by tests and benchmarks)."""
+        ...
