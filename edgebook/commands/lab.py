@@ -1,0 +1,149 @@
+"""`edgebook lab ...`: run the simulated organisation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import smtplib
+import ssl
+from pathlib import Path
+
+from edgebook.lab import control
+from edgebook.lab.faults import set_fault
+from edgebook.lab.scenarios import list_scenarios
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `lab` command group."""
+    lab = subparsers.add_parser("lab", help="the simulated Exchange organisation")
+    commands = lab.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
+
+    def command(name: str, func, help: str, directory: bool = True) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help, description=help)
+        if directory:
+            parser.add_argument("--dir", type=Path, required=True, help="the lab folder")
+        parser.set_defaults(func=func)
+        return parser
+
+    start = command("start", _start, "start a lab in the background and print its endpoints")
+    start.add_argument("--scenario", help="a shipped scenario name or a YAML file")
+    start.add_argument("--latency-ms", type=int, default=0, help="delay per WSMan request")
+    status = command("status", _status, "show the lab's servers, clock and request counts")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    command("stop", _stop, "stop the lab running in DIR")
+    command("scenarios", _scenarios, "list the shipped scenarios", directory=False)
+    fault = command("fault", _fault, "make a cmdlet fail (every call, or only the Nth)")
+    fault.add_argument("--cmdlet", required=True)
+    fault.add_argument("--server", help="only on this server")
+    fault.add_argument("--nth", type=int, help="only the Nth call (1 = the next)")
+    advance = command("advance", _advance, "move the lab clock forward")
+    advance.add_argument("--minutes", type=float, required=True)
+    send = command("send", _send, "submit test mail to an Edge over SMTP")
+    send.add_argument("--edge", required=True)
+    send.add_argument("--count", type=int, default=1)
+    send.add_argument("--to", default="user@contoso.mail.onmicrosoft.com", help="recipient")
+    reset = command("reset", _reset, "put the organisation back to a scenario's start")
+    reset.add_argument("--scenario", help="a shipped scenario name or a YAML file")
+
+
+def _print_endpoints(description: dict) -> None:
+    for server in description["servers"]:
+        line = f"{server['name']:<8} {server['role']:<7} {server['wsman']['url']}"
+        if server["smtp"]:
+            line += f"  smtp {server['smtp']}  ldaps {server['ldaps']}"
+        print(line)
+
+
+def _start(args: argparse.Namespace) -> int:
+    description = control.start(args.dir, args.scenario, args.latency_ms)
+    print(f"lab {description['scenario']!r} running in {args.dir.resolve()}")
+    _print_endpoints(description)
+    print(f"inventory: {(args.dir / 'inventory.yaml').resolve()}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    document = control.status(args.dir)
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return 0
+    state = "running" if document["running"] else "stopped"
+    print(f"scenario {document['scenario']!r}, {state}, lab clock {document['clock']}")
+    for server in document["servers"]:
+        url = server["wsman"]["url"] if server["wsman"] else "-"
+        requests = document["requests"].get(server["name"], 0)
+        print(f"{server['name']:<8} {server['role']:<7} {url}  requests {requests}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    print("stopped" if control.stop(args.dir) else f"no lab runs in {args.dir}")
+    return 0
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    for name, description in list_scenarios():
+        print(f"{name:<20} {description}")
+    return 0
+
+
+def _fault(args: argparse.Namespace) -> int:
+    if args.nth is not None and args.nth < 1:
+        raise control.LabError(f"--nth must be 1 or more, not {args.nth}")
+    set_fault(control.require_state(args.dir), args.cmdlet, server=args.server, nth=args.nth)
+    where = f" on {args.server}" if args.server else ""
+    which = f"call {args.nth}" if args.nth else "every call"
+    print(f"{args.cmdlet} will fail{where} ({which})")
+    return 0
+
+
+def _advance(args: argparse.Namespace) -> int:
+    if args.minutes <= 0:
+        raise control.LabError(f"--minutes must be more than 0, not {args.minutes}")
+    store = control.require_state(args.dir)
+    store.advance(args.minutes)
+    print(f"lab clock now {store.now().isoformat()}")
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise control.LabError(f"--count must be 1 or more, not {args.count}")
+    description = control.running_description(args.dir.resolve())
+    if description is None:
+        raise control.LabError(f"no lab runs in {args.dir}; start it first")
+    edges = {s["name"].upper(): s for s in description["servers"] if s["smtp"]}
+    edge = edges.get(args.edge.upper())
+    if edge is None:
+        raise control.LabError(f"no Edge {args.edge!r} in this lab; Edges: {', '.join(edges)}")
+    host, port = edge["smtp"].rsplit(":", 1)
+    try:
+        with smtplib.SMTP(host, int(port), timeout=10) as smtp:
+            smtp.ehlo("edgebook.lab")
+            if smtp.has_extn("starttls"):
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE  # the lab's certificates are under test
+                smtp.starttls(context=context)
+                smtp.ehlo("edgebook.lab")
+            for number in range(1, args.count + 1):
+                message = f"Subject: edgebook lab test {number}\r\n\r\ntest mail {number}\r\n"
+                smtp.sendmail("postmaster@contoso.com", [args.to], message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise control.LabError(
+            f"sending to {edge['name']} at {edge['smtp']} failed: {exc}"
+        ) from None
+    print(f"{args.count} message(s) submitted to {edge['name']}")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    directory = args.dir.resolve()
+    store = control.require_state(directory)
+    scenario = args.scenario or store.read().scenario
+    was_running = control.stop(directory)
+    control.reset(directory, scenario)
+    print(f"lab reset to {scenario!r}")
+    if was_running:
+        _print_endpoints(control.start(directory))
+    return 0

@@ -1,0 +1,121 @@
+"""The lab process: one WSMan endpoint per lab server and SMTP/LDAPS listeners per Edge.
+
+Started in the background by `edgebook lab start`; it writes DIR/endpoints.json when ready
+and DIR/inventory.yaml (a parameters file the notebooks accept as is), and stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from edgebook.lab import files
+from edgebook.lab.backend import LabBackend
+from edgebook.lab.endpoint_tls import EndpointTls
+from edgebook.lab.listeners import LdapsListener, SmtpListener
+from edgebook.lab.mailflow import accept_mail, served_certificate
+from edgebook.lab.store import LabStore
+from edgebook.lab.wsman import WSManEndpoint, serve
+
+MAILBOX_SHAPE = ("PowerShell", "Microsoft.Exchange")
+EDGE_SHAPE = ("wsman", "Microsoft.PowerShell")
+
+
+class LabProcess:
+    """Everything one running lab serves; start() returns when all sockets listen."""
+
+    def __init__(self, directory: Path, latency_ms: int = 0) -> None:
+        self.directory = directory
+        self.store = LabStore(directory)
+        self.backend = LabBackend(self.store)
+        self.latency_s = latency_ms / 1000
+        self.tls = EndpointTls.create(directory)
+        self._stoppers: list[Any] = []
+
+    def start(self) -> dict[str, Any]:
+        """Start every endpoint and listener; return the endpoints description."""
+        org = self.store.read()
+        servers = []
+        for server in org.servers:
+            path, configuration = MAILBOX_SHAPE if server.role == "Mailbox" else EDGE_SHAPE
+            endpoint = WSManEndpoint(
+                self.backend,
+                server.name,
+                path=path,
+                configuration_names={configuration},
+                latency_s=self.latency_s,
+            )
+            running = serve(endpoint, tls=(str(self.tls.cert_file), str(self.tls.key_file)))
+            self._stoppers.append(running)
+            entry = {
+                "name": server.name,
+                "role": server.role,
+                "fqdn": server.fqdn,
+                "wsman": {
+                    "url": f"https://127.0.0.1:{running.port}/{path}",
+                    "port": running.port,
+                    "path": path,
+                    "configuration_name": configuration,
+                    "auth": "basic",
+                    "username": server.admin_username,
+                    "ca_file": str(self.tls.ca_file),
+                },
+                "smtp": None,
+                "ldaps": None,
+            }
+            if server.role == "Edge":
+                entry["smtp"], entry["ldaps"] = self._listen(server.name, server.fqdn)
+            servers.append(entry)
+        return {"pid": os.getpid(), "scenario": org.scenario, "servers": servers}
+
+    def _listen(self, edge: str, fqdn: str) -> tuple[str, str]:
+        def smtp_cert() -> tuple[bytes, bytes] | None:
+            return served_certificate(self.store.read(), edge, "smtp", self.store.now())
+
+        def ldaps_cert() -> tuple[bytes, bytes] | None:
+            return served_certificate(self.store.read(), edge, "ldaps", self.store.now())
+
+        def deliver(mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
+            accept_mail(self.store, edge, mail_from, rcpt_tos, data)
+
+        smtp = SmtpListener(smtp_cert, deliver, fqdn=fqdn)
+        ldaps = LdapsListener(ldaps_cert)
+        smtp.start()
+        ldaps.start()
+        self._stoppers += [smtp, ldaps]
+        return f"127.0.0.1:{smtp.port}", f"127.0.0.1:{ldaps.port}"
+
+    def stop(self) -> None:
+        """Stop every socket; safe to call twice."""
+        while self._stoppers:
+            self._stoppers.pop().stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the background process."""
+    parser = argparse.ArgumentParser(prog="edgebook-lab-daemon")
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lab = LabProcess(args.dir, args.latency_ms)
+    try:
+        description = lab.start()
+        files.write_inventory(args.dir, description)
+        files.write_json_atomic(files.endpoints_path(args.dir), description)
+        stop.wait()
+    finally:
+        lab.stop()
+        files.endpoints_path(args.dir).unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
