@@ -7,7 +7,6 @@ and DIR/inventory.yaml (a parameters file the notebooks accept as is), and stops
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import threading
@@ -50,7 +49,7 @@ class LabProcess:
                 configuration_names={configuration},
                 latency_s=self.latency_s,
             )
-            running = serve(endpoint, tls=(str(self.tls.cert_file), str(self.tls.key_file)))
+            running = serve(endpoint, tls=self.tls.server_context())
             self._stoppers.append(running)
             entry = {
                 "name": server.name,

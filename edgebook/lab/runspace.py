@@ -1,0 +1,353 @@
+"""One WSMan shell as a PSRP runspace pool: decode pipelines, run them, queue the replies.
+
+The WSMan layer (edgebook.lab.wsman) hands over raw PSRP fragments; this module owns the
+psrpcore ServerRunspacePool, turns each CreatePipeline into Statement lists, calls
+Backend.invoke synchronously, and keeps the outgoing fragments per target (pool or pipeline)
+until a Receive picks them up.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psrpcore import (
+    CreatePipelineEvent,
+    EndOfPipelineInputEvent,
+    GetAvailableRunspacesEvent,
+    PipelineInputEvent,
+    PSRPPayload,
+    ResetRunspaceStateEvent,
+    ServerPipeline,
+    ServerRunspacePool,
+    SetMaxRunspacesEvent,
+    SetMinRunspacesEvent,
+    StreamType,
+)
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorCategoryInfo,
+    ErrorRecord,
+    NETException,
+    PSInvocationState,
+)
+
+from edgebook.lab.protocol import Backend, CommandCall, ErrorInfo, Invocation, Session, Statement
+from edgebook.lab.wire import from_wire, to_wire
+
+log = logging.getLogger(__name__)
+
+EXCHANGE_CONFIGURATION = "Microsoft.Exchange"
+SIGNAL_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
+NO_LANGUAGE = ErrorInfo(
+    message=(
+        "The syntax is not supported by this runspace. This can occur if the runspace is in "
+        "no-language mode."
+    ),
+    fully_qualified_error_id="ScriptsNotAllowed",
+    category="ParserError",
+    exception_type="System.Management.Automation.ParseException",
+)
+_EXCEPTION_BASES = {
+    "System.Management.Automation.ParseException": [
+        "System.Management.Automation.RuntimeException",
+        "System.SystemException",
+    ],
+    "System.Management.Automation.ParameterBindingException": [
+        "System.Management.Automation.RuntimeException",
+        "System.SystemException",
+    ],
+    "System.Management.Automation.CommandNotFoundException": [
+        "System.Management.Automation.RuntimeException",
+        "System.SystemException",
+    ],
+}
+_TERMINAL = {PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped}
+
+
+class UnknownCommandError(LookupError):
+    """A WSMan request named a CommandId this shell does not know."""
+
+
+class PSRPDataError(ValueError):
+    """The PSRP bytes a client sent could not be processed."""
+
+
+@dataclass
+class Received:
+    """What one Receive returns: PSRP fragments, and whether the command has finished."""
+
+    fragments: list[bytes]
+    done: bool
+
+
+class _CategoryInfo(ErrorCategoryInfo):
+    """ErrorCategoryInfo with PowerShell's text: 'Category: (Target:Type) [Activity], Reason'."""
+
+    def __str__(self) -> str:
+        return (
+            f"{self.Category.name}: ({self.TargetName or ''}:{self.TargetType or ''}) "
+            f"[{self.Activity or ''}], {self.Reason or ''}"
+        )
+
+
+def error_record(info: ErrorInfo, activity: str = "") -> ErrorRecord:
+    """Build the ErrorRecord PowerShell would write for this error."""
+    exception = NETException(Message=info.message)
+    bases = _EXCEPTION_BASES.get(info.exception_type, [])
+    names = [info.exception_type, *bases, "System.Exception", "System.Object"]
+    exception.PSObject.type_names = list(dict.fromkeys(names))
+    try:
+        category = ErrorCategory[info.category]
+    except KeyError:
+        category = ErrorCategory.NotSpecified
+    category_info = _CategoryInfo(
+        Category=category,
+        Activity=activity,
+        Reason=info.exception_type.rpartition(".")[2],
+        TargetName=info.target or "",
+        TargetType="String" if info.target is not None else "",
+    )
+    return ErrorRecord(
+        Exception=exception,
+        CategoryInfo=category_info,
+        TargetObject=info.target,
+        FullyQualifiedErrorId=info.fully_qualified_error_id,
+    )
+
+
+def decode_statements(commands: list[Any]) -> list[Statement]:
+    """Split psrpcore Commands into statements of CommandCalls with plain Python values."""
+    statements: list[Statement] = [[]]
+    for command in commands:
+        call = CommandCall(name=str(command.command_text), is_script=bool(command.is_script))
+        seen: set[str] = set()
+        for name, value in command.parameters:
+            if name is None:
+                call.arguments.append(from_wire(value))
+                continue
+            name = str(name).lstrip("-")
+            if name.lower() in seen:
+                raise _BindingError(name)
+            seen.add(name.lower())
+            call.parameters[name] = from_wire(value)
+        statements[-1].append(call)
+        if command.end_of_statement:
+            statements.append([])
+    return [statement for statement in statements if statement]
+
+
+class _BindingError(Exception):
+    """The same parameter was given twice (PowerShell's ParameterAlreadyBound)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.info = ErrorInfo(
+            message=(
+                f"Cannot bind parameter because parameter '{name}' is specified more than once. "
+                "To provide multiple values to parameters that can accept multiple values, use the "
+                'array syntax. For example, "-parameter value1,value2,value3".'
+            ),
+            fully_qualified_error_id="ParameterAlreadyBound",
+            category="InvalidArgument",
+            exception_type="System.Management.Automation.ParameterBindingException",
+        )
+
+
+class ShellRunspace:
+    """A WSMan shell: one psrpcore runspace pool, its Session, its pipelines and reply queues."""
+
+    def __init__(
+        self,
+        shell_id: str,
+        session: Session,
+        backend: Backend,
+        *,
+        max_fragment: int,
+        owner: str,
+    ) -> None:
+        self.shell_id = shell_id
+        self.session = session
+        self.owner = owner
+        self.created = time.monotonic()
+        self._backend = backend
+        self._max_fragment = max(max_fragment, 1024)
+        self._pool = ServerRunspacePool()
+        self._inputs: dict[uuid.UUID, list[Any]] = {}
+        self._outgoing: dict[uuid.UUID | None, collections.deque[bytes]] = {}
+        self._changed = threading.Condition(threading.RLock())
+
+    def open(self, creation_xml: bytes) -> None:
+        """Feed the SessionCapability and InitRunspacePool sent with the WSMan Create."""
+        with self._changed:
+            self._feed(creation_xml, None, StreamType.default)
+
+    def create_pipeline(self, command_id: str, fragment: bytes) -> None:
+        """Start a pipeline from the first CreatePipeline fragment of a WSMan Command."""
+        try:
+            pipeline_id = uuid.UUID(command_id)
+        except ValueError:
+            raise PSRPDataError(f"the CommandId {command_id!r} is not a GUID") from None
+        with self._changed:
+            ServerPipeline(self._pool, pipeline_id)
+            self._outgoing.setdefault(pipeline_id, collections.deque())
+            self._feed(fragment, pipeline_id, StreamType.default)
+
+    def send(self, data: bytes, command_id: str | None, stream: str) -> None:
+        """Feed fragments a WSMan Send carried to the pool or to one pipeline."""
+        with self._changed:
+            pipeline_id = self._known(command_id)
+            stream_type = StreamType.prompt_response if stream == "pr" else StreamType.default
+            self._feed(data, pipeline_id, stream_type)
+
+    def receive(self, command_id: str | None, max_bytes: int, timeout: float) -> Received | None:
+        """Take queued fragments for the target, waiting up to timeout; None when none came."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            target = self._known(command_id)
+            queue = self._outgoing.setdefault(target, collections.deque())
+            while not queue and not self._finished(target):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+                if target is not None and target not in self._outgoing:
+                    raise UnknownCommandError(command_id)
+            fragments: list[bytes] = []
+            budget = max(max_bytes, 1)
+            while queue and (not fragments or len(queue[0]) <= budget):
+                fragment = queue.popleft()
+                budget -= len(fragment)
+                fragments.append(fragment)
+            return Received(fragments, target is not None and not queue and self._finished(target))
+
+    def signal(self, command_id: str, code: str) -> None:
+        """Handle a WSMan Signal: Terminate closes the pipeline, ctrl_c stops it."""
+        with self._changed:
+            pipeline_id = self._known(command_id)
+            pipe = self._pool.pipeline_table.get(pipeline_id)
+            if pipe is not None and pipe.state in (
+                PSInvocationState.Running,
+                PSInvocationState.Stopping,
+            ):
+                pipe.stop()
+            if code.lower() == SIGNAL_TERMINATE:
+                if pipe is not None:
+                    pipe.close()
+                self._inputs.pop(pipeline_id, None)
+                self._outgoing.pop(pipeline_id, None)
+            self._flush()
+
+    def close(self) -> None:
+        """Stop and close every pipeline, then the pool (WSMan Delete)."""
+        with self._changed:
+            for pipe in list(self._pool.pipeline_table.values()):
+                if pipe.state in (PSInvocationState.Running, PSInvocationState.Stopping):
+                    pipe.stop()
+                pipe.close()
+            self._pool.close()
+            self._outgoing.clear()
+            self._changed.notify_all()
+
+    def _known(self, command_id: str | None) -> uuid.UUID | None:
+        if command_id is None:
+            return None
+        try:
+            pipeline_id = uuid.UUID(command_id)
+        except ValueError:
+            raise UnknownCommandError(command_id) from None
+        if pipeline_id not in self._outgoing:
+            raise UnknownCommandError(command_id)
+        return pipeline_id
+
+    def _finished(self, target: uuid.UUID | None) -> bool:
+        if target is None:
+            return False
+        pipe = self._pool.pipeline_table.get(target)
+        return pipe is None or pipe.state in _TERMINAL
+
+    def _feed(self, data: bytes, pipeline_id: uuid.UUID | None, stream_type: StreamType) -> None:
+        try:
+            self._pool.receive_data(PSRPPayload(data, stream_type, pipeline_id))
+            while (event := self._pool.next_event()) is not None:
+                self._on_event(event)
+        except Exception as exc:  # psrpcore raises several types on malformed client data
+            raise PSRPDataError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._flush()
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, CreatePipelineEvent):
+            if event.pipeline.no_input:
+                self._run(event.pipeline_id, [])
+            else:
+                self._inputs[event.pipeline_id] = []
+        elif isinstance(event, PipelineInputEvent):
+            self._inputs.setdefault(event.pipeline_id, []).append(from_wire(event.data))
+        elif isinstance(event, EndOfPipelineInputEvent):
+            self._run(event.pipeline_id, self._inputs.pop(event.pipeline_id, []))
+        elif isinstance(
+            event, SetMaxRunspacesEvent | SetMinRunspacesEvent | ResetRunspaceStateEvent
+        ):
+            self._pool.runspace_availability_response(event.ci, True)
+        elif isinstance(event, GetAvailableRunspacesEvent):
+            self._pool.runspace_availability_response(event.ci, max(self._pool.max_runspaces, 1))
+
+    def _run(self, pipeline_id: uuid.UUID, input_values: list[Any]) -> None:
+        pipe = self._pool.pipeline_table[pipeline_id]
+        pipe.start()
+        commands = list(pipe.metadata.commands) if pipe.metadata is not None else []
+        activity = str(commands[0].command_text) if commands else ""
+        try:
+            invocation = self._invoke(commands, input_values)
+            _write(pipe, invocation, activity)
+        except Exception as exc:  # a lab bug must fail the pipeline, not the HTTP request
+            log.exception(
+                "pipeline %s on %s failed inside the lab", pipeline_id, self.session.server
+            )
+            internal = ErrorInfo(
+                message=f"The lab failed to run this pipeline: {type(exc).__name__}: {exc}",
+                fully_qualified_error_id="EdgebookLabInternalError",
+                exception_type="System.InvalidOperationException",
+            )
+            pipe._change_state(PSInvocationState.Failed, error_record(internal, activity))
+
+    def _invoke(self, commands: list[Any], input_values: list[Any]) -> Invocation:
+        try:
+            statements = decode_statements(commands)
+        except _BindingError as exc:
+            return Invocation(terminating=exc.info)
+        scripts = any(call.is_script for statement in statements for call in statement)
+        if scripts and self.session.configuration_name == EXCHANGE_CONFIGURATION:
+            return Invocation(terminating=NO_LANGUAGE)
+        return self._backend.invoke(self.session, statements, input_values)
+
+    def _flush(self) -> None:
+        while (payload := self._pool.data_to_send(self._max_fragment)) is not None:
+            self._outgoing.setdefault(payload.pipeline_id, collections.deque()).append(payload.data)
+        self._changed.notify_all()
+
+
+def _write(pipe: ServerPipeline, invocation: Invocation, activity: str) -> None:
+    """Write an Invocation's streams to the pipeline and end it (Completed or Failed)."""
+    for value in invocation.output:
+        pipe.write_output(to_wire(value))
+    for info in invocation.errors:
+        record = error_record(info, activity)
+        pipe.write_error(
+            record.Exception,
+            record.CategoryInfo,
+            target_object=record.TargetObject,
+            fully_qualified_error_id=record.FullyQualifiedErrorId,
+        )
+    for warning in invocation.warnings:
+        pipe.write_warning(warning)
+    if invocation.terminating is not None:
+        pipe._change_state(PSInvocationState.Failed, error_record(invocation.terminating, activity))
+    else:
+        pipe.complete()

@@ -1,0 +1,147 @@
+"""Conversion between the lab's Exchange-shaped values and psrpcore objects on the wire.
+
+Outgoing: ExObject/ExEnum/ExList and plain Python values become psrpcore objects that
+serialise with Exchange's real type names (no `Deserialized.` prefix: the client adds it).
+Incoming: parameter values deserialised by psrpcore become plain Python values.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import functools
+import uuid
+from typing import Any
+
+from psrpcore.types import (
+    PSChar,
+    PSDict,
+    PSDouble,
+    PSList,
+    PSNoteProperty,
+    PSObject,
+    PSSecureString,
+    PSVersion,
+)
+
+from edgebook.lab.objects import ExEnum, ExList, ExObject
+
+ARRAY_TYPE_NAMES = ["System.Object[]", "System.Array", "System.Object"]
+MVP_PREFIX = "Microsoft.Exchange.Data.MultiValuedProperty`1"
+MVP_BASE = "Microsoft.Exchange.Data.MultiValuedPropertyBase"
+
+
+def to_wire(value: Any) -> Any:
+    """Turn a lab value into an object psrpcore serialises with Exchange's wire type names."""
+    if value is None or isinstance(value, bool | str | bytes | uuid.UUID):
+        return value
+    if isinstance(value, ExEnum):
+        return _enum_member(value.type_name, value.text, value.value)
+    if isinstance(value, ExObject):
+        return _complex(value)
+    if isinstance(value, ExList):
+        return _collection(value.items, collection_type_names(value.type_name))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return PSDouble(value)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            raise TypeError(
+                f"naive datetime {value.isoformat()} cannot go on the wire; make it aware"
+            )
+        return value
+    if isinstance(value, datetime.timedelta):
+        return value
+    if isinstance(value, list | tuple):
+        return _collection(value, ARRAY_TYPE_NAMES)
+    if isinstance(value, dict):
+        table = PSDict()
+        for key, item in value.items():
+            table[to_wire(key)] = to_wire(item)
+        return table
+    raise TypeError(f"cannot send a {type(value).__name__} on the wire: {value!r}")
+
+
+def collection_type_names(type_name: str) -> list[str]:
+    """The .NET type hierarchy of a collection type, as PowerShell writes it in <TN>."""
+    if type_name.startswith(MVP_PREFIX):
+        return [type_name, MVP_BASE, "System.Object"]
+    if type_name.endswith("[]"):
+        return [type_name, "System.Array", "System.Object"]
+    return [type_name, "System.Object"]
+
+
+def from_wire(value: Any) -> Any:
+    """Turn a psrpcore-deserialised parameter value into plain Python."""
+    if value is None or type(value) in (bool, str, int, float, bytes):
+        return value
+    if isinstance(value, PSSecureString):
+        return str(value.decrypt())
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, PSChar):
+        return chr(int(value))
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return int(value.value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float | decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.datetime):
+        return datetime.datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            tzinfo=value.tzinfo,
+        )
+    if isinstance(value, datetime.timedelta):
+        return datetime.timedelta(
+            days=value.days, seconds=value.seconds, microseconds=value.microseconds
+        )
+    if isinstance(value, uuid.UUID | PSVersion):
+        return str(value)
+    if isinstance(value, dict):
+        return {from_wire(key): from_wire(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [from_wire(item) for item in value]
+    if isinstance(value, PSObject):
+        meta = value.PSObject
+        return {
+            prop.name: from_wire(prop.get_value(value))
+            for prop in [*meta.adapted_properties, *meta.extended_properties]
+        }
+    return str(value)
+
+
+def _complex(value: ExObject) -> PSObject:
+    obj = PSObject()
+    obj.PSObject.type_names = list(value.type_names)
+    for name, item in value.properties.items():
+        obj.PSObject.adapted_properties.append(PSNoteProperty(name, to_wire(item)))
+    if value.to_string is not None:
+        obj.PSObject.to_string = value.to_string
+    return obj
+
+
+def _collection(items: Any, type_names: list[str]) -> PSList:
+    collection = PSList(to_wire(item) for item in items)
+    collection.PSObject.type_names = list(type_names)
+    return collection
+
+
+@functools.lru_cache(maxsize=1024)
+def _enum_member(type_name: str, text: str, value: int) -> enum.Enum:
+    """A one-member Python enum whose module/name spell the .NET enum type (psrpcore uses them)."""
+    namespace, _, name = type_name.rpartition(".")
+    if not namespace or not name:
+        raise TypeError(f"enum type name {type_name!r} must be namespace-qualified")
+    cls = enum.Enum(name, [(text, value)], module=namespace, qualname=name)
+    return cls[text]

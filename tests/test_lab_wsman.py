@@ -1,0 +1,465 @@
+"""The lab's WSMan/PSRP endpoint driven by the unmodified pypsrp client (sockets and in-process)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import psrpcore
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from lab_fake_backend import PASSWORD, USERNAME, FakeBackend
+from psrpcore.types import PSDateTime, PSList, deserialize
+from pypsrp.complex_objects import GenericComplexObject
+from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import NAMESPACES, WSMan
+
+from edgebook.exchange_types import EXCHANGE_CERTIFICATE
+from edgebook.lab.objects import MVP_STRING
+from edgebook.lab.transport import connect_in_process
+from edgebook.lab.wsman import WSManEndpoint, serve
+
+NO_LANGUAGE = (
+    "The syntax is not supported by this runspace. This can occur if the runspace is in "
+    "no-language mode."
+)
+
+
+def rich(obj: object) -> object:
+    """Re-parse a pypsrp object with psrpcore, as edgebook's shell does."""
+    assert isinstance(obj, GenericComplexObject)
+    return deserialize(ET.fromstring(obj._xml), psrpcore.PSRemotingCrypto())
+
+
+def mailbox(backend: FakeBackend, **kwargs: object) -> WSManEndpoint:
+    return WSManEndpoint(backend, "MBX01", path="PowerShell", **kwargs)
+
+
+def edge(backend: FakeBackend, **kwargs: object) -> WSManEndpoint:
+    return WSManEndpoint(backend, "EDGE01", path="wsman", **kwargs)
+
+
+def run(pool: RunspacePool, cmdlet: str, **parameters: object) -> PowerShell:
+    ps = PowerShell(pool)
+    ps.add_cmdlet(cmdlet)
+    for name, value in parameters.items():
+        ps.add_parameter(name, value)
+    ps.invoke()
+    return ps
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """A throw-away CA and a server certificate for 127.0.0.1: (ca, cert, key) PEM paths."""
+    folder = tmp_path_factory.mktemp("tls")
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lab test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(paths[0]), str(paths[1]), str(paths[2])
+
+
+@pytest.fixture
+def https_lab(
+    backend: FakeBackend, tls_files: tuple[str, str, str]
+) -> Iterator[tuple[WSManEndpoint, int, str]]:
+    endpoint = edge(backend)
+    server = serve(endpoint, tls=(tls_files[1], tls_files[2]))
+    yield endpoint, server.port, tls_files[0]
+    server.stop()
+
+
+def https_wsman(port: int, ca: str, password: str = PASSWORD, path: str = "wsman") -> WSMan:
+    return WSMan(
+        "127.0.0.1",
+        port=port,
+        path=path,
+        ssl=True,
+        auth="basic",
+        username=USERNAME,
+        password=password,
+        cert_validation=ca,
+        no_proxy=True,
+    )
+
+
+def test_https_basic_returns_exchange_shaped_objects(
+    https_lab: tuple[WSManEndpoint, int, str],
+) -> None:
+    endpoint, port, ca = https_lab
+    with https_wsman(port, ca) as wsman, RunspacePool(wsman) as pool:
+        ps = run(pool, "Get-ExchangeCertificate", Thumbprint="FFEE")
+        assert not ps.had_errors and len(ps.output) == 1
+        plain = ps.output[0]
+        assert plain.types == [EXCHANGE_CERTIFICATE, "System.Object"]
+        cert = rich(plain)
+    assert cert.PSTypeNames[0] == f"Deserialized.{EXCHANGE_CERTIFICATE}"
+    assert cert.Thumbprint == "FFEE"
+    assert isinstance(cert.NotAfter, PSDateTime)
+    assert isinstance(cert.CertificateDomains, PSList)
+    assert cert.CertificateDomains.PSTypeNames[0] == f"Deserialized.{MVP_STRING}"
+    assert str(cert.Services) == "IMAP, POP, IIS, SMTP" and int(cert.Services) == 27
+    assert endpoint.open_shells == 0  # the pool's Delete closed the shell
+
+
+def test_https_wrong_password_is_refused(https_lab: tuple[WSManEndpoint, int, str]) -> None:
+    _, port, ca = https_lab
+    with (
+        https_wsman(port, ca, password="wrong") as wsman,
+        pytest.raises(AuthenticationError),
+    ):
+        RunspacePool(wsman).open()
+
+
+def test_missing_credentials_get_a_basic_challenge(
+    https_lab: tuple[WSManEndpoint, int, str],
+) -> None:
+    _, port, ca = https_lab
+    response = requests.post(f"https://127.0.0.1:{port}/wsman", data=b"<x/>", verify=ca)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="WSMAN"'
+
+
+def test_wrong_path_is_http_404(https_lab: tuple[WSManEndpoint, int, str]) -> None:
+    _, port, ca = https_lab
+    with (
+        https_wsman(port, ca, path="PowerShell") as wsman,
+        pytest.raises(WinRMTransportError) as caught,
+    ):
+        RunspacePool(wsman, configuration_name="Microsoft.Exchange").open()
+    assert caught.value.code == 404
+
+
+def test_plain_http_basic_without_encryption(backend: FakeBackend) -> None:
+    endpoint = mailbox(backend)
+    server = serve([endpoint, edge(backend)])
+    try:
+        wsman = WSMan(
+            "127.0.0.1",
+            port=server.port,
+            path="PowerShell",
+            ssl=False,
+            auth="basic",
+            encryption="never",
+            username=USERNAME,
+            password=PASSWORD,
+            no_proxy=True,
+        )
+        with wsman, RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
+            ps = run(pool, "Get-ExchangeCertificate")
+            assert rich(ps.output[0]).Thumbprint == "A1B2C3"
+        assert server.urls["PowerShell"] == f"http://127.0.0.1:{server.port}/PowerShell"
+    finally:
+        server.stop()
+    assert backend.calls[0].session.configuration_name == "Microsoft.Exchange"
+    assert backend.calls[0].session.server == "MBX01"
+
+
+def test_two_endpoints_on_one_path_are_refused(backend: FakeBackend) -> None:
+    with pytest.raises(ValueError, match="share the path /wsman"):
+        serve([edge(backend), WSManEndpoint(backend, "EDGE02", path="wsman")])
+
+
+def test_unknown_configuration_is_the_winrm_catalog_fault(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman,
+        pytest.raises(WSManFaultError) as caught,
+    ):
+        RunspacePool(wsman, configuration_name="Microsoft.Exchange").open()
+    assert caught.value.code == 2150858811
+    assert "(http://schemas.microsoft.com/powershell/Microsoft.Exchange) was not found in the " in (
+        caught.value.reason
+    )
+    assert "WS-Management catalog" in caught.value.reason
+
+
+def test_in_process_wrong_password_is_authentication_error(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(edge(backend), USERNAME, "nope") as wsman,
+        pytest.raises(AuthenticationError),
+    ):
+        RunspacePool(wsman).open()
+
+
+def test_no_language_refuses_scripts_on_microsoft_exchange(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(mailbox(backend), USERNAME, PASSWORD) as wsman,
+        RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool,
+    ):
+        ps = PowerShell(pool)
+        ps.add_script("Get-ExchangeCertificate | Where-Object { $_.Services -match 'SMTP' }")
+        assert ps.invoke() == []
+    assert ps.had_errors
+    [error] = ps.streams.error
+    assert str(error) == NO_LANGUAGE
+    assert error.fq_error == "ScriptsNotAllowed"
+    assert error.message.startswith("ParserError: ")
+    assert backend.calls == []
+
+
+def test_scripts_reach_the_backend_on_microsoft_powershell(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman,
+        RunspacePool(wsman) as pool,
+    ):
+        ps = PowerShell(pool)
+        ps.add_script("Get-Date")
+        [echo] = ps.invoke()
+    assert echo["Name"] == "Get-Date" and echo["IsScript"] is True
+
+
+def test_errors_warnings_and_terminating_failures(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman,
+        RunspacePool(wsman) as pool,
+    ):
+        soft = run(pool, "Soft-Fail")
+        hard = run(pool, "Hard-Fail")
+    assert soft.output == ["before"] and not soft.had_errors
+    [error] = soft.streams.error
+    assert str(error) == "The specified certificate was not found."
+    assert error.fq_error == "ABC123,Soft-Fail"
+    assert error.reason == "ManagementObjectNotFoundException"
+    assert error.target_name == "EDGE01"
+    assert error.message == (
+        "ObjectNotFound: (EDGE01:String) [Soft-Fail], ManagementObjectNotFoundException"
+    )
+    assert error.exception.types[0] == (
+        "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
+    )
+    assert [str(w.message) for w in soft.streams.warning] == ["The certificate expires soon."]
+    assert hard.had_errors and hard.output == []
+    assert [str(e) for e in hard.streams.error] == ["The operation couldn't be performed."]
+    assert hard.streams.error[0].fq_error == "DEF456,Hard-Fail"
+
+
+def test_statements_parameters_and_switches_arrive_as_sent(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman,
+        RunspacePool(wsman) as pool,
+    ):
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Add-PSSnapin").add_parameter("Name", "Snap").add_statement()
+        ps.add_cmdlet("Set-Thing").add_parameter("Force").add_parameter("Confirm", False)
+        ps.add_parameter("Count", 3).add_argument("positional")
+        ps.add_cmdlet("Out-Null")
+        output = ps.invoke()
+    assert [item["Name"] for item in output] == ["Add-PSSnapin", "Set-Thing", "Out-Null"]
+    [call] = backend.calls
+    assert [[c.name for c in statement] for statement in call.statements] == [
+        ["Add-PSSnapin"],
+        ["Set-Thing", "Out-Null"],
+    ]
+    set_thing = call.statements[1][0]
+    assert set_thing.parameters == {"Force": None, "Confirm": False, "Count": 3}
+    assert set_thing.arguments == ["positional"]
+
+
+def test_duplicate_parameter_fails_like_powershell(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman,
+        RunspacePool(wsman) as pool,
+    ):
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Set-Thing").add_parameter("Name", "a").add_parameter("name", "b")
+        ps.invoke()
+    assert ps.had_errors and ps.streams.error[0].fq_error == "ParameterAlreadyBound"
+    assert backend.calls == []
+
+
+def test_large_bytes_both_ways_and_pipeline_input(backend: FakeBackend) -> None:
+    blob = bytes(range(256)) * 2400  # 614 400 bytes: several Send fragments
+    with (
+        connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman,
+        RunspacePool(wsman) as pool,
+    ):
+        run(pool, "Import-Thing", FileData=blob)
+        big = run(pool, "Big", Size=len(blob))
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Consume")
+        ps.invoke(input=["one", 2])
+    assert backend.calls[0].statements[0][0].parameters["FileData"] == blob
+    assert big.output == [blob]
+    assert backend.calls[2].input == ["one", 2]
+
+
+def test_session_is_kept_per_pool(backend: FakeBackend) -> None:
+    endpoint = edge(backend)
+    with connect_in_process(endpoint, USERNAME, PASSWORD) as wsman:
+        with RunspacePool(wsman) as pool:
+            run(pool, "A")
+            run(pool, "B")
+        with RunspacePool(wsman) as other:
+            run(other, "C")
+    first, second, third = (call.session for call in backend.calls)
+    assert first is second and first is not third
+    assert first.configuration_name == "Microsoft.PowerShell"
+
+
+def test_async_invoke_stop_close_and_is_alive(backend: FakeBackend) -> None:
+    with connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman:
+        pool = RunspacePool(wsman)
+        pool.open()
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Slow")
+        ps.begin_invoke()
+        ps.poll_invoke()
+        assert [item["Name"] for item in ps.end_invoke()] == ["Slow"]
+        ps.close()  # Signal Terminate
+        stopped = PowerShell(pool)
+        stopped.add_cmdlet("Other")
+        stopped.begin_invoke()
+        stopped.stop()  # Signal ctrl_c on a pipeline that already finished
+        with PowerShell(pool) as ps2:
+            assert [item["Name"] for item in ps2.add_cmdlet("After").invoke()] == ["After"]
+        assert pool.is_alive()
+        pool.close()
+        assert not pool.is_alive()  # the shell is gone: Get answers the selectors fault
+
+
+def test_receive_with_nothing_to_send_times_out_like_winrm(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman,
+        RunspacePool(wsman) as pool,
+    ):
+        started = time.monotonic()
+        with pytest.raises(WSManFaultError) as caught:
+            pool._receive(timeout=1)
+        assert time.monotonic() - started >= 0.9
+    assert caught.value.code == 2150858793
+
+
+def test_unsupported_action_is_a_fault(backend: FakeBackend) -> None:
+    with (
+        connect_in_process(edge(backend), USERNAME, PASSWORD) as wsman,
+        pytest.raises(WSManFaultError) as caught,
+    ):
+        wsman.enumerate("http://schemas.microsoft.com/wbem/wsman/1/windows/shell")
+    assert caught.value.code == "a:ActionNotSupported"
+
+
+def test_counters_count_requests_and_pipelines(backend: FakeBackend) -> None:
+    endpoint = edge(backend)
+    with connect_in_process(endpoint, USERNAME, PASSWORD) as wsman, RunspacePool(wsman) as pool:
+        run(pool, "A")
+        run(pool, "B")
+    assert endpoint.pipelines == 2
+    # Create + Receive (open), Command + Receive per pipeline, Delete.
+    assert endpoint.requests == 7
+    assert backend.requests == {"EDGE01": 7}
+
+
+def test_counters_are_thread_safe_over_sockets(backend: FakeBackend) -> None:
+    endpoint = edge(backend)
+    server = serve(endpoint)
+    failures: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            wsman = WSMan(
+                "127.0.0.1",
+                port=server.port,
+                ssl=False,
+                auth="basic",
+                encryption="never",
+                username=USERNAME,
+                password=PASSWORD,
+                no_proxy=True,
+            )
+            with wsman, RunspacePool(wsman) as pool:
+                for _ in range(3):
+                    run(pool, "Ping")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        server.stop()
+    assert failures == []
+    assert endpoint.pipelines == 12
+    assert endpoint.requests == backend.requests["EDGE01"] == 4 * (3 + 3 * 2)
+
+
+def test_latency_is_added_to_every_request(backend: FakeBackend) -> None:
+    endpoint = edge(backend, latency_s=0.05)
+    with connect_in_process(endpoint, USERNAME, PASSWORD) as wsman:
+        started = time.monotonic()
+        with RunspacePool(wsman) as pool:
+            run(pool, "A")
+        elapsed = time.monotonic() - started
+    assert endpoint.requests == 5
+    assert elapsed >= 5 * 0.05
+
+
+def test_malformed_psrp_data_is_a_fault(backend: FakeBackend) -> None:
+    endpoint = edge(backend)
+    shell = ET.Element(f"{{{NAMESPACES['rsp']}}}Shell")
+    creation = ET.SubElement(shell, "{http://schemas.microsoft.com/powershell}creationXml")
+    creation.text = base64.b64encode(b"these bytes are not PSRP fragments").decode()
+    with (
+        connect_in_process(endpoint, USERNAME, PASSWORD) as wsman,
+        pytest.raises(WSManFaultError) as caught,
+    ):
+        wsman.create("http://schemas.microsoft.com/powershell/Microsoft.PowerShell", shell)
+    assert caught.value.code == "w:InternalError"
+    assert "cannot process the PSRP data" in caught.value.reason
+    assert endpoint.open_shells == 0
