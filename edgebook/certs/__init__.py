@@ -1,0 +1,83 @@
+"""Certificates as Exchange sees them: loading, Windows names, checks, CSR and PFX."""
+
+from edgebook.certs.chain import ChainResult, build_chain, is_self_signed, system_roots
+from edgebook.certs.checks import (
+    check_certificate,
+    days_left,
+    describe,
+    dns_names,
+    eku_names,
+    key_description,
+    key_type,
+    matches_fqdn,
+    signature_hash,
+)
+from edgebook.certs.generate import (
+    KEY_TYPES,
+    build_pfx,
+    generate_csr,
+    new_private_key,
+    write_csr,
+    write_pfx,
+    write_private_key,
+)
+from edgebook.certs.load import (
+    CertificateBundle,
+    CertificateError,
+    key_matches,
+    load_certificate_list,
+    load_certificates,
+    load_private_key,
+)
+from edgebook.certs.names import (
+    TLS_NAME_MAX,
+    issuer_name,
+    parse_tls_certificate_name,
+    parse_windows_name,
+    subject_name,
+    thumbprint,
+    tls_certificate_name,
+    tls_name_matches,
+    windows_name,
+)
+from edgebook.certs.passphrase import SecretError, read_secret
+
+__all__ = [
+    "KEY_TYPES",
+    "TLS_NAME_MAX",
+    "CertificateBundle",
+    "CertificateError",
+    "ChainResult",
+    "SecretError",
+    "build_chain",
+    "build_pfx",
+    "check_certificate",
+    "days_left",
+    "describe",
+    "dns_names",
+    "eku_names",
+    "generate_csr",
+    "is_self_signed",
+    "issuer_name",
+    "key_description",
+    "key_matches",
+    "key_type",
+    "load_certificate_list",
+    "load_certificates",
+    "load_private_key",
+    "matches_fqdn",
+    "new_private_key",
+    "parse_tls_certificate_name",
+    "parse_windows_name",
+    "read_secret",
+    "signature_hash",
+    "subject_name",
+    "system_roots",
+    "thumbprint",
+    "tls_certificate_name",
+    "tls_name_matches",
+    "windows_name",
+    "write_csr",
+    "write_pfx",
+    "write_private_key",
+]
