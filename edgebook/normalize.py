@@ -1,0 +1,251 @@
+"""Turn what pypsrp returns into plain Python, and ErrorRecords into CommandErrors.
+
+pypsrp 0.9.1 leaves Exchange objects half-parsed (DateTime as text, MultiValuedProperty as raw
+'<LST>' XML, enums as objects). Each output object is re-parsed from its CLIXML (pypsrp's
+private `_xml`, pinned by `pypsrp>=0.9,<0.10` and covered by tests) with psrpcore, then
+converted:
+
+* objects → PSRecord (a dict of properties; `.type_names` without `Deserialized.`);
+* MultiValuedProperty, arrays, lists → list; hashtables → dict;
+* DateTime → aware datetime (UTC when the wire value has no offset); TimeSpan → timedelta;
+* enums → their ToString() name (flags stay one string: "IMAP, POP, SMTP"; see split_flags);
+* byte[] → bytes; Guid, Decimal, Version, Uri, XML → str; char → str;
+* a nested object that arrives as a bare ToString() (beyond the serialization depth) → str.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psrpcore
+from psrpcore.types import (
+    ErrorCategory,
+    PSChar,
+    PSEnumBase,
+    PSFlagBase,
+    PSObject,
+    PSQueue,
+    PSSecureString,
+    PSVersion,
+)
+from psrpcore.types import deserialize as psrpcore_deserialize
+from pypsrp.complex_objects import ComplexObject, GenericComplexObject
+from pypsrp.messages import ErrorRecord
+
+DESERIALIZED = "Deserialized."
+ENUM_TYPE = "System.Enum"
+_CIPHER = psrpcore.PSRemotingCrypto()  # SecureStrings are not decrypted: none expected
+
+
+class PSRecord(dict[str, Any]):
+    """An Exchange object as a dict of properties; `.type_names`, `.to_string`, attribute access."""
+
+    def __init__(
+        self,
+        properties: dict[str, Any] | None = None,
+        type_names: tuple[str, ...] = (),
+        to_string: str | None = None,
+    ) -> None:
+        super().__init__(properties or {})
+        self.type_names = type_names
+        self.to_string = to_string
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def is_type(self, type_name: str) -> bool:
+        """Whether the object is (or derives from) this .NET type (wire name)."""
+        return type_name in self.type_names
+
+    def __repr__(self) -> str:
+        kind = self.type_names[0].rpartition(".")[2] if self.type_names else "object"
+        return f"PSRecord<{kind}>({dict.__repr__(self)})"
+
+
+@dataclass(frozen=True)
+class CommandError:
+    """A PowerShell ErrorRecord's essentials: who wrote it, the message, ids and target."""
+
+    server: str
+    cmdlet: str | None
+    message: str
+    fully_qualified_error_id: str
+    category: str
+    target: str | None = None
+    exception_type: str | None = None
+    terminating: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.server} {self.cmdlet}" if self.cmdlet else self.server
+        target = f", target {self.target}" if self.target else ""
+        return f"{where}: {self.message} [{self.category}, {self.fully_qualified_error_id}{target}]"
+
+
+def split_flags(text: str | None) -> list[str]:
+    """Split a flags enum's text ("IMAP, POP, SMTP") into names; "None" or empty gives []."""
+    if not text:
+        return []
+    names = [part.strip() for part in str(text).split(",") if part.strip()]
+    return [] if names == ["None"] else names
+
+
+def normalize(value: Any) -> Any:
+    """Convert one value returned by pypsrp (an output object) to plain Python."""
+    if isinstance(value, ComplexObject):
+        try:
+            parsed = psrpcore_deserialize(ET.fromstring(value._xml), _CIPHER)
+        except (ET.ParseError, KeyError, ValueError, TypeError, AttributeError):
+            # psrpcore could not re-parse this fragment (e.g. a type-name reference defined
+            # outside it): fall back to what pypsrp parsed.
+            return _from_pypsrp(value)
+        return plain(parsed)
+    if isinstance(value, list):
+        return [normalize(item) for item in value]
+    if isinstance(value, dict):
+        return {normalize(key): normalize(item) for key, item in value.items()}
+    return plain(value)
+
+
+def plain(value: Any) -> Any:
+    """Convert a psrpcore value (or a Python primitive) to plain Python."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, PSEnumBase | PSFlagBase):
+        return value.PSObject.to_string or value.name or str(int(value))
+    if isinstance(value, PSObject) and _is_enum(value.PSObject.type_names):
+        return value.PSObject.to_string or str(int(value))
+    converted = _plain_scalar(value)
+    if converted is not _NOT_SCALAR:
+        return converted
+    if isinstance(value, dict):
+        return {plain(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, PSQueue):
+        return [plain(item) for item in list(value.queue)]
+    if isinstance(value, PSObject):
+        return _record(value)
+    return str(value)
+
+
+_NOT_SCALAR = object()
+_RAW_XML = ("<Obj", "<LST", "<IE", "<DCT", "<QUE", "<STK")
+
+
+def _plain_scalar(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        tz = value.tzinfo or dt.UTC
+        return dt.datetime(*value.timetuple()[:6], value.microsecond, tzinfo=tz)
+    if isinstance(value, dt.timedelta):
+        return dt.timedelta(days=value.days, seconds=value.seconds, microseconds=value.microseconds)
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, PSChar):
+        return chr(int(value))
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, PSSecureString):
+        return "<SecureString>"
+    if isinstance(value, Decimal | PSVersion | uuid.UUID):
+        return str(value)
+    return _NOT_SCALAR
+
+
+def _is_enum(type_names: list[str]) -> bool:
+    return any(name.removeprefix(DESERIALIZED) == ENUM_TYPE for name in type_names)
+
+
+def _record(value: PSObject) -> Any:
+    meta = value.PSObject
+    properties = [*meta.adapted_properties, *meta.extended_properties]
+    if not properties:
+        return meta.to_string if meta.to_string is not None else None
+    type_names = tuple(name.removeprefix(DESERIALIZED) for name in meta.type_names)
+    record = {prop.name: plain(prop.get_value(value)) for prop in properties}
+    return PSRecord(record, type_names, meta.to_string)
+
+
+def _from_pypsrp(value: ComplexObject) -> Any:
+    """Best effort from pypsrp's own parse, for fragments psrpcore cannot re-parse."""
+    type_names = tuple(name.removeprefix(DESERIALIZED) for name in (value.types or []))
+    to_string = getattr(value, "to_string", None)
+    if _is_enum(list(type_names)):
+        return to_string
+    if not isinstance(value, GenericComplexObject):
+        return to_string if to_string is not None else str(value)
+    properties = {**value.adapted_properties, **value.extended_properties}
+    if properties:
+        return PSRecord(
+            {name: _from_pypsrp_value(item) for name, item in properties.items()},
+            type_names,
+            to_string,
+        )
+    if value.property_sets:
+        items = [_from_pypsrp_value(item) for item in value.property_sets]
+        return items[0] if len(items) == 1 else items
+    return to_string
+
+
+def _from_pypsrp_value(value: Any) -> Any:
+    if isinstance(value, ComplexObject):
+        return normalize(value)
+    if isinstance(value, str) and value.startswith(_RAW_XML):
+        return _from_raw_xml(value)
+    if isinstance(value, list):
+        return [_from_pypsrp_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _from_pypsrp_value(item) for key, item in value.items()}
+    return plain(value)
+
+
+def _from_raw_xml(text: str) -> Any:
+    """pypsrp leaves unknown collections and objects as raw CLIXML text: parse it."""
+    wrapped = text if text.startswith("<Obj") else f"<Obj>{text}</Obj>"
+    try:
+        element = ET.fromstring(wrapped)
+    except ET.ParseError:
+        return text
+    try:
+        return plain(psrpcore_deserialize(element, _CIPHER))
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return element.findtext("ToString", default=text)
+
+
+def command_error(record: ErrorRecord, server: str, *, terminating: bool) -> CommandError:
+    """Read a pypsrp ErrorRecord into a CommandError."""
+    exception = record.exception
+    exception_type = None
+    message = None
+    if isinstance(exception, GenericComplexObject):
+        exception_type = exception.types[0] if exception.types else None
+        message = exception.adapted_properties.get("Message")
+    message = str(message or record or record.fq_error or "unknown error")
+    try:
+        category = ErrorCategory(int(record.category)).name
+    except (TypeError, ValueError):
+        category = "NotSpecified"
+    target = record.target_name or (
+        str(record.target_object) if record.target_object is not None else None
+    )
+    return CommandError(
+        server=server,
+        cmdlet=record.invocation_name or record.activity or None,
+        message=message,
+        fully_qualified_error_id=str(record.fq_error or ""),
+        category=category,
+        target=target or None,
+        exception_type=exception_type,
+        terminating=terminating,
+    )
