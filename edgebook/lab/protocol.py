@@ -33,6 +33,7 @@ class ErrorInfo:
     category: str = "NotSpecified"  # System.Management.Automation.ErrorCategory name
     target: str | None = None
     exception_type: str = "System.Exception"
+    command: str | None = None  # the command that wrote it (the record's Activity)
 
 
 @dataclass

@@ -338,7 +338,7 @@ def _write(pipe: ServerPipeline, invocation: Invocation, activity: str) -> None:
     for value in invocation.output:
         pipe.write_output(to_wire(value))
     for info in invocation.errors:
-        record = error_record(info, activity)
+        record = error_record(info, info.command or activity)
         pipe.write_error(
             record.Exception,
             record.CategoryInfo,
@@ -348,6 +348,9 @@ def _write(pipe: ServerPipeline, invocation: Invocation, activity: str) -> None:
     for warning in invocation.warnings:
         pipe.write_warning(warning)
     if invocation.terminating is not None:
-        pipe._change_state(PSInvocationState.Failed, error_record(invocation.terminating, activity))
+        failure = invocation.terminating
+        pipe._change_state(
+            PSInvocationState.Failed, error_record(failure, failure.command or activity)
+        )
     else:
         pipe.complete()
