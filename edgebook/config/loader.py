@@ -51,7 +51,14 @@ WINRM_KEYS = (
 )
 CREDENTIAL_KEYS = ("username", "password")
 PROBE_KEYS = ("host", "port")
-CHANGE_KEYS = ("warning_days", "expected_fqdns", "hybrid", "tls_domain_capabilities", "event_days")
+CHANGE_KEYS = (
+    "warning_days",
+    "expected_fqdns",
+    "hybrid",
+    "tls_domain_capabilities",
+    "event_days",
+    "trust_anchors",
+)
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _CAPABILITIES = re.compile(r"^(?P<domain>[^:\s]+):(?P<capabilities>[A-Za-z, ]+)$")
 
@@ -222,6 +229,7 @@ def _change(section: Section | None) -> ChangeSettings:
         hybrid=section.boolean("hybrid", False),
         tls_domain_capabilities=capabilities,
         event_days=section.integer("event_days", 7, 1, 365),
+        trust_anchors=section.file_path("trust_anchors"),
     )
 
 

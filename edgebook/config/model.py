@@ -135,6 +135,7 @@ class ChangeSettings:
     hybrid: bool = False
     tls_domain_capabilities: str = DEFAULT_TLS_DOMAIN_CAPABILITIES
     event_days: int = 7
+    trust_anchors: Path | None = None  # PEM roots trusted besides the system store
 
     @property
     def tls_domain(self) -> str:

@@ -1,0 +1,483 @@
+"""Client probes: the certificates an Edge presents on SMTP (STARTTLS) and on LDAPS (50636).
+
+Certificates are collected without verification, exactly as the server sends them (pyOpenSSL:
+the standard library of Python 3.11 gives only the leaf), so bad certificates are seen too.
+Verification (OpenSSL path validation against a CA file or the system store, then the host
+name against the subjectAltName) is reported separately. Network trouble never raises: the
+result carries the error. One timeout bounds the whole probe (connect, dialogue, handshake);
+only name resolution is left to the system resolver's own limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import ipaddress
+import select
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL, crypto
+
+from edgebook import certs
+from edgebook.errors import EdgebookError
+
+SMTP_PORT = 25
+LDAPS_PORT = 50636
+_MAX_REPLY = 64 * 1024
+QUIT_WAIT_S = 1.0
+
+
+def certificate_dict(cert: x509.Certificate) -> dict[str, Any]:
+    """JSON-ready facts of one certificate, PEM included."""
+    return {
+        "subject": certs.subject_name(cert),
+        "issuer": certs.issuer_name(cert),
+        "thumbprint": certs.thumbprint(cert),
+        "serial_number": f"{cert.serial_number:X}",
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "dns_names": certs.dns_names(cert),
+        "pem": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+    }
+
+
+@dataclass
+class TlsProbe:
+    """What a TLS endpoint presented; ok means a certificate was collected (valid or not)."""
+
+    kind: ClassVar[str] = "tls"
+
+    target: str
+    ok: bool = False
+    error: str | None = None
+    leaf: x509.Certificate | None = None
+    chain: list[x509.Certificate] = field(default_factory=list)  # as sent, leaf first
+    tls_version: str | None = None
+    cipher: str | None = None
+    verified: bool = False
+    verify_error: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def thumbprint(self) -> str | None:
+        """The leaf's SHA-1 thumbprint (upper-case hex), None without a leaf."""
+        return certs.thumbprint(self.leaf) if self.leaf is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; certificates as subject, issuer, thumbprint, validity and PEM."""
+        return {
+            "kind": self.kind,
+            "target": self.target,
+            "ok": self.ok,
+            "error": self.error,
+            "thumbprint": self.thumbprint,
+            "leaf": certificate_dict(self.leaf) if self.leaf is not None else None,
+            "chain": [certificate_dict(cert) for cert in self.chain],
+            "tls_version": self.tls_version,
+            "cipher": self.cipher,
+            "verified": self.verified,
+            "verify_error": self.verify_error,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+@dataclass
+class SmtpProbe(TlsProbe):
+    """An SMTP STARTTLS probe: also the banner and the EHLO reply lines as received."""
+
+    kind: ClassVar[str] = "smtp"
+
+    banner: str | None = None
+    ehlo: list[str] = field(default_factory=list)
+    starttls_offered: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with banner, EHLO lines and whether STARTTLS was offered."""
+        return {
+            **super().to_dict(),
+            "banner": self.banner,
+            "ehlo": self.ehlo,
+            "starttls_offered": self.starttls_offered,
+        }
+
+
+@dataclass
+class LdapsProbe(TlsProbe):
+    """An LDAPS (direct TLS) probe."""
+
+    kind: ClassVar[str] = "ldaps"
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """One probe to run: kind, host, port (default 25 or 50636), and how to verify."""
+
+    kind: Literal["smtp", "ldaps"]
+    host: str
+    port: int | None = None
+    server_name: str | None = None
+    ca_file: str | Path | None = None
+    verify_at: datetime | None = None
+
+
+class _Failure(Exception):
+    """Ends a probe with this error text."""
+
+
+class _Deadline:
+    """One time budget for a whole probe; each step asks what is left."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.start = time.monotonic()
+        self.stage = "connecting"
+
+    def remaining(self) -> float:
+        left = self.start + self.timeout - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+    def expired(self) -> _Failure:
+        return _Failure(f"timed out after {self.timeout:.1f} s ({self.stage})")
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+def _connect(host: str, port: int, deadline: _Deadline) -> socket.socket:
+    try:
+        return socket.create_connection((host, port), timeout=deadline.remaining())
+    except ConnectionRefusedError as exc:
+        raise _Failure("connection refused") from exc
+    except TimeoutError as exc:
+        raise deadline.expired() from exc
+    except socket.gaierror as exc:
+        raise _Failure(f"cannot resolve {host}: {exc.strerror}") from exc
+    except OSError as exc:
+        raise _Failure(f"connection failed: {exc.strerror or exc}") from exc
+
+
+class _SmtpDialogue:
+    """The clear-text part of an SMTP session, line by line, within the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._buffer = b""
+
+    def _line(self) -> str:
+        while b"\n" not in self._buffer:
+            if len(self._buffer) > _MAX_REPLY:
+                raise _Failure(f"not an SMTP server: no line end in {_MAX_REPLY} bytes")
+            self._sock.settimeout(self._deadline.remaining())
+            try:
+                data = self._sock.recv(4096)
+            except TimeoutError as exc:
+                raise self._deadline.expired() from exc
+            except OSError as exc:
+                raise _Failure(f"connection lost ({self._deadline.stage}): {exc}") from exc
+            if not data:
+                raise _Failure(f"connection closed by server ({self._deadline.stage})")
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self) -> tuple[int, list[str]]:
+        """One (possibly multi-line) reply: its code and its lines as received."""
+        lines = [self._line()]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self._line())
+        code = lines[-1][:3]
+        if not code.isdigit():
+            raise _Failure(f"not an SMTP reply: {lines[-1][:80]!r}")
+        return int(code), lines
+
+    def command(self, text: str) -> tuple[int, list[str]]:
+        """Send one command and read its reply."""
+        self._sock.settimeout(self._deadline.remaining())
+        try:
+            self._sock.sendall(text.encode("ascii") + b"\r\n")
+        except TimeoutError as exc:
+            raise self._deadline.expired() from exc
+        except OSError as exc:
+            raise _Failure(f"connection lost ({self._deadline.stage}): {exc}") from exc
+        return self.reply()
+
+
+def _wait(sock: socket.socket, deadline: _Deadline, *, write: bool) -> None:
+    readable, writable, _ = select.select(
+        [] if write else [sock], [sock] if write else [], [], deadline.remaining()
+    )
+    if not readable and not writable:
+        raise deadline.expired()
+
+
+def _ssl_error_text(exc: SSL.Error) -> str:
+    if isinstance(exc, SSL.ZeroReturnError):
+        return "connection closed by server"
+    if isinstance(exc, SSL.SysCallError):
+        code = exc.args[0] if exc.args else -1
+        if code == errno.ECONNRESET:
+            return "connection reset by server"
+        return "connection closed by server" if code in (-1, 0) else f"{exc.args[-1]}"
+    reasons = [entry[2] for entry in (exc.args[0] if exc.args else []) if len(entry) == 3]
+    return "; ".join(reasons) or str(exc)
+
+
+def _handshake(sock: socket.socket, sni: str | None, deadline: _Deadline) -> SSL.Connection:
+    """A TLS client handshake that accepts any certificate (collection, not verification)."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_verify(SSL.VERIFY_NONE)
+    context.set_min_proto_version(SSL.TLS1_VERSION)
+    context.set_cipher_list(b"ALL:!aNULL:!eNULL:@SECLEVEL=0")
+    connection = SSL.Connection(context, sock)
+    if sni:
+        connection.set_tlsext_host_name(sni.encode("idna"))
+    connection.set_connect_state()
+    sock.setblocking(False)
+    deadline.stage = "during the TLS handshake"
+    while True:
+        try:
+            connection.do_handshake()
+            return connection
+        except SSL.WantReadError:
+            _wait(sock, deadline, write=False)
+        except SSL.WantWriteError:
+            _wait(sock, deadline, write=True)
+        except SSL.Error as exc:
+            raise _Failure(f"TLS handshake failed: {_ssl_error_text(exc)}") from exc
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _target(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _sni(host: str, server_name: str | None) -> str | None:
+    name = server_name or host
+    return None if _is_ip(name) else name
+
+
+def _collect(probe: TlsProbe, connection: SSL.Connection) -> None:
+    probe.leaf = connection.get_peer_certificate(as_cryptography=True)
+    probe.chain = list(connection.get_peer_cert_chain(as_cryptography=True) or [])
+    probe.tls_version = connection.get_protocol_version_name()
+    probe.cipher = connection.get_cipher_name()
+    probe.ok = probe.leaf is not None
+    if not probe.ok:
+        probe.error = "the server sent no certificate"
+
+
+@functools.lru_cache(maxsize=1)
+def _windows_roots() -> tuple[bytes, ...]:
+    """The Windows trusted roots as DER (OpenSSL's default paths do not reach that store)."""
+    return tuple(ssl.create_default_context().get_ca_certs(binary_form=True))
+
+
+def _trust_store(ca_file: str | Path | None) -> crypto.X509Store:
+    """The CA file given, else the system's trusted roots; a bad CA file is a user error."""
+    store = crypto.X509Store()
+    if ca_file is not None:
+        path = Path(ca_file)
+        if not path.is_file():
+            raise EdgebookError(f"CA file {path} does not exist: give a PEM file of trusted CAs")
+        try:
+            store.load_locations(str(path))
+        except crypto.Error as exc:
+            raise EdgebookError(
+                f"CA file {path} holds no PEM certificate ({exc}): give a PEM file of trusted CAs"
+            ) from exc
+        return store
+    paths = ssl.get_default_verify_paths()
+    cafile = paths.cafile if paths.cafile and Path(paths.cafile).is_file() else None
+    capath = paths.capath if paths.capath and Path(paths.capath).is_dir() else None
+    if cafile or capath:
+        store.load_locations(cafile, capath)
+    if sys.platform == "win32":
+        for der in _windows_roots():
+            store.add_cert(crypto.X509.from_cryptography(x509.load_der_x509_certificate(der)))
+    return store
+
+
+def hostname_error(leaf: x509.Certificate, name: str) -> str | None:
+    """Why leaf is not valid for host name or IP address name (subjectAltName only), or None."""
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return f"hostname mismatch: the certificate has no subjectAltName (wanted {name})"
+    ips = san.get_values_for_type(x509.IPAddress)
+    dns_names = san.get_values_for_type(x509.DNSName)
+    if _is_ip(name):
+        valid = ipaddress.ip_address(name) in ips
+    else:
+        valid = any(certs.matches_fqdn(pattern, name) for pattern in dns_names)
+    if valid:
+        return None
+    named = ", ".join([*dns_names, *map(str, ips)]) or "no DNS name or IP address"
+    return f"hostname mismatch: the certificate is not valid for {name} (it names {named})"
+
+
+def _verify(
+    probe: TlsProbe, store: crypto.X509Store, name: str, verify_at: datetime | None
+) -> None:
+    assert probe.leaf is not None
+    if verify_at is not None:  # pyOpenSSL reads the fields as UTC
+        store.set_time(verify_at.astimezone(UTC).replace(tzinfo=None))
+    sent = [crypto.X509.from_cryptography(cert) for cert in probe.chain[1:]]
+    context = crypto.X509StoreContext(store, crypto.X509.from_cryptography(probe.leaf), sent)
+    try:
+        context.verify_certificate()
+    except crypto.X509StoreContextError as exc:
+        where = exc.certificate.to_cryptography().subject if exc.certificate else None
+        probe.verify_error = f"{exc}" + (f" (at {certs.windows_name(where)})" if where else "")
+        return
+    probe.verify_error = hostname_error(probe.leaf, name)
+    probe.verified = probe.verify_error is None
+
+
+def _close(connection: SSL.Connection | None, sock: socket.socket | None) -> None:
+    if connection is not None:
+        with contextlib.suppress(SSL.Error):
+            connection.shutdown()
+    if sock is not None:
+        sock.close()
+
+
+def _quit_smtp(connection: SSL.Connection, sock: socket.socket, deadline: _Deadline) -> None:
+    """Say QUIT over TLS and wait briefly for the 221; a server that does not answer is fine."""
+    with contextlib.suppress(SSL.Error, OSError, _Failure):
+        connection.sendall(b"QUIT\r\n")
+        select.select([sock], [], [], min(deadline.remaining(), QUIT_WAIT_S))
+        connection.recv(1024)
+
+
+def smtp_certificate(
+    host: str,
+    port: int = SMTP_PORT,
+    timeout: float = 10.0,
+    *,
+    ehlo_name: str = "edgebook.invalid",
+    server_name: str | None = None,
+    ca_file: str | Path | None = None,
+    verify_at: datetime | None = None,
+) -> SmtpProbe:
+    """Banner, EHLO, STARTTLS: the certificate chain as sent, then its verification and QUIT.
+
+    verify_at checks validity at another moment (the lab's clock); default now.
+    """
+    store = _trust_store(ca_file)
+    probe = SmtpProbe(target=_target(host, port))
+    deadline = _Deadline(timeout)
+    sock: socket.socket | None = None
+    connection: SSL.Connection | None = None
+    try:
+        sock = _connect(host, port, deadline)
+        dialogue = _SmtpDialogue(sock, deadline)
+        deadline.stage = "waiting for the SMTP banner"
+        code, lines = dialogue.reply()
+        probe.banner = "\n".join(lines)
+        if code != 220:
+            raise _Failure(f"server refused the session: {lines[-1]}")
+        deadline.stage = "waiting for the EHLO reply"
+        code, probe.ehlo = dialogue.command(f"EHLO {ehlo_name}")
+        if code != 250:
+            raise _Failure(f"EHLO refused: {probe.ehlo[-1]}")
+        keywords = {line[4:].split(" ")[0].upper() for line in probe.ehlo[1:]}
+        probe.starttls_offered = "STARTTLS" in keywords
+        if not probe.starttls_offered:
+            with contextlib.suppress(_Failure):
+                dialogue.command("QUIT")
+            raise _Failure("STARTTLS not offered")
+        deadline.stage = "waiting for the STARTTLS reply"
+        code, lines = dialogue.command("STARTTLS")
+        if code != 220:
+            raise _Failure(f"STARTTLS refused: {lines[-1]}")
+        connection = _handshake(sock, _sni(host, server_name), deadline)
+        _collect(probe, connection)
+        if probe.ok:
+            _verify(probe, store, server_name or host, verify_at)
+        deadline.stage = "waiting for the QUIT reply"
+        _quit_smtp(connection, sock, deadline)
+    except _Failure as exc:
+        probe.error = probe.error or str(exc)
+    finally:
+        _close(connection, sock)
+        probe.elapsed_s = deadline.elapsed()
+    return probe
+
+
+def ldaps_certificate(
+    host: str,
+    port: int = LDAPS_PORT,
+    timeout: float = 10.0,
+    *,
+    server_name: str | None = None,
+    ca_file: str | Path | None = None,
+    verify_at: datetime | None = None,
+) -> LdapsProbe:
+    """Direct TLS (LDAPS, AD LDS on 50636): the certificate chain as sent and its verification."""
+    store = _trust_store(ca_file)
+    probe = LdapsProbe(target=_target(host, port))
+    deadline = _Deadline(timeout)
+    sock: socket.socket | None = None
+    connection: SSL.Connection | None = None
+    try:
+        sock = _connect(host, port, deadline)
+        connection = _handshake(sock, _sni(host, server_name), deadline)
+        _collect(probe, connection)
+        if probe.ok:
+            _verify(probe, store, server_name or host, verify_at)
+    except _Failure as exc:
+        probe.error = str(exc)
+    finally:
+        _close(connection, sock)
+        probe.elapsed_s = deadline.elapsed()
+    return probe
+
+
+def probe(target: ProbeTarget, timeout: float = 10.0) -> TlsProbe:
+    """Run one probe described by a ProbeTarget."""
+    if target.kind not in ("smtp", "ldaps"):
+        raise EdgebookError(
+            f"probe target {target.host}: kind {target.kind!r} is not smtp or ldaps"
+        )
+    run = smtp_certificate if target.kind == "smtp" else ldaps_certificate
+    port = target.port or (SMTP_PORT if target.kind == "smtp" else LDAPS_PORT)
+    return run(
+        target.host,
+        port,
+        timeout,
+        server_name=target.server_name,
+        ca_file=target.ca_file,
+        verify_at=target.verify_at,
+    )
+
+
+def probe_many(
+    targets: Sequence[ProbeTarget], timeout: float = 10.0, *, max_workers: int = 16
+) -> list[TlsProbe]:
+    """Run probes concurrently; results in the order of targets."""
+    if not targets:
+        return []
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(targets))) as pool:
+        return list(pool.map(lambda target: probe(target, timeout), targets))

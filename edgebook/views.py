@@ -1,0 +1,139 @@
+"""Tables and plots of an inspect result, for the notebooks (pandas, matplotlib)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from edgebook.findings import Severity
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from edgebook.phases.inspect import InspectResult
+
+
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary(result: InspectResult) -> pd.DataFrame:
+    """Findings counted per server and severity."""
+    rows = [
+        {"server": f.server or "organisation", "severity": str(f.severity)} for f in result.findings
+    ]
+    frame = _frame(rows, ["server", "severity"])
+    if frame.empty:
+        return pd.DataFrame({"findings": ["none"]})
+    return frame.value_counts().unstack(fill_value=0)
+
+
+def certificates(result: InspectResult) -> pd.DataFrame:
+    """Every certificate on every server, with the role it plays."""
+    rows = []
+    servers = [(e.name, e.certificates, e.default_thumbprint) for e in result.edges]
+    servers += [(m.name, m.certificates, m.internal_thumbprint) for m in result.org.mailbox_servers]
+    for server, installed, default in servers:
+        for cert in installed:
+            rows.append(
+                {
+                    "server": server,
+                    "thumbprint": cert.thumbprint,
+                    "subject": cert.subject,
+                    "issuer": cert.issuer,
+                    "not_after": cert.not_after,
+                    "services": ", ".join(cert.services),
+                    "default": cert.thumbprint == default,
+                    "exportable": cert.private_key_exportable,
+                    "status": cert.status,
+                }
+            )
+    columns = ["server", "thumbprint", "subject", "issuer", "not_after", "services"]
+    return _frame(rows, [*columns, "default", "exportable", "status"])
+
+
+def served_vs_configured(result: InspectResult) -> pd.DataFrame:
+    """Per Edge: what 25 and 50636 present now against the default certificate."""
+    rows = []
+    for edge in result.edges:
+        for port, probe in (("25 (SMTP)", edge.smtp_probe), ("50636 (LDAPS)", edge.ldaps_probe)):
+            rows.append(
+                {
+                    "edge": edge.name,
+                    "port": port,
+                    "served": probe.thumbprint if probe else None,
+                    "error": probe.error if probe else "not probed",
+                    "default certificate": edge.default_thumbprint,
+                }
+            )
+    return _frame(rows, ["edge", "port", "served", "error", "default certificate"])
+
+
+def send_connectors(result: InspectResult) -> pd.DataFrame:
+    """The organisation's send connectors with their TLS settings."""
+    rows = [c.to_dict() for c in result.org.send_connectors]
+    columns = ["name", "address_spaces", "source_transport_servers", "tls_certificate_name"]
+    return _frame(rows, [*columns, "tls_domain", "tls_auth_level", "require_tls", "fqdn"])
+
+
+def receive_connectors(result: InspectResult) -> pd.DataFrame:
+    """Every Edge's receive connectors (managed locally, not replicated)."""
+    rows = [{"edge": e.name, **c.to_dict()} for e in result.edges for c in e.receive_connectors]
+    columns = ["edge", "name", "fqdn", "tls_certificate_name", "tls_domain_capabilities"]
+    return _frame(rows, columns)
+
+
+def edgesync(result: InspectResult) -> pd.DataFrame:
+    """Test-EdgeSynchronization per subscribed Edge."""
+    rows = [s.to_dict() for s in result.org.edgesync]
+    return _frame(rows, ["name", "sync_status", "failure_detail", "last_synchronized_utc"])
+
+
+def queues(result: InspectResult) -> pd.DataFrame:
+    """Every Edge's queues."""
+    rows = [{"edge": e.name, **q.to_dict()} for e in result.edges for q in e.queues]
+    columns = ["edge", "identity", "status", "message_count", "next_hop_domain", "last_error"]
+    return _frame(rows, columns)
+
+
+def health(result: InspectResult) -> pd.DataFrame:
+    """The EdgeTransport health set of every Edge."""
+    rows = [{"edge": e.name, **h.to_dict()} for e in result.edges for h in e.health]
+    return _frame(rows, ["edge", "name", "alert_value", "target_resource"])
+
+
+def findings(result: InspectResult) -> pd.DataFrame:
+    """The findings, errors first."""
+    rows = [f.to_dict() for f in result.findings]
+    return _frame(rows, ["severity", "slug", "server", "message"])
+
+
+SEVERITY_COLOURS = {Severity.ERROR: "tab:red", Severity.WARNING: "tab:orange"}
+
+
+def certificate_timeline(result: InspectResult, warning_days: int = 30) -> Axes:
+    """Every certificate's lifetime against today, the warning window shaded."""
+    import matplotlib.pyplot as plt
+
+    frame = certificates(result).dropna(subset=["not_after"])
+    installed = [c for e in result.edges for c in e.certificates]
+    installed += [c for m in result.org.mailbox_servers for c in m.certificates]
+    starts = {c.thumbprint: c.not_before for c in installed if c.not_before is not None}
+    now = result.org.now
+    height = max(2.0, 0.45 * len(frame) + 1)
+    figure, axes = plt.subplots(figsize=(11, height))
+    for row, cert in enumerate(frame.itertuples()):
+        start = starts.get(cert.thumbprint) or cert.not_after - dt.timedelta(days=365)
+        expired = cert.not_after <= now
+        soon = not expired and cert.not_after <= now + dt.timedelta(days=warning_days)
+        colour = "tab:red" if expired else "tab:orange" if soon else "tab:blue"
+        axes.barh(row, cert.not_after - start, left=start, color=colour, alpha=0.8)
+        axes.text(cert.not_after, row, f"  {cert.server} {cert.subject[:40]}", va="center")
+    axes.axvspan(now, now + dt.timedelta(days=warning_days), color="tab:orange", alpha=0.15)
+    axes.axvline(now, color="black", linewidth=1)
+    axes.set_yticks([])
+    axes.set_title(f"Certificates against {now:%Y-%m-%d} (warning window {warning_days} days)")
+    figure.tight_layout()
+    return axes

@@ -1,0 +1,417 @@
+"""The lab's TLS listeners: SMTP with STARTTLS and LDAPS, against smtplib, ssl and openssl."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from certfactory import Issued, key_pem, make_ca, make_leaf, name, pem
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from edgebook.errors import EdgebookError
+from edgebook.lab.listeners import LdapsListener, SmtpListener
+
+FQDN = "edge.contoso.test"
+PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)
+
+
+@dataclass
+class Pki:
+    root: Issued
+    ica: Issued
+    old: Issued
+    new: Issued
+    root_file: Path
+
+    def material(self, leaf: Issued) -> tuple[bytes, bytes]:
+        return pem(leaf.cert) + pem(self.ica.cert), key_pem(leaf.key)
+
+
+@dataclass
+class Service:
+    """What the simulated service presents; the tests change it between connections."""
+
+    material: tuple[bytes, bytes] | None
+    running: bool = True
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    root = make_ca(name((NameOID.COUNTRY_NAME, "US"), (NameOID.COMMON_NAME, "Lab Root")))
+    ica = make_ca(name((NameOID.COMMON_NAME, "Lab Issuing CA G2")), issuer=root)
+
+    def leaf(unit: str) -> Issued:
+        subject = name((NameOID.ORGANIZATIONAL_UNIT_NAME, unit), (NameOID.COMMON_NAME, FQDN))
+        return make_leaf(ica, subject, [FQDN, "localhost"])
+
+    root_file = tmp_path_factory.mktemp("pki") / "root.pem"
+    root_file.write_bytes(pem(root.cert))
+    return Pki(root, ica, leaf("IT"), leaf("IT Ops"), root_file)
+
+
+@pytest.fixture
+def service(pki: Pki) -> Service:
+    return Service(pki.material(pki.old))
+
+
+@pytest.fixture
+def smtp(service: Service) -> Iterator[SmtpListener]:
+    listener = SmtpListener(
+        lambda: service.material,
+        lambda *message: service.messages.append(message),
+        fqdn=FQDN,
+        running=lambda: service.running,
+    )
+    listener.start()
+    yield listener
+    listener.stop()
+
+
+@pytest.fixture
+def ldaps(service: Service) -> Iterator[LdapsListener]:
+    listener = LdapsListener(
+        lambda: service.material, running=lambda: service.running, dns_host_name=FQDN
+    )
+    listener.start()
+    yield listener
+    listener.stop()
+
+
+def der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def no_verify() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def starttls_leaf(port: int) -> bytes:
+    with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+        client.starttls(context=no_verify())
+        return client.sock.getpeercert(binary_form=True)
+
+
+def ldaps_leaf(port: int) -> bytes:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        no_verify().wrap_socket(raw) as tls,
+    ):
+        return tls.getpeercert(binary_form=True)
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+def test_banner_and_ehlo_look_like_exchange(service: Service) -> None:
+    moment = dt.datetime(2024, 3, 5, 9, 7, 3, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    listener = SmtpListener(lambda: service.material, print, fqdn=FQDN, clock=lambda: moment)
+    banner = f"220 {FQDN} Microsoft ESMTP MAIL Service ready at Tue, 5 Mar 2024 09:07:03 +0100"
+    with listener:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as raw:
+            assert raw.makefile("rb").readline() == f"{banner}\r\n".encode()
+        with smtplib.SMTP("127.0.0.1", listener.port, timeout=5) as client:
+            code, text = client.ehlo("client.test")
+            assert code == 250
+            assert text.decode().splitlines()[0] == f"{FQDN} Hello [127.0.0.1]"
+            assert client.has_extn("starttls")
+
+
+def test_starttls_presents_the_sources_certificate_with_its_chain(
+    smtp: SmtpListener, pki: Pki
+) -> None:
+    assert starttls_leaf(smtp.port) == der(pki.old.cert)
+    context = ssl.create_default_context(cafile=pki.root_file)
+    context.check_hostname = False  # smtplib would check 127.0.0.1
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
+        client.starttls(context=context)  # verifies: needs the intermediate from the server
+        client.ehlo()
+        assert not client.has_extn("starttls")
+        assert not client.has_extn("auth")
+
+
+def test_swapping_the_certificate_changes_the_next_handshake(
+    smtp: SmtpListener, service: Service, pki: Pki
+) -> None:
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as before:
+        before.ehlo()
+        service.material = pki.material(pki.new)  # e.g. MSExchangeTransport restarted
+        before.starttls(context=no_verify())
+        assert before.sock.getpeercert(binary_form=True) == der(pki.new.cert)
+    assert starttls_leaf(smtp.port) == der(pki.new.cert)
+    service.material = pki.material(pki.old)
+    assert starttls_leaf(smtp.port) == der(pki.old.cert)
+
+
+def test_no_starttls_without_a_certificate_but_mail_is_still_accepted(
+    smtp: SmtpListener, service: Service
+) -> None:
+    service.material = None
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
+        client.ehlo()
+        assert not client.has_extn("starttls")
+        with pytest.raises(smtplib.SMTPNotSupportedError):
+            client.starttls(context=no_verify())
+        client.sendmail("a@contoso.test", ["b@fabrikam.test"], b"Subject: plain\r\n\r\nhi\r\n")
+    assert service.messages == [
+        ("a@contoso.test", ["b@fabrikam.test"], b"Subject: plain\r\n\r\nhi\r\n")
+    ]
+
+
+def test_unloadable_certificate_is_treated_as_none(
+    smtp: SmtpListener, service: Service, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    service.material = (pki.material(pki.old)[0], pki.material(pki.new)[1])  # key of another
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
+        client.ehlo()
+        assert not client.has_extn("starttls")
+    assert "do not load" in caplog.text
+
+
+def test_mail_after_starttls_is_delivered_to_on_message(
+    smtp: SmtpListener, service: Service
+) -> None:
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
+        client.starttls(context=no_verify())
+        client.ehlo()
+        client.mail("probe@contoso.test")
+        client.rcpt("one@fabrikam.test")
+        client.rcpt("two@fabrikam.test")
+        code, reply = client.data(b"Subject: t\r\n\r\nbody\r\n")
+    assert code == 250
+    assert re.fullmatch(rf"2\.6\.0 <[0-9A-F]+@{FQDN}> Queued mail for delivery", reply.decode())
+    assert service.messages == [
+        (
+            "probe@contoso.test",
+            ["one@fabrikam.test", "two@fabrikam.test"],
+            b"Subject: t\r\n\r\nbody\r\n",
+        )
+    ]
+
+
+def test_stopped_service_answers_421_until_it_runs_again(
+    smtp: SmtpListener, service: Service, pki: Pki
+) -> None:
+    service.running = False
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtplib.SMTP("127.0.0.1", smtp.port, timeout=5)
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (
+        421,
+        b"4.3.2 Service not available",
+    )
+    service.running = True
+    assert starttls_leaf(smtp.port) == der(pki.old.cert)
+
+
+def test_clients_that_drop_mid_handshake_leave_no_noise(
+    smtp: SmtpListener,
+    ldaps: LdapsListener,
+    pki: Pki,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    hello = b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03"  # a ClientHello, cut short
+    for payload, wait_for_server in ((hello, False), (b"not tls at all\r\n", True)):
+        with socket.create_connection(("127.0.0.1", smtp.port), timeout=5) as raw:
+            reader = raw.makefile("rb")
+            reader.readline()
+            raw.sendall(b"EHLO x\r\nSTARTTLS\r\n")
+            while not reader.readline().startswith(b"220 "):
+                pass
+            raw.sendall(payload)
+            if wait_for_server:
+                reader.read()  # returns once the server has failed the handshake and hung up
+        with socket.create_connection(("127.0.0.1", ldaps.port), timeout=5) as raw:
+            raw.sendall(payload)
+            if wait_for_server:
+                raw.recv(1024)
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
+        client.ehlo()
+        client.sock.close()  # vanish without QUIT
+    assert starttls_leaf(smtp.port) == der(pki.old.cert)
+    assert ldaps_leaf(ldaps.port) == der(pki.old.cert)
+    smtp.stop()
+    ldaps.stop()
+    assert capfd.readouterr().err == ""
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_stop_closes_open_sessions_and_the_port(smtp: SmtpListener) -> None:
+    port = smtp.port
+    client = smtplib.SMTP("127.0.0.1", port, timeout=5)
+    smtp.stop()
+    with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionError)):
+        client.ehlo()
+    client.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_busy_port_is_a_clear_error(service: Service) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listener = SmtpListener(lambda: service.material, print, port=port, fqdn=FQDN)
+        with pytest.raises(EdgebookError, match=f"cannot listen on 127.0.0.1:{port}"):
+            listener.start()
+    with pytest.raises(EdgebookError, match="not started"):
+        listener.port  # noqa: B018
+
+
+# --- LDAPS ------------------------------------------------------------------------------------
+
+
+def test_ldaps_presents_the_current_certificate(
+    ldaps: LdapsListener, service: Service, pki: Pki
+) -> None:
+    assert ldaps_leaf(ldaps.port) == der(pki.old.cert)
+    service.material = pki.material(pki.new)  # ADAM_MSExchange restarted with the new one
+    assert ldaps_leaf(ldaps.port) == der(pki.new.cert)
+    context = ssl.create_default_context(cafile=pki.root_file)
+    with (
+        socket.create_connection(("127.0.0.1", ldaps.port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=FQDN) as tls,
+    ):
+        assert tls.version() in {"TLSv1.2", "TLSv1.3"}
+
+
+@pytest.mark.parametrize("state", ["stopped", "no certificate"])
+def test_ldaps_closes_when_the_service_cannot_serve(
+    ldaps: LdapsListener, service: Service, state: str
+) -> None:
+    if state == "stopped":
+        service.running = False
+    else:
+        service.material = None
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        ldaps_leaf(ldaps.port)
+
+
+def ber(tag: int, content: bytes) -> bytes:
+    assert len(content) < 0x80
+    return bytes([tag, len(content)]) + content
+
+
+def parse(data: bytes) -> list[tuple[int, bytes]]:
+    """Top-level TLVs of data (short and long form lengths)."""
+    items, pos = [], 0
+    while pos < len(data):
+        tag, size, pos = data[pos], data[pos + 1], pos + 2
+        if size & 0x80:
+            count = size & 0x7F
+            size, pos = int.from_bytes(data[pos : pos + count], "big"), pos + count
+        items.append((tag, data[pos : pos + size]))
+        pos += size
+    return items
+
+
+def exchange(tls: ssl.SSLSocket, request: bytes) -> list[tuple[int, bytes]]:
+    """Send one LDAPMessage and read its responses up to the final one."""
+    tls.sendall(request)
+    data = b""
+    while True:
+        data += tls.recv(65536)
+        messages = parse(data)
+        if messages and parse(messages[-1][1])[1][0] != 0x64:  # not a SearchResultEntry
+            return [parse(content)[1] for _, content in messages]
+
+
+def result_code(op: bytes) -> int:
+    return parse(op)[0][1][0]
+
+
+def test_ldaps_answers_bind_rootdse_and_unbind(ldaps: LdapsListener) -> None:
+    anonymous = ber(
+        0x30, ber(0x02, b"\x01") + ber(0x60, ber(0x02, b"\x03") + ber(0x04, b"") + ber(0x80, b""))
+    )
+    with_password = ber(
+        0x30,
+        ber(0x02, b"\x02") + ber(0x60, ber(0x02, b"\x03") + ber(0x04, b"cn=x") + ber(0x80, b"pw")),
+    )
+    root_dse = ber(
+        0x30,
+        ber(0x02, b"\x03")
+        + ber(
+            0x63,
+            ber(0x04, b"")
+            + ber(0x0A, b"\x00")
+            + ber(0x0A, b"\x00")
+            + ber(0x02, b"\x00")
+            + ber(0x02, b"\x00")
+            + ber(0x01, b"\x00")
+            + ber(0x87, b"objectClass")
+            + ber(0x30, b""),
+        ),
+    )
+    delete = ber(0x30, ber(0x02, b"\x04") + ber(0x4A, b"cn=x"))
+    with (
+        socket.create_connection(("127.0.0.1", ldaps.port), timeout=5) as raw,
+        no_verify().wrap_socket(raw) as tls,
+    ):
+        [(tag, op)] = exchange(tls, anonymous)
+        assert (tag, result_code(op)) == (0x61, 0)
+        [(tag, op)] = exchange(tls, with_password)
+        assert (tag, result_code(op)) == (0x61, 49)
+        (entry_tag, entry), (done_tag, done) = exchange(tls, root_dse)
+        assert (entry_tag, done_tag, result_code(done)) == (0x64, 0x65, 0)
+        attributes = {
+            parse(attr)[0][1].decode(): [v.decode() for _, v in parse(parse(attr)[1][1])]
+            for _, attr in parse(parse(entry)[1][1])
+        }
+        assert attributes["dnsHostName"] == [FQDN]
+        assert attributes["supportedLDAPVersion"] == ["3", "2"]
+        [(tag, op)] = exchange(tls, delete)
+        assert (tag, result_code(op)) == (0x6B, 53)
+        tls.sendall(ber(0x30, ber(0x02, b"\x05") + ber(0x42, b"")))  # unbind
+        assert tls.recv(1024) == b""
+
+
+# --- openssl s_client, an independent client --------------------------------------------------
+
+OPENSSL = shutil.which("openssl")
+
+
+def s_client(*args: str) -> tuple[list[bytes], str]:
+    done = subprocess.run(
+        [OPENSSL or "openssl", "s_client", *args, "-showcerts", "-servername", FQDN],
+        input=b"QUIT\r\n",
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    text = done.stdout.decode(errors="replace")
+    return [
+        x509.load_pem_x509_certificate(block).public_bytes(serialization.Encoding.DER)
+        for block in PEM_BLOCK.findall(done.stdout)
+    ], text
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
+def test_openssl_sees_leaf_and_intermediate_on_both_ports(
+    smtp: SmtpListener, ldaps: LdapsListener, pki: Pki
+) -> None:
+    expected = [der(pki.old.cert), der(pki.ica.cert)]
+    ca = ["-CAfile", str(pki.root_file)]
+    chain, text = s_client("-starttls", "smtp", "-connect", f"127.0.0.1:{smtp.port}", *ca)
+    assert chain == expected
+    assert "Verify return code: 0 (ok)" in text
+    chain, text = s_client("-connect", f"127.0.0.1:{ldaps.port}", *ca)
+    assert chain == expected
+    assert "Verify return code: 0 (ok)" in text
