@@ -1,0 +1,43 @@
+"""The facts model of the inspect phase: Edges, the organisation, and the settings."""
+
+from edgebook.facts.model import (
+    EXO_CAPABILITY,
+    EdgeFacts,
+    EdgeSyncFact,
+    InspectSettings,
+    MailboxServerFact,
+    OrgFacts,
+    SubscriptionFact,
+    facts_to_dict,
+    same_server,
+)
+from edgebook.facts.records import (
+    CertificateFact,
+    EventFact,
+    HealthFact,
+    ProbeResult,
+    QueueFact,
+    ReceiveConnectorFact,
+    SendConnectorFact,
+)
+from edgebook.facts.values import FactsError
+
+__all__ = [
+    "EXO_CAPABILITY",
+    "CertificateFact",
+    "EdgeFacts",
+    "EdgeSyncFact",
+    "EventFact",
+    "FactsError",
+    "HealthFact",
+    "InspectSettings",
+    "MailboxServerFact",
+    "OrgFacts",
+    "ProbeResult",
+    "QueueFact",
+    "ReceiveConnectorFact",
+    "SendConnectorFact",
+    "SubscriptionFact",
+    "facts_to_dict",
+    "same_server",
+]

@@ -1,0 +1,358 @@
+"""Facts made from single Exchange records: certificates, connectors, queues, health, events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from edgebook import certs
+from edgebook.facts import values as v
+from edgebook.facts.values import FactsError, Record
+
+# --- certificates --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateFact:
+    """One certificate from Get-ExchangeCertificate, with the parsed X.509 when RawData came."""
+
+    thumbprint: str
+    subject: str
+    issuer: str
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    services: tuple[str, ...] = ()
+    has_private_key: bool | None = None
+    private_key_exportable: bool | None = None
+    is_self_signed: bool | None = None
+    status: str | None = None
+    domains: tuple[str, ...] = ()
+    friendly_name: str = ""
+    cert: x509.Certificate | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_record(cls, record: Record) -> CertificateFact:
+        """From a Get-ExchangeCertificate record (Thumbprint or RawData required)."""
+        thumb = v.thumbprint(v.get(record, "Thumbprint"))
+        cert = v.certificate(v.get(record, "RawData"), thumb)
+        if not thumb and cert is None:
+            raise FactsError(
+                "a Get-ExchangeCertificate record has neither Thumbprint nor RawData: "
+                "select at least Thumbprint, Subject, Issuer, NotAfter, Services and RawData"
+            )
+        subject = v.text(v.get(record, "Subject"))
+        issuer = v.text(v.get(record, "Issuer"))
+        domains = v.texts(v.get(record, "CertificateDomains"))
+        self_signed = v.boolean(v.get(record, "IsSelfSigned"))
+        not_before = v.moment(v.get(record, "NotBefore"))
+        not_after = v.moment(v.get(record, "NotAfter"))
+        if cert is not None:
+            thumb = thumb or certs.thumbprint(cert)
+            subject = subject or certs.subject_name(cert)
+            issuer = issuer or certs.issuer_name(cert)
+            domains = domains or tuple(certs.dns_names(cert))
+            self_signed = certs.is_self_signed(cert) if self_signed is None else self_signed
+            not_before = not_before or cert.not_valid_before_utc
+            not_after = not_after or cert.not_valid_after_utc
+        return cls(
+            thumbprint=thumb,
+            subject=subject,
+            issuer=issuer,
+            not_before=not_before,
+            not_after=not_after,
+            services=v.services(v.get(record, "Services")),
+            has_private_key=v.boolean(v.get(record, "HasPrivateKey")),
+            private_key_exportable=v.boolean(v.get(record, "PrivateKeyExportable")),
+            is_self_signed=self_signed,
+            status=v.text(v.get(record, "Status")) or None,
+            domains=domains,
+            friendly_name=v.text(v.get(record, "FriendlyName")),
+            cert=cert,
+        )
+
+    @property
+    def tls_certificate_name(self) -> str:
+        """Exchange's `<I>issuer<S>subject` for this certificate, from Exchange's own strings."""
+        return f"<I>{self.issuer}<S>{self.subject}"
+
+    @property
+    def smtp(self) -> bool:
+        """Whether the certificate is enabled for SMTP."""
+        return "SMTP" in self.services
+
+    def current(self, now: dt.datetime) -> bool:
+        """Whether now lies within the validity period (unknown dates count as valid)."""
+        started = self.not_before is None or self.not_before <= now
+        return started and (self.not_after is None or now <= self.not_after)
+
+    def covers(self, fqdn: str) -> bool:
+        """Whether one of the certificate's domains matches the FQDN (wildcards per RFC 6125)."""
+        if not fqdn:
+            return False
+        try:
+            return any(certs.matches_fqdn(domain, fqdn) for domain in self.domains)
+        except certs.CertificateError:
+            return False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (no key material, no DER)."""
+        return {
+            "thumbprint": self.thumbprint,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_before": v.iso(self.not_before),
+            "not_after": v.iso(self.not_after),
+            "services": list(self.services),
+            "has_private_key": self.has_private_key,
+            "private_key_exportable": self.private_key_exportable,
+            "is_self_signed": self.is_self_signed,
+            "status": self.status,
+            "domains": list(self.domains),
+            "friendly_name": self.friendly_name,
+            "tls_certificate_name": self.tls_certificate_name,
+        }
+
+
+# --- connectors ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiveConnectorFact:
+    """One receive connector of an Edge (Get-ReceiveConnector; not replicated)."""
+
+    identity: str
+    name: str
+    fqdn: str = ""
+    bindings: tuple[str, ...] = ()
+    tls_certificate_name: str | None = None
+    tls_domain_capabilities: tuple[str, ...] = ()
+    enabled: bool = True
+
+    @classmethod
+    def from_record(cls, record: Record) -> ReceiveConnectorFact:
+        """From a Get-ReceiveConnector record."""
+        identity = v.text(v.get(record, "Identity"))
+        name = v.text(v.get(record, "Name")) or identity.rsplit("\\", 1)[-1]
+        return cls(
+            identity=identity or name,
+            name=name,
+            fqdn=v.text(v.get(record, "Fqdn")),
+            bindings=v.texts(v.get(record, "Bindings")),
+            tls_certificate_name=v.tls_name(v.get(record, "TlsCertificateName")),
+            tls_domain_capabilities=v.texts(v.get(record, "TlsDomainCapabilities")),
+            enabled=v.boolean(v.get(record, "Enabled")) is not False,
+        )
+
+    def listens_on(self, port: int) -> bool:
+        """Whether one of the bindings (`0.0.0.0:25`, `[::]:25`) is on this port."""
+        return any(b.rsplit(":", 1)[-1] == str(port) for b in self.bindings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "identity": self.identity,
+            "name": self.name,
+            "fqdn": self.fqdn,
+            "bindings": list(self.bindings),
+            "tls_certificate_name": self.tls_certificate_name,
+            "tls_domain_capabilities": list(self.tls_domain_capabilities),
+            "enabled": self.enabled,
+        }
+
+
+@dataclass(frozen=True)
+class SendConnectorFact:
+    """One send connector (Get-SendConnector: the org object, or its replica on an Edge)."""
+
+    identity: str
+    name: str
+    address_spaces: tuple[str, ...] = ()
+    smart_hosts: tuple[str, ...] = ()
+    source_transport_servers: tuple[str, ...] = ()
+    tls_certificate_name: str | None = None
+    tls_domain: str = ""
+    tls_auth_level: str = ""
+    require_tls: bool | None = None
+    fqdn: str = ""
+    cloud_services_mail_enabled: bool | None = None
+    domain_secure_enabled: bool | None = None
+    enabled: bool = True
+
+    @classmethod
+    def from_record(cls, record: Record) -> SendConnectorFact:
+        """From a Get-SendConnector record."""
+        identity = v.text(v.get(record, "Identity"))
+        return cls(
+            identity=identity or v.text(v.get(record, "Name")),
+            name=v.text(v.get(record, "Name")) or identity,
+            address_spaces=v.texts(v.get(record, "AddressSpaces")),
+            smart_hosts=v.texts(v.get(record, "SmartHosts")),
+            source_transport_servers=v.texts(v.get(record, "SourceTransportServers")),
+            tls_certificate_name=v.tls_name(v.get(record, "TlsCertificateName")),
+            tls_domain=v.text(v.get(record, "TlsDomain")),
+            tls_auth_level=v.text(v.get(record, "TlsAuthLevel")),
+            require_tls=v.boolean(v.get(record, "RequireTLS")),
+            fqdn=v.text(v.get(record, "Fqdn")),
+            cloud_services_mail_enabled=v.boolean(v.get(record, "CloudServicesMailEnabled")),
+            domain_secure_enabled=v.boolean(v.get(record, "DomainSecureEnabled")),
+            enabled=v.boolean(v.get(record, "Enabled")) is not False,
+        )
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The address spaces' domains (`SMTP:*.contoso.com;1` gives `*.contoso.com`)."""
+        found = []
+        for space in self.address_spaces:
+            body = space.split(":", 1)[-1] if ":" in space else space
+            found.append(body.split(";", 1)[0].strip())
+        return tuple(found)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "identity": self.identity,
+            "name": self.name,
+            "address_spaces": list(self.address_spaces),
+            "smart_hosts": list(self.smart_hosts),
+            "source_transport_servers": list(self.source_transport_servers),
+            "tls_certificate_name": self.tls_certificate_name,
+            "tls_domain": self.tls_domain,
+            "tls_auth_level": self.tls_auth_level,
+            "require_tls": self.require_tls,
+            "fqdn": self.fqdn,
+            "cloud_services_mail_enabled": self.cloud_services_mail_enabled,
+            "domain_secure_enabled": self.domain_secure_enabled,
+            "enabled": self.enabled,
+        }
+
+
+# --- transport state -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFact:
+    """One queue (Get-Queue)."""
+
+    identity: str
+    status: str = ""
+    message_count: int = 0
+    next_hop_domain: str = ""
+    last_error: str = ""
+    delivery_type: str = ""
+
+    @classmethod
+    def from_record(cls, record: Record) -> QueueFact:
+        """From a Get-Queue record."""
+        return cls(
+            identity=v.text(v.get(record, "Identity")),
+            status=v.text(v.get(record, "Status")),
+            message_count=v.integer(v.get(record, "MessageCount")) or 0,
+            next_hop_domain=v.text(v.get(record, "NextHopDomain")),
+            last_error=v.text(v.get(record, "LastError")),
+            delivery_type=v.text(v.get(record, "DeliveryType")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "identity": self.identity,
+            "status": self.status,
+            "message_count": self.message_count,
+            "next_hop_domain": self.next_hop_domain,
+            "last_error": self.last_error,
+            "delivery_type": self.delivery_type,
+        }
+
+
+@dataclass(frozen=True)
+class HealthFact:
+    """One monitor of a health set (Get-ServerHealth)."""
+
+    name: str
+    health_set: str = ""
+    alert_value: str = ""
+    target_resource: str = ""
+    state: str = ""
+
+    @classmethod
+    def from_record(cls, record: Record) -> HealthFact:
+        """From a Get-ServerHealth record."""
+        return cls(
+            name=v.text(v.get(record, "Name")),
+            health_set=v.text(v.get(record, "HealthSetName")) or v.text(v.get(record, "HealthSet")),
+            alert_value=v.text(v.get(record, "AlertValue")),
+            target_resource=v.text(v.get(record, "TargetResource")),
+            state=v.text(v.get(record, "CurrentHealthSetState")) or v.text(v.get(record, "State")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "health_set": self.health_set,
+            "alert_value": self.alert_value,
+            "target_resource": self.target_resource,
+            "state": self.state,
+        }
+
+
+@dataclass(frozen=True)
+class EventFact:
+    """One Application log entry (Get-EventLog)."""
+
+    event_id: int
+    time: dt.datetime | None
+    message: str = ""
+    entry_type: str = ""
+    source: str = ""
+
+    @classmethod
+    def from_record(cls, record: Record) -> EventFact:
+        """From an EventLogEntry record (EventID, or the low 16 bits of InstanceId)."""
+        event_id = v.integer(v.get(record, "EventID"))
+        if event_id is None:
+            event_id = (v.integer(v.get(record, "InstanceId")) or 0) & 0xFFFF
+        return cls(
+            event_id=event_id,
+            time=v.moment(v.get(record, "TimeGenerated")) or v.moment(v.get(record, "TimeWritten")),
+            message=v.text(v.get(record, "Message")),
+            entry_type=v.text(v.get(record, "EntryType")),
+            source=v.text(v.get(record, "Source")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "event_id": self.event_id,
+            "time": v.iso(self.time),
+            "message": self.message,
+            "entry_type": self.entry_type,
+            "source": self.source,
+        }
+
+
+# --- probes --------------------------------------------------------------------------------
+
+
+class ProbeResult(Protocol):
+    """What edgebook.probes returns (TlsProbe; SmtpProbe adds banner, ehlo, starttls_offered)."""
+
+    target: str  # "host:port"
+    ok: bool
+    error: str | None
+    leaf: x509.Certificate | None
+    chain: list[x509.Certificate]  # as sent, leaf first
+    verified: bool
+    verify_error: str | None
+
+    @property
+    def thumbprint(self) -> str | None:
+        """The leaf's SHA-1 thumbprint (upper-case hex), None without a leaf."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        ...
