@@ -39,9 +39,11 @@ from edgebook.exchange_types import EXCHANGE_SNAPIN
 from edgebook.normalize import CommandError, command_error, normalize
 from edgebook.secrets import Credential
 from edgebook.shell_errors import (
+    RESPONSE_ERRORS,
     TRANSPORT_ERRORS,
     ExchangeCommandError,
     ExchangeConnectionError,
+    UnreadableResponse,
     connection_error,
 )
 
@@ -301,6 +303,10 @@ class ExchangeShell:
             self._pool = None  # the session is in an unknown state: reopen next time
             self._snapin_loaded = False
             raise self._connection_error(exc) from None
+        except RESPONSE_ERRORS as exc:  # pypsrp could not read the answer (malformed CLIXML)
+            self._pool = None
+            self._snapin_loaded = False
+            raise self._connection_error(UnreadableResponse(exc)) from None
         failed = ps.state == PSInvocationState.FAILED
         errors = [
             command_error(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from typing import TYPE_CHECKING, Any
+from xml.etree.ElementTree import ParseError
 
 import requests
 from pypsrp.exceptions import (
@@ -19,12 +20,23 @@ from edgebook.errors import EdgebookError
 if TYPE_CHECKING:
     from edgebook.normalize import CommandError
 
+
+class UnreadableResponse(Exception):
+    """A pipeline answer pypsrp failed to deserialise; the original exception is the cause."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.__cause__ = original
+
+
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     WinRMError,
     requests.RequestException,
     SpnegoError,
     OSError,
 )
+# What pypsrp's deserializer raises on an answer it cannot read (e.g. an empty <BA/>).
+RESPONSE_ERRORS: tuple[type[BaseException], ...] = (TypeError, ValueError, KeyError, ParseError)
 RESOURCE_NOT_FOUND = 0x8033803B
 SHELL_NOT_FOUND = 0x8033805B
 ACCESS_DENIED = 5
@@ -111,6 +123,8 @@ def connection_error(
             f"{auth} authentication could not be set up ({_first_line(exc)}); for kerberos "
             "install pyspnego[kerberos] and check DNS/SPN, or choose ntlm"
         )
+    elif isinstance(exc, UnreadableResponse):
+        cause = f"the server's answer could not be read ({_first_line(exc.__cause__ or exc)})"
     elif isinstance(exc, WinRMError):
         cause = f"WinRM protocol error: {_first_line(exc)}"
     else:

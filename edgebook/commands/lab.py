@@ -9,7 +9,7 @@ import ssl
 from pathlib import Path
 
 from edgebook.lab import control
-from edgebook.lab.faults import set_fault
+from edgebook.lab.cmdlets.faults import clear_faults, set_fault, set_service_failure
 from edgebook.lab.scenarios import list_scenarios
 
 
@@ -32,10 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="print JSON")
     command("stop", _stop, "stop the lab running in DIR")
     command("scenarios", _scenarios, "list the shipped scenarios", directory=False)
-    fault = command("fault", _fault, "make a cmdlet fail (every call, or only the Nth)")
-    fault.add_argument("--cmdlet", required=True)
-    fault.add_argument("--server", help="only on this server")
+    fault = command("fault", _fault, "make a cmdlet fail, or a service fail to start")
+    what = fault.add_mutually_exclusive_group(required=True)
+    what.add_argument("--cmdlet", help="the cmdlet that fails (every call, or only the Nth)")
+    what.add_argument("--service", help="MSExchangeTransport or ADAM_MSExchange: fails to start")
+    what.add_argument("--clear", action="store_true", help="remove every injected fault")
+    fault.add_argument("--server", help="only on this server (required with --service)")
     fault.add_argument("--nth", type=int, help="only the Nth call (1 = the next)")
+    fault.add_argument("--message", help="the error text (default: a generic failure)")
     advance = command("advance", _advance, "move the lab clock forward")
     advance.add_argument("--minutes", type=float, required=True)
     send = command("send", _send, "submit test mail to an Edge over SMTP")
@@ -88,12 +92,20 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _fault(args: argparse.Namespace) -> int:
-    if args.nth is not None and args.nth < 1:
-        raise control.LabError(f"--nth must be 1 or more, not {args.nth}")
-    set_fault(control.require_state(args.dir), args.cmdlet, server=args.server, nth=args.nth)
-    where = f" on {args.server}" if args.server else ""
-    which = f"call {args.nth}" if args.nth else "every call"
-    print(f"{args.cmdlet} will fail{where} ({which})")
+    store = control.require_state(args.dir)
+    if args.clear:
+        clear_faults(store)
+        print("every injected fault removed")
+    elif args.service:
+        if not args.server:
+            raise control.LabError("--service needs --server (the server whose service fails)")
+        set_service_failure(store, args.server, args.service)
+        print(f"{args.service} will fail to start on {args.server}")
+    else:
+        set_fault(store, args.cmdlet, server=args.server, nth=args.nth, message=args.message)
+        where = f" on {args.server}" if args.server else ""
+        which = f"call {args.nth}" if args.nth else "every call"
+        print(f"{args.cmdlet} will fail{where} ({which})")
     return 0
 
 

@@ -7,17 +7,22 @@ and DIR/inventory.yaml (a parameters file the notebooks accept as is), and stops
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import signal
 import threading
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from edgebook.lab import files
 from edgebook.lab.backend import LabBackend
 from edgebook.lab.endpoint_tls import EndpointTls
-from edgebook.lab.listeners import LdapsListener, SmtpListener
-from edgebook.lab.mailflow import accept_mail, served_certificate
+from edgebook.lab.listeners import CertSource, LdapsListener, RunningSource, SmtpListener
+from edgebook.lab.mailflow import ListenerState, accept_mail, listener_state
+from edgebook.lab.model import Org
 from edgebook.lab.store import LabStore
 from edgebook.lab.wsman import WSManEndpoint, serve
 
@@ -70,20 +75,50 @@ class LabProcess:
             if server.role == "Edge":
                 entry["smtp"], entry["ldaps"] = self._listen(server.name, server.fqdn)
             servers.append(entry)
-        return {"pid": os.getpid(), "scenario": org.scenario, "servers": servers}
+        return {
+            "pid": os.getpid(),
+            "scenario": org.scenario,
+            "organisation": org.domain,
+            "ad_site": org.site,
+            "change": self._change_settings(org),
+            "servers": servers,
+        }
+
+    def _change_settings(self, org: Org) -> dict[str, Any]:
+        """The inventory's change section: what this organisation expects."""
+        fqdns = {c.fqdn for e in org.edges for c in e.receive_connectors if c.fqdn}
+        fqdns |= {c.fqdn for c in org.send_connectors if c.fqdn and c.cloud_services_mail_enabled}
+        anchors = self.directory / "trust-anchors.pem"
+        roots = [base64.b64decode(ca.der_b64) for ca in org.cas if ca.parent is None]
+        pem = b"".join(
+            x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+            for der in roots
+        )
+        files.write_atomic(anchors, pem)
+        return {
+            "warning_days": 30,
+            "expected_fqdns": sorted(fqdns),
+            "hybrid": org.hybrid_domain is not None,
+            "tls_domain_capabilities": "mail.protection.outlook.com:AcceptCloudServicesMail",
+            "event_days": 7,
+            "trust_anchors": str(anchors),
+        }
 
     def _listen(self, edge: str, fqdn: str) -> tuple[str, str]:
-        def smtp_cert() -> tuple[bytes, bytes] | None:
-            return served_certificate(self.store.read(), edge, "smtp", self.store.now())
+        def source(kind: str) -> tuple[CertSource, RunningSource]:
+            def state() -> ListenerState:
+                return listener_state(self.store.read(), edge, kind, self.store.now())
 
-        def ldaps_cert() -> tuple[bytes, bytes] | None:
-            return served_certificate(self.store.read(), edge, "ldaps", self.store.now())
+            return (lambda: state().certificate), (lambda: state().accepting)
 
         def deliver(mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
             accept_mail(self.store, edge, mail_from, rcpt_tos, data)
 
-        smtp = SmtpListener(smtp_cert, deliver, fqdn=fqdn)
-        ldaps = LdapsListener(ldaps_cert)
+        smtp_cert, smtp_running = source("smtp")
+        ldaps_cert, ldaps_running = source("ldaps")
+        clock = self.store.now
+        smtp = SmtpListener(smtp_cert, deliver, fqdn=fqdn, running=smtp_running, clock=clock)
+        ldaps = LdapsListener(ldaps_cert, running=ldaps_running, dns_host_name=fqdn, clock=clock)
         smtp.start()
         ldaps.start()
         self._stoppers += [smtp, ldaps]

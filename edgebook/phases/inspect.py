@@ -1,0 +1,312 @@
+"""Inspect: read every server once, probe what the Edges serve, and judge the facts.
+
+Round trips: per Edge the snap-in load plus ONE batched pipeline of read-only cmdlets; on the
+Mailbox side ONE batched pipeline, whatever the number of Edges; the probes in parallel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebook import exchange_types as types
+from edgebook.certs import load_certificate_list
+from edgebook.config import EdgeServer, Inventory, load_inventory
+from edgebook.errors import EdgebookError
+from edgebook.facts import EdgeFacts, InspectSettings, MailboxServerFact, OrgFacts, facts_to_dict
+from edgebook.findings import Finding, Severity
+from edgebook.normalize import CommandError, PSRecord
+from edgebook.probes import ProbeTarget, TlsProbe, probe_many
+from edgebook.rules import evaluate
+from edgebook.shell import Command, ExchangeShell
+
+PROBE_TIMEOUT_S = 10.0
+EDGE_SERVICES = ["MSExchangeTransport", "ADAM_MSExchange"]
+# Get-EventLog writes this when the window holds no entry: not a failure.
+NO_EVENTS = "No matches found"
+
+
+@dataclass
+class InspectResult:
+    """Facts, findings and round-trip counts of one inspect run."""
+
+    inventory: Inventory
+    edge: str | None  # the Edge this run is about (None: all)
+    org: OrgFacts
+    edges: list[EdgeFacts]
+    findings: list[Finding]
+    round_trips: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def facts_dict(self) -> dict[str, Any]:
+        """The facts, JSON-ready."""
+        return facts_to_dict(self.org, self.edges)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `edgebook inspect --json` document."""
+        return {
+            "findings": [f.to_dict() for f in self.findings],
+            "facts": self.facts_dict(),
+            "round_trips": self.round_trips,
+        }
+
+
+def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
+    """The read-only statements of the one Edge pipeline."""
+    return [
+        # Command("Get-Date"),
+        Command("Get-ExchangeCertificate"),
+        Command("Get-TransportService"),
+        Command("Get-Service", {"Name": EDGE_SERVICES}),
+        Command("Get-ReceiveConnector"),
+        Command("Get-SendConnector"),
+        Command("Get-Queue"),
+        Command("Get-ServerHealth", {"Identity": edge.name, "HealthSet": "EdgeTransport"}),
+        Command(
+            "Get-EventLog",
+            {"LogName": "Application", "Source": "MSExchangeTransport", "After": since.isoformat()},
+        ),
+    ]
+
+
+MAILBOX_COMMANDS = [
+    Command("Get-SendConnector"),
+    Command("Get-EdgeSubscription"),
+    Command("Test-EdgeSynchronization", {"ExcludeRecipientTest": True}),
+    Command("Get-TransportService"),
+    Command("Get-ExchangeCertificate"),
+]
+
+
+def _by_type(records: list[Any]) -> dict[str, list[PSRecord]]:
+    grouped: dict[str, list[PSRecord]] = {}
+    for record in records:
+        names = getattr(record, "type_names", None) or [type(record).__name__]
+        grouped.setdefault(names[0], []).append(record)
+    return grouped
+
+
+def _server_clock(records: list[Any]) -> dt.datetime | None:
+    for record in records:
+        if isinstance(record, dt.datetime):
+            return record if record.tzinfo else record.replace(tzinfo=dt.UTC)
+        if isinstance(record, str):
+            try:
+                return dt.datetime.fromisoformat(record)
+            except ValueError:
+                continue
+    return None
+
+
+def _read_failures(server: str, errors: list[CommandError]) -> list[Finding]:
+    return [
+        Finding(
+            "read-failed",
+            Severity.WARNING,
+            f"{error.cmdlet or 'a cmdlet'} failed on {server}: {error.message}. The findings "
+            "that need this information are missing; fix the cause and inspect again.",
+            server,
+            {"cmdlet": error.cmdlet, "error_id": error.fully_qualified_error_id},
+        )
+        for error in errors
+        if NO_EVENTS not in error.message
+    ]
+
+
+@dataclass
+class _EdgeRead:
+    records: dict[str, list[PSRecord]]
+    clock: dt.datetime | None
+    failures: list[Finding]
+    stats: dict[str, int]
+
+
+def _read_edge(
+    inventory: Inventory, edge: EdgeServer, since: dt.datetime, shell_factory: ShellFactory
+) -> _EdgeRead:
+    with shell_factory(inventory, edge.name) as shell:
+        result = shell.run_batch(edge_commands(edge, since), errors="return")
+        stats = shell.stats
+    return _EdgeRead(
+        _by_type(result.records),
+        _server_clock(result.records),
+        _read_failures(edge.name, result.errors),
+        {"pipelines": stats.pipelines, "cmdlets": stats.cmdlets, "requests": stats.wsman_requests},
+    )
+
+
+def _read_mailbox(
+    inventory: Inventory, shell_factory: ShellFactory
+) -> tuple[dict[str, list[PSRecord]], list[Finding], str, dict[str, int]]:
+    server = inventory.organisation.mailbox_servers[0]
+    with shell_factory(inventory, server.name) as shell:
+        result = shell.run_batch(MAILBOX_COMMANDS, errors="return")
+        stats = shell.stats
+    counts = {
+        "pipelines": stats.pipelines,
+        "cmdlets": stats.cmdlets,
+        "requests": stats.wsman_requests,
+    }
+    return _by_type(result.records), _read_failures(server.name, result.errors), server.name, counts
+
+
+ShellFactory = Callable[[Inventory, str], ExchangeShell]
+
+
+def _probe_targets(inventory: Inventory) -> list[ProbeTarget]:
+    targets = []
+    for edge in inventory.edges:
+        targets.append(ProbeTarget("smtp", edge.smtp.host, edge.smtp.port, server_name=edge.fqdn))
+        targets.append(
+            ProbeTarget("ldaps", edge.ldaps.host, edge.ldaps.port, server_name=edge.fqdn)
+        )
+    return targets
+
+
+def _accepted_capabilities(configured: str) -> tuple[str, ...]:
+    """The configured TlsDomainCapabilities; AcceptOorgProtocol also admits the 2013+ name."""
+    domain, _, capability = configured.partition(":")
+    if capability == "AcceptOorgProtocol":
+        return (configured, f"{domain}:AcceptCloudServicesMail")
+    return (configured,)
+
+
+def _settings(inventory: Inventory, warning_days: int | None, now: dt.datetime) -> InspectSettings:
+    change = inventory.change
+    roots = None
+    if change.trust_anchors is not None:
+        roots = tuple(load_certificate_list(change.trust_anchors))
+    return InspectSettings(
+        hybrid=change.hybrid,
+        expected_fqdns=change.expected_fqdns,
+        warning_days=warning_days or change.warning_days,
+        tls_domain_capabilities=_accepted_capabilities(change.tls_domain_capabilities),
+        event_days=change.event_days,
+        now=now,
+        roots=roots,
+    )
+
+
+def inspect(
+    inventory: Inventory,
+    edge: str | None = None,
+    *,
+    warning_days: int | None = None,
+    event_days: int | None = None,
+    shell_factory: ShellFactory = ExchangeShell.for_server,
+) -> InspectResult:
+    """Gather the facts of every server concurrently, then evaluate the rules."""
+    if edge is not None:
+        edge = inventory.edge(edge).name  # a clear error for an unknown name
+    now = dt.datetime.now(dt.UTC)
+    since = now - dt.timedelta(days=event_days or inventory.change.event_days)
+    with ThreadPoolExecutor(max_workers=len(inventory.edges) + 2) as pool:
+        probes_job = pool.submit(probe_many, _probe_targets(inventory), PROBE_TIMEOUT_S)
+        mailbox_job = pool.submit(_read_mailbox, inventory, shell_factory)
+        edge_jobs = {
+            e.name: pool.submit(_read_edge, inventory, e, since, shell_factory)
+            for e in inventory.edges
+        }
+        probes: list[TlsProbe] = probes_job.result()
+        mailbox_records, failures, mailbox_name, mailbox_stats = mailbox_job.result()
+        edge_reads = {name: job.result() for name, job in edge_jobs.items()}
+    clocks = [r.clock for r in edge_reads.values() if r.clock]
+    settings = _settings(inventory, warning_days, max(clocks) if clocks else now)
+    org = _org_facts(inventory, mailbox_records, mailbox_name, settings)
+    edges = []
+    for index, server in enumerate(inventory.edges):
+        read = edge_reads[server.name]
+        failures += read.failures
+        edges.append(_edge_facts(server, read.records, probes[2 * index], probes[2 * index + 1]))
+    findings = [f for f in evaluate(org, edges) + failures if _concerns(f, edge, inventory)]
+    round_trips = {name: read.stats for name, read in edge_reads.items()}
+    round_trips[mailbox_name] = mailbox_stats
+    return InspectResult(inventory, edge, org, edges, findings, round_trips)
+
+
+def _concerns(finding: Finding, edge: str | None, inventory: Inventory) -> bool:
+    if edge is None or finding.server is None:
+        return True
+    other_edges = {e.name.casefold() for e in inventory.edges} - {edge.casefold()}
+    return finding.server.casefold() not in other_edges
+
+
+def _edge_facts(
+    server: EdgeServer, records: dict[str, list[PSRecord]], smtp: TlsProbe, ldaps: TlsProbe
+) -> EdgeFacts:
+    transport = records.get(types.TRANSPORT_SERVICE, [])
+    return EdgeFacts.from_records(
+        server.name,
+        server.fqdn,
+        certificates=records.get(types.EXCHANGE_CERTIFICATE, []),
+        transport_service=transport[0] if transport else None,
+        services=records.get(types.SERVICE_CONTROLLER, []),
+        receive_connectors=records.get(types.RECEIVE_CONNECTOR, []),
+        send_connectors=records.get(types.SEND_CONNECTOR, []),
+        queues=records.get(types.QUEUE, []),
+        health=records.get(types.SERVER_HEALTH, []),
+        events=records.get(types.EVENT_LOG_ENTRY, []),
+        smtp_probe=smtp,
+        ldaps_probe=ldaps,
+    )
+
+
+def _org_facts(
+    inventory: Inventory,
+    records: dict[str, list[PSRecord]],
+    connected_to: str,
+    settings: InspectSettings,
+) -> OrgFacts:
+    transport = records.get(types.TRANSPORT_SERVICE, [])
+    mailboxes = []
+    for server in inventory.organisation.mailbox_servers:
+        own = [r for r in transport if str(r.get("Name", "")).casefold() == server.name.casefold()]
+        mailboxes.append(
+            MailboxServerFact.from_records(
+                server.name,
+                server.fqdn,
+                transport_service=own[0] if own else None,
+                certificates=records.get(types.EXCHANGE_CERTIFICATE, [])
+                if server.name == connected_to
+                else (),
+            )
+        )
+    return OrgFacts.from_records(
+        mailbox_servers=mailboxes,
+        send_connectors=records.get(types.SEND_CONNECTOR, []),
+        subscriptions=records.get(types.EDGE_SUBSCRIPTION, []),
+        edgesync=records.get(types.EDGE_SYNC_STATUS, []),
+        settings=settings,
+    )
+
+
+def resolve_inventory(inventory: str | Path) -> Inventory:
+    """Load a parameters file; "lab" means the built-in lab (started if it does not run)."""
+    if str(inventory) == "lab":
+        from edgebook.lab.control import ensure_running
+
+        return load_inventory(ensure_running())
+    path = Path(inventory)
+    if not path.is_file():
+        raise EdgebookError(f"parameters file {path} not found")
+    return load_inventory(path)
+
+
+def run(
+    inventory: str | Path,
+    edge: str | None = None,
+    *,
+    warning_days: int | None = None,
+    event_days: int | None = None,
+) -> InspectResult:
+    """The notebook's entry point: resolve the inventory, default to its first Edge, inspect."""
+    loaded = resolve_inventory(inventory)
+    return inspect(
+        loaded,
+        edge or loaded.edges[0].name,
+        warning_days=warning_days,
+        event_days=event_days,
+    )
