@@ -17,3 +17,30 @@ SERVICE_CONTROLLER = "System.ServiceProcess.ServiceController"
 PS_SNAPIN_INFO = "System.Management.Automation.PSSnapInInfo"
 
 EXCHANGE_SNAPIN = "Microsoft.Exchange.Management.PowerShell.SnapIn"
+
+# Enum and value types of properties (appended for the lab's cmdlets).
+ALLOWED_SERVICES = "Microsoft.Exchange.Management.SystemConfigurationTasks.AllowedServices"
+CERTIFICATE_STATUS = "Microsoft.Exchange.Management.SystemConfigurationTasks.CertificateStatus"
+CERTIFICATE_AUTHORITY_TYPE = (
+    "Microsoft.Exchange.Management.SystemConfigurationTasks.CertificateAuthorityType"
+)
+X509_CERTIFICATE2 = "System.Security.Cryptography.X509Certificates.X509Certificate2"
+X509_CERTIFICATE = "System.Security.Cryptography.X509Certificates.X509Certificate"
+BINARY_FILE_DATA = "Microsoft.Exchange.Data.BinaryFileDataObject"
+SMTP_X509_IDENTIFIER = "Microsoft.Exchange.Data.SmtpX509Identifier"
+SMTP_DOMAIN_LIST = (
+    "System.Collections.Generic.List`1[[Microsoft.Exchange.Data.SmtpDomainWithSubdomains, "
+    "Microsoft.Exchange.Data, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]"
+)
+TLS_AUTH_LEVEL = "Microsoft.Exchange.Data.TlsAuthLevel"
+QUEUE_STATUS = "Microsoft.Exchange.Data.QueueViewer.QueueStatus"
+DELIVERY_TYPE = "Microsoft.Exchange.Data.DeliveryType"
+NEXT_HOP_CATEGORY = "Microsoft.Exchange.Data.QueueViewer.NextHopCategory"
+VALIDATION_STATUS = "Microsoft.Exchange.EdgeSync.Validation.ValidationStatus"
+LEASE_TOKEN_TYPE = "Microsoft.Exchange.EdgeSync.Common.LeaseTokenType"
+EDGE_SYNC_RESULT_STATUS = "Microsoft.Exchange.EdgeSync.Common.Internal.SyncResult"
+EDGE_SYNC_TYPE = "Microsoft.Exchange.EdgeSync.Common.Internal.SyncTreeType"
+EVENT_LOG_ENTRY_TYPE = "System.Diagnostics.EventLogEntryType"
+SERVICE_CONTROLLER_STATUS = "System.ServiceProcess.ServiceControllerStatus"
+MONITOR_ALERT_STATE = "Microsoft.Office.Datacenter.ActiveMonitoring.MonitorAlertState"
+SERVER_ROLE = "Microsoft.Exchange.Data.Directory.SystemConfiguration.ServerRole"

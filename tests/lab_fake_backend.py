@@ -61,6 +61,10 @@ class FakeBackend:
         """Only USERNAME with the configured password."""
         return username == USERNAME and password == self.password
 
+    def credential(self, server: str) -> tuple[str, str] | None:
+        """The account NTLM checks: USERNAME with the configured password, on every server."""
+        return USERNAME, self.password
+
     def count_request(self, server: str) -> None:
         """Count per server."""
         with self._lock:

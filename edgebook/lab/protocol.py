@@ -7,7 +7,7 @@ Backend.invoke; the organisation (edgebook.lab.backend) runs them and returns an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass
@@ -68,4 +68,22 @@ class Backend(Protocol):
 
     def count_request(self, server: str) -> None:
         """Count one WSMan request to this server (readable by tests and benchmarks)."""
+        ...
+
+
+@runtime_checkable
+class CredentialSource(Protocol):
+    """Optional Backend extension that NTLM (Negotiate) authentication needs.
+
+    NTLM never sends the password, so the endpoint cannot call authenticate(); it checks the
+    client's NTLM response against this account instead (its NT hash is computed in memory).
+    A Backend without this method can only serve Basic authentication.
+    """
+
+    def credential(self, server: str) -> tuple[str, str] | None:
+        """(username, password) of the account allowed on this server, or None if there is none.
+
+        username is the canonical name, e.g. EDGE01\\Administrator; NTLM clients may also use
+        .\\Administrator or Administrator (case-insensitive).
+        """
         ...

@@ -1,8 +1,10 @@
 """The lab's WinRM endpoint: WS-Management SOAP (Create/Command/Send/Receive/Signal/Delete/Get)
-carrying PSRP, served over HTTP(S) with Basic authentication.
+carrying PSRP, served over HTTP(S) with Basic and, optionally, Negotiate (NTLM) authentication.
 
 One WSManEndpoint serves one lab server. `handle()` answers one SOAP request and is used both
-by the HTTP server (`serve`) and by the in-process transport (edgebook.lab.transport).
+by the HTTP server (`serve`) and by the in-process transport (edgebook.lab.transport, Basic
+only). Negotiate authenticates a connection, so `serve` passes each connection's
+NegotiateSession (edgebook.lab.ntlm); over plain HTTP its bodies are WinRM-encrypted.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-from edgebook.lab.protocol import Backend, Session
+from edgebook.lab import ntlm
+from edgebook.lab.protocol import Backend, CredentialSource, Session
 from edgebook.lab.runspace import PSRPDataError, ShellRunspace, UnknownCommandError
 from edgebook.lab.soap import (
     ANONYMOUS,
@@ -46,6 +50,22 @@ from edgebook.lab.soap import (
 )
 
 log = logging.getLogger(__name__)
+AUTH_SCHEMES = ("basic", "negotiate")
+UNENCRYPTED_REFUSED = (
+    "The WS-Management service cannot process the request because the request is unencrypted "
+    "and the service configuration does not allow unencrypted traffic (AllowUnencrypted=false). "
+    "Use HTTPS, or let the client encrypt its messages (pypsrp: encryption='auto')."
+)
+
+
+@dataclass
+class _Caller:
+    """Who sent a request, and over which Negotiate session (None for Basic)."""
+
+    user: str
+    session: ntlm.NegotiateSession | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. the final Negotiate token
+    handshake: bool = False  # this request carried a Negotiate token
 
 
 class WSManEndpoint:
@@ -59,7 +79,26 @@ class WSManEndpoint:
         path: str,
         configuration_names: set[str] | None = None,
         latency_s: float = 0.0,
+        auth: Iterable[str] = ("basic",),
+        allow_unencrypted: bool = False,
     ) -> None:
+        """auth lists the schemes offered, like WinRM's Service/Auth: "basic", "negotiate".
+
+        allow_unencrypted (WinRM's AllowUnencrypted) lets a Negotiate-authenticated client send
+        plain SOAP over HTTP; Basic is served over HTTP regardless, as before.
+        """
+        self.auth = tuple(scheme.lower() for scheme in auth)
+        unknown = sorted(set(self.auth) - set(AUTH_SCHEMES))
+        if unknown or not self.auth:
+            raise ValueError(f"auth must name some of {AUTH_SCHEMES}, not {list(auth)}")
+        if "negotiate" in self.auth:
+            if not isinstance(backend, CredentialSource):
+                raise ValueError(
+                    f"Negotiate needs a backend with credential(server); {type(backend).__name__} "
+                    "has none, so only Basic can be served"
+                )
+            ntlm.ensure_supported()
+        self.allow_unencrypted = allow_unencrypted
         self.backend = backend
         self.server = server
         self.path = path.strip("/")
@@ -91,17 +130,73 @@ class WSManEndpoint:
         with self._lock:
             return len(self._shells)
 
-    def handle(self, body: bytes, headers: Mapping[str, str]) -> Response:
-        """Answer one SOAP request: (HTTP status, response headers, response body)."""
+    def handle(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        connection: ntlm.NegotiateSession | None = None,
+    ) -> Response:
+        """Answer one SOAP request: (HTTP status, response headers, response body).
+
+        connection is the Negotiate state of the HTTP connection the request came on (None
+        in-process, where only Basic works).
+        """
         with self._lock:
             self._requests += 1
         self.backend.count_request(self.server)
         if self.latency_s > 0:
             time.sleep(self.latency_s)
         lowered = {key.lower(): value for key, value in headers.items()}
-        user = self._authenticate(lowered.get("authorization", ""))
-        if user is None:
-            return 401, {"WWW-Authenticate": BASIC_CHALLENGE, "Content-Length": "0"}, b""
+        caller = self._authorize(lowered.get("authorization", ""), connection)
+        if not isinstance(caller, _Caller):
+            return caller
+        if caller.handshake and not body:
+            return 200, caller.headers, b""  # the empty POST that sets up message encryption
+        content_type = lowered.get("content-type", "")
+        if ntlm.is_encrypted(content_type):
+            return self._encrypted(body, content_type, caller)
+        if caller.session and not caller.session.tls and not self.allow_unencrypted:
+            return self._refuse_unencrypted(body)
+        status, response_headers, payload = self._respond(body, caller.user)
+        return status, {**response_headers, **caller.headers}, payload
+
+    def _authorize(
+        self, authorization: str, connection: ntlm.NegotiateSession | None
+    ) -> _Caller | Response:
+        scheme, _, token = authorization.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic" and "basic" in self.auth:
+            user = self._authenticate(authorization)
+            return self._challenge() if user is None else _Caller(user)
+        if connection is None or "negotiate" not in self.auth:
+            return self._challenge()
+        if scheme != "negotiate":
+            if connection.user is None:
+                return self._challenge()
+            return _Caller(connection.user, session=connection)
+        try:
+            out_token = connection.step(b64decode(token), self._account())
+        except (ntlm.NegotiateError, WSManFault) as exc:
+            log.debug("Negotiate with %s failed: %s", self.server, exc)
+            return self._challenge()
+        headers = {"WWW-Authenticate": f"{ntlm.NEGOTIATE} {_b64(out_token)}"} if out_token else {}
+        if connection.user is None:
+            return 401, {**headers, "Content-Length": "0"}, b""
+        return _Caller(connection.user, session=connection, headers=headers, handshake=True)
+
+    def _encrypted(self, body: bytes, content_type: str, caller: _Caller) -> Response:
+        if caller.session is None:
+            return self._challenge()
+        try:
+            message = caller.session.unwrap(body, content_type)
+        except ntlm.EncryptionError as exc:
+            log.debug("encrypted request to %s refused: %s", self.server, exc)
+            return 400, {"Content-Type": "text/plain"}, f"Bad request: {exc}".encode()
+        status, headers, payload = self._respond(message, caller.user)
+        headers["Content-Type"], payload = caller.session.wrap(payload)
+        return status, {**headers, **caller.headers}, payload
+
+    def _respond(self, body: bytes, user: str) -> Response:
         try:
             request = parse_request(body)
         except ValueError as exc:
@@ -123,6 +218,28 @@ class WSManEndpoint:
             {"Content-Type": SOAP_CONTENT_TYPE},
             envelope(response_action, request.message_id, action_body),
         )
+
+    def _refuse_unencrypted(self, body: bytes) -> Response:
+        try:
+            relates_to = parse_request(body).message_id
+        except ValueError:
+            relates_to = ""
+        fault = WSManFault(None, "w:AccessDenied", UNENCRYPTED_REFUSED)
+        return (
+            500,
+            {"Content-Type": SOAP_CONTENT_TYPE},
+            fault_envelope(fault, relates_to, self.server),
+        )
+
+    def _challenge(self) -> Response:
+        offered = [ntlm.NEGOTIATE] if "negotiate" in self.auth else []
+        if "basic" in self.auth:
+            offered.append(BASIC_CHALLENGE)
+        return 401, {"WWW-Authenticate": ", ".join(offered), "Content-Length": "0"}, b""
+
+    def _account(self) -> ntlm.Account | None:
+        credential = cast(CredentialSource, self.backend).credential(self.server)
+        return None if credential is None else ntlm.Account.of(self.server, *credential)
 
     def close(self) -> None:
         """Close every open shell (used when the lab stops)."""
@@ -306,6 +423,10 @@ class WSManEndpoint:
         return "<rsp:SignalResponse/>"
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def _psrp_fault(error: PSRPDataError) -> WSManFault:
     return WSManFault(
         None,
@@ -402,6 +523,8 @@ def _handler_class(
         def setup(self) -> None:
             if context is not None:  # handshake in the connection's own thread
                 self.request = context.wrap_socket(self.request, server_side=True)
+            # Negotiate authenticates the connection: one session per endpoint it talks to.
+            self.sessions: dict[str, ntlm.NegotiateSession] = {}
             super().setup()
 
         def do_POST(self) -> None:
@@ -411,7 +534,11 @@ def _handler_class(
             if endpoint is None:
                 self._reply(404, {"Content-Type": "text/plain"}, b"Not Found")
                 return
-            status, headers, payload = endpoint.handle(body, dict(self.headers.items()))
+            session = self.sessions.get(endpoint.path)
+            if session is None:
+                session = ntlm.NegotiateSession(endpoint.server, tls=context is not None)
+                self.sessions[endpoint.path] = session
+            status, headers, payload = endpoint.handle(body, dict(self.headers.items()), session)
             self._reply(status, headers, payload)
 
         def do_GET(self) -> None:

@@ -1,0 +1,12 @@
+"""The lab's cmdlets, by name."""
+
+from __future__ import annotations
+
+from edgebook.lab.cmdlets import certificates, connectors, files, services, subscriptions, transport
+from edgebook.lab.cmdlets.base import Cmdlet
+
+REGISTRY: dict[str, Cmdlet] = {
+    cmdlet.name.casefold(): cmdlet
+    for module in (certificates, connectors, files, services, subscriptions, transport)
+    for cmdlet in module.CMDLETS
+}

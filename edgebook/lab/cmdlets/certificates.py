@@ -1,0 +1,440 @@
+"""Get/Enable/Import/Export/Remove/New-ExchangeCertificate."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from edgebook import exchange_types as T
+from edgebook.certs import issuer_name, subject_name, thumbprint, windows_name
+from edgebook.lab import certinfo, pki
+from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.common import enum, target_server
+from edgebook.lab.model import CertEntry, Server
+from edgebook.lab.objects import ExEnum, ExList, ExObject
+from edgebook.lab.scenarios import add_certificate
+
+STATUSES = [
+    "Unknown",
+    "Valid",
+    "Revoked",
+    "DateInvalid",
+    "Untrusted",
+    "Invalid",
+    "RevocationCheckFailure",
+    "PendingRequest",
+]
+CA_TYPES = ["None", "ThirdParty", "Enterprise", "Registry", "GroupPolicy", "Unknown"]
+CERT_TYPES = [T.EXCHANGE_CERTIFICATE, T.X509_CERTIFICATE2, T.X509_CERTIFICATE, "System.Object"]
+OVERWRITE_PROMPT = "Overwrite the existing default SMTP certificate?"
+
+
+def certificate_object(ctx: Context, server: Server, entry: CertEntry) -> ExObject:
+    """The ExchangeCertificate object of a store entry."""
+    cert = certinfo.cert_of(entry)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    domains = entry.request_domains if entry.pending_request else pki.domains_of(cert)
+    props: dict[str, Any] = {
+        "CertificateDomains": ExList(T.SMTP_DOMAIN_LIST, list(domains)),
+        "HasPrivateKey": entry.key_sealed is not None,
+        "IsSelfSigned": pki.is_self_signed(cert) and not entry.pending_request,
+        "Issuer": issuer_name(cert),
+        "NotAfter": cert.not_valid_after_utc,
+        "NotBefore": cert.not_valid_before_utc,
+        "PublicKeySize": cert.public_key().key_size,  # type: ignore[union-attr]
+        "RootCAType": enum(
+            T.CERTIFICATE_AUTHORITY_TYPE, CA_TYPES, certinfo.root_ca_type(ctx.org, entry)
+        ),
+        "SerialNumber": f"{cert.serial_number:X}",
+        "Services": enum_services(entry.services),
+        "ServicesStringForm": certinfo.services_string_form(entry.services),
+        "Status": enum(
+            T.CERTIFICATE_STATUS, STATUSES, certinfo.status(ctx.org, server, entry, ctx.now)
+        ),
+        "Subject": entry.request_subject if entry.pending_request else subject_name(cert),
+        "FriendlyName": entry.friendly_name,
+        "PrivateKeyExportable": entry.exportable,
+        "Thumbprint": entry.thumbprint,
+        "Identity": f"{server.fqdn}\\{entry.thumbprint}",
+        "CertificateRequest": entry.request_pem,
+        "Version": 3,
+        "RawData": der,
+    }
+    return ExObject(list(CERT_TYPES), props, to_string=f"[Subject]\n  {props['Subject']}")
+
+
+def enum_services(value: int) -> Any:
+    """The AllowedServices flags value."""
+    return ExEnum(T.ALLOWED_SERVICES, certinfo.services_text(value), value)
+
+
+def find(ctx: Context, server: Server, params: dict[str, Any]) -> CertEntry:
+    """The entry named by -Thumbprint or -Identity; terminating error when absent."""
+    wanted = params.get("Thumbprint") or str(params.get("Identity") or "").split("\\")[-1]
+    entry = server.certificate(wanted) if wanted else None
+    if entry is None:
+        raise ctx.fail(
+            f"The certificate with thumbprint {wanted} was not found.",
+            exception="System.ArgumentException",
+            category="ObjectNotFound",
+            target=wanted,
+        )
+    return entry
+
+
+def _server_of(ctx: Context, params: dict[str, Any]) -> Server:
+    identity = str(params.get("Identity") or "")
+    if "\\" in identity:
+        return target_server(ctx, identity.split("\\")[0])
+    return target_server(ctx, params.get("Server"))
+
+
+def get_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-ExchangeCertificate."""
+    if params.get("Identity") and params.get("Server"):
+        raise ctx.fail(
+            "Parameter set cannot be resolved using the specified named parameters.",
+            exception="System.Management.Automation.ParameterBindingException",
+            category="InvalidArgument",
+        )
+    server = _server_of(ctx, params)
+    entries = list(server.certificates)
+    if params.get("Thumbprint"):
+        entry = server.certificate(params["Thumbprint"])
+        if entry is None:
+            ctx.write_error(
+                f"The certificate with thumbprint {params['Thumbprint']} was not found.",
+                category="ObjectNotFound",
+                target=params["Thumbprint"],
+            )
+            return []
+        entries = [entry]
+    elif params.get("Identity"):
+        entry = server.certificate(str(params["Identity"]).split("\\")[-1])
+        entries = [entry] if entry else entries  # a non-existent identity returns all (psdocs)
+    if params.get("DomainName"):
+        wanted = params["DomainName"]
+        entries = [
+            e for e in entries if any(pki.matches_domain(certinfo.cert_of(e), d) for d in wanted)
+        ]
+        entries.sort(
+            key=lambda e: (
+                bool(e.services & certinfo.SMTP),
+                certinfo.cert_of(e).not_valid_before_utc,
+            ),
+            reverse=True,
+        )
+    return [certificate_object(ctx, server, e) for e in entries]
+
+
+def _set_default(ctx: Context, server: Server, entry: CertEntry, force: bool) -> None:
+    """SMTP enablement: replace the default only with -Force (the prompt cannot be answered)."""
+    if server.internal_transport_thumbprint == entry.thumbprint:
+        return
+    if force:
+        server.internal_transport_thumbprint = entry.thumbprint  # F12
+        return
+    ctx.warn(
+        f"{OVERWRITE_PROMPT} The lab runs non-interactively and answered No: the default SMTP "
+        f"certificate {server.internal_transport_thumbprint} was kept. Use -Force to replace it."
+    )
+
+
+def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Enable-ExchangeCertificate."""
+    server = _server_of(ctx, params)
+    entry = find(ctx, server, params)
+    try:
+        services = certinfo.services_value(params["Services"])
+    except ValueError as exc:
+        raise ctx.fail(
+            f"Cannot bind parameter 'Services' to the target. Exception setting \"Services\": "
+            f'"Unable to match the identifier name {exc} to a valid enumerator name. Specify one '
+            f"of the following enumerator names and try again: None, IMAP, POP, UM, IIS, SMTP, "
+            f'Federation, UMCallRouter"',
+            exception="System.Management.Automation.ParameterBindingException",
+            category="InvalidArgument",
+        ) from exc
+    if entry.pending_request:
+        raise ctx.fail(
+            f"The certificate with thumbprint {entry.thumbprint} is a pending request and can't "
+            "be enabled."
+        )
+    if entry.key_sealed is None:
+        raise ctx.fail(
+            f"The certificate with thumbprint {entry.thumbprint} doesn't have a private key and "
+            "can't be enabled."
+        )
+    if not certinfo.time_valid(entry, ctx.now):
+        raise ctx.fail(
+            f"The certificate with thumbprint {entry.thumbprint} is expired or not yet valid and "
+            "can't be enabled."
+        )
+    if server.role == "Edge" and services & (certinfo.SERVICE_FLAGS["IIS"] | 1 | 2):
+        raise ctx.fail(
+            "IMAP, POP and IIS can't be enabled on an Edge Transport server: those services "
+            "aren't installed there. Enable SMTP only."
+        )
+    if ctx.whatif:
+        return []
+    entry.services |= services
+    if services & certinfo.SMTP:
+        _set_default(ctx, server, entry, bool(params.get("Force")))
+    return []
+
+
+def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Import-ExchangeCertificate (PKCS#12 with -Password, or PKCS#7 / DER / PEM)."""
+    server = _server_of(ctx, params)
+    data: bytes = params["FileData"]
+    password = params.get("Password")
+    cert = key = None
+    extra: list = []
+    try:
+        cert, key, extra = pki.read_pfx(data, password)
+    except ValueError as exc:
+        if _looks_pkcs12(data):
+            raise ctx.fail(
+                "The PFX file you're trying to import requires a different password than the "
+                "one entered.",
+                exception="System.Security.Cryptography.CryptographicException",
+            ) from exc
+        try:
+            certs = pki.read_pkcs7(data)
+        except ValueError:
+            raise ctx.fail(
+                "Cannot import certificate. The data isn't a PKCS#12 (.pfx) or PKCS#7 (.p7b) file.",
+                exception="System.Security.Cryptography.CryptographicException",
+            ) from exc
+        leaves = [c for c in certs if not _is_ca(c)]
+        cert, extra = (leaves[0] if leaves else certs[0]), [c for c in certs if c not in leaves[:1]]
+    if cert is None:
+        raise ctx.fail("Cannot import certificate. The file holds no certificate.")
+    thumb = thumbprint(cert)
+    if server.certificate(thumb) is not None and not server.certificate(thumb).pending_request:
+        raise ctx.fail(
+            f"Cannot import certificate. A certificate with the thumbprint {thumb} already exists.",
+            exception="System.ArgumentException",
+            target=thumb,
+        )
+    if ctx.whatif:
+        return []
+    pending = _pending_for(ctx, server, cert) if key is None else None
+    if pending is not None:
+        server.certificates.remove(pending)
+        key = certinfo.key_of(ctx.org, pending)
+    friendly = params.get("FriendlyName") or (pending.friendly_name if pending else "")
+    entry = add_certificate(
+        ctx.org, server, (cert, key), 0, bool(params.get("PrivateKeyExportable")), friendly, ctx.now
+    )
+    for ca in extra:
+        der = pki.der_b64(ca)
+        if der not in server.ca_store:
+            server.ca_store.append(der)
+    return [certificate_object(ctx, server, entry)]
+
+
+def _looks_pkcs12(data: bytes) -> bool:
+    """PFX = SEQUENCE { version INTEGER 3, ... } (PKCS#7 starts with an OID instead)."""
+    if len(data) < 8 or data[0] != 0x30:
+        return False
+    header = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
+    return data[header : header + 3] == b"\x02\x01\x03"
+
+
+def _is_ca(cert: Any) -> bool:
+    from cryptography import x509
+
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _pending_for(ctx: Context, server: Server, cert: Any) -> CertEntry | None:
+    public = cert.public_key().public_numbers()
+    for entry in server.certificates:
+        if entry.pending_request and entry.key_sealed:
+            key = certinfo.key_of(ctx.org, entry)
+            if key is not None and key.public_key().public_numbers() == public:
+                return entry
+    return None
+
+
+def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Export-ExchangeCertificate: a PFX in FileData (F5: only exportable keys)."""
+    server = _server_of(ctx, params)
+    entry = find(ctx, server, params)
+    if entry.key_sealed is not None and not entry.exportable:
+        raise ctx.fail(
+            f"The private key of the certificate with thumbprint {entry.thumbprint} can't be "
+            "exported because it wasn't marked as exportable (PrivateKeyExportable is False).",
+            exception="System.Security.Cryptography.CryptographicException",
+            target=entry.thumbprint,
+        )
+    cert = certinfo.cert_of(entry)
+    if entry.key_sealed is None:
+        data = cert.public_bytes(serialization.Encoding.DER)
+    else:
+        if not params.get("Password"):
+            raise ctx.fail(
+                "A password is required to export a certificate with its private key. "
+                "Use -Password."
+            )
+        chain = [pki.load(d) for d in server.ca_store]
+        data = pki.pfx(
+            cert, certinfo.key_of(ctx.org, entry), chain, params["Password"], entry.friendly_name
+        )
+    if not params.get("BinaryEncoded"):
+        data = base64.b64encode(data)
+    return [ExObject([T.BINARY_FILE_DATA, "System.Object"], {"FileData": data})]
+
+
+def remove_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Remove-ExchangeCertificate (the internal transport certificate only while transport is
+    stopped)."""
+    server = _server_of(ctx, params)
+    entry = find(ctx, server, params)
+    from edgebook.lab.model import STOPPED, TRANSPORT
+
+    if (
+        entry.thumbprint == server.internal_transport_thumbprint
+        and server.services.get(TRANSPORT, STOPPED) != STOPPED
+    ):
+        raise ctx.fail(
+            "The internal transport certificate cannot be removed because that would cause the "
+            "Microsoft Exchange Transport service to stop. To replace the internal transport "
+            "certificate, create a new certificate. The new certificate will automatically become "
+            "the internal transport certificate. You can then remove the existing certificate.",
+            target=entry.thumbprint,
+        )
+    if not ctx.whatif:
+        server.certificates.remove(entry)
+    return []
+
+
+def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """New-ExchangeCertificate: a pending request (-GenerateRequest) or a self-signed one."""
+    server = _server_of(ctx, params)
+    subject_text = params.get("SubjectName") or f"CN={server.name}"
+    try:
+        subject = pki.parse_name(subject_text)
+    except Exception as exc:
+        raise ctx.fail(
+            f"The subject name '{subject_text}' isn't a valid X.500 name: {exc}",
+            exception="System.ArgumentException",
+        ) from exc
+    domains = params.get("DomainName") or (
+        [server.name, server.fqdn] if not params.get("SubjectName") else []
+    )
+    size = params.get("KeySize") or 2048
+    if size not in (1024, 2048, 4096):
+        raise ctx.fail(f"The key size {size} isn't supported. Use 1024, 2048 or 4096.")
+    key = pki.new_key(size)
+    start = ctx.now - dt.timedelta(minutes=5)
+    exportable = bool(params.get("PrivateKeyExportable"))
+    if ctx.whatif:
+        return []
+    if params.get("GenerateRequest"):
+        request = pki.csr(subject, domains, key)
+        placeholder, _ = pki.issue(subject, domains, start, start + dt.timedelta(days=365), key=key)
+        entry = add_certificate(
+            ctx.org,
+            server,
+            (placeholder, key),
+            0,
+            exportable,
+            params.get("FriendlyName") or "",
+            ctx.now,
+        )
+        entry.pending_request = True
+        entry.request_subject = windows_name(subject)
+        entry.request_domains = list(domains)
+        der = request.public_bytes(serialization.Encoding.DER)
+        entry.request_pem = request.public_bytes(serialization.Encoding.PEM).decode()
+        out = certificate_object(ctx, server, entry)
+        if params.get("BinaryEncoded"):
+            out.properties["FileData"] = der
+        out.to_string = entry.request_pem
+        return [out]
+    pair = pki.issue(subject, domains, start, start + dt.timedelta(days=5 * 365), key=key)
+    services_param = params.get("Services") or (
+        ["SMTP"] if server.role == "Edge" else ["IMAP, POP, SMTP"]
+    )
+    entry = add_certificate(
+        ctx.org,
+        server,
+        pair,
+        certinfo.services_value(services_param),
+        exportable,
+        params.get("FriendlyName") or "Microsoft Exchange",
+        ctx.now,
+    )
+    if entry.services & certinfo.SMTP:
+        _set_default(ctx, server, entry, bool(params.get("Force")))
+    return [certificate_object(ctx, server, entry)]
+
+
+_ID = (
+    Param("Thumbprint", position=0, pipeline=True),
+    Param("Identity", pipeline=False),
+    Param("Server"),
+)
+CMDLETS = [
+    Cmdlet(
+        "Get-ExchangeCertificate",
+        get_exchange_certificate,
+        [*_ID, Param("DomainName", "strs"), Param("Instance", "any")],
+    ),
+    Cmdlet(
+        "Enable-ExchangeCertificate",
+        enable_exchange_certificate,
+        [
+            *_ID,
+            Param("Services", "strs", mandatory=True),
+            Param("Force", "bool"),
+            Param("DoNotRequireSsl", "bool"),
+            Param("NetworkServiceAllowed", "bool"),
+        ],
+    ),
+    Cmdlet(
+        "Import-ExchangeCertificate",
+        import_exchange_certificate,
+        [
+            Param("FileData", "bytes", mandatory=True),
+            Param("Password", "secure"),
+            Param("PrivateKeyExportable", "bool"),
+            Param("FriendlyName"),
+            Param("Server"),
+        ],
+    ),
+    Cmdlet(
+        "Export-ExchangeCertificate",
+        export_exchange_certificate,
+        [*_ID, Param("BinaryEncoded", "bool"), Param("Password", "secure")],
+    ),
+    Cmdlet("Remove-ExchangeCertificate", remove_exchange_certificate, list(_ID)),
+    Cmdlet(
+        "New-ExchangeCertificate",
+        new_exchange_certificate,
+        [
+            Param("GenerateRequest", "bool"),
+            Param("SubjectName"),
+            Param("DomainName", "strs"),
+            Param("KeySize", "int"),
+            Param("PrivateKeyExportable", "bool"),
+            Param("BinaryEncoded", "bool"),
+            Param("FriendlyName"),
+            Param("Services", "strs"),
+            Param("Force", "bool"),
+            Param("Server"),
+            Param("IncludeServerFQDN", "bool"),
+            Param("IncludeServerNetBIOSName", "bool"),
+            Param("IncludeAcceptedDomains", "bool"),
+            Param("IncludeAutoDiscover", "bool"),
+        ],
+    ),
+]

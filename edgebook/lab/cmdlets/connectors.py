@@ -1,0 +1,280 @@
+"""Get/Set-SendConnector and Get/Set-ReceiveConnector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgebook import exchange_types as T
+from edgebook.certs import parse_tls_certificate_name
+from edgebook.errors import EdgebookError
+from edgebook.lab import certinfo
+from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.common import enum, mvp, not_found, not_on_subscribed_edge, target_server
+from edgebook.lab.model import ReceiveConnector, SendConnector, Server
+from edgebook.lab.objects import ExEnum, ExObject
+
+TLS_AUTH_LEVELS = ["EncryptionOnly", "CertificateValidation", "DomainValidation"]
+
+
+def tls_identifier(name: str | None) -> ExObject | None:
+    """An SmtpX509Identifier (ToString "<I>issuer<S>subject")."""
+    if not name:
+        return None
+    try:
+        issuer, subject = parse_tls_certificate_name(name)
+    except EdgebookError:
+        issuer, subject = "", ""
+    return ExObject(
+        [T.SMTP_X509_IDENTIFIER, "System.Object"],
+        {"CertificateIssuer": issuer, "CertificateSubject": subject},
+        to_string=name,
+    )
+
+
+def send_connector_object(connector: SendConnector) -> ExObject:
+    """The SmtpSendConnectorConfig object of a connector."""
+    props: dict[str, Any] = {
+        "Name": connector.name,
+        "Identity": connector.name,
+        "AddressSpaces": mvp(connector.address_spaces),
+        "SmartHosts": mvp(connector.smart_hosts),
+        "SourceTransportServers": mvp(connector.source_transport_servers),
+        "TlsCertificateName": tls_identifier(connector.tls_certificate_name),
+        "TlsDomain": connector.tls_domain,
+        "TlsAuthLevel": enum(T.TLS_AUTH_LEVEL, TLS_AUTH_LEVELS, connector.tls_auth_level)
+        if connector.tls_auth_level
+        else None,
+        "RequireTLS": connector.require_tls,
+        "Fqdn": connector.fqdn,
+        "CloudServicesMailEnabled": connector.cloud_services_mail_enabled,
+        "DomainSecureEnabled": connector.domain_secure_enabled,
+        "DNSRoutingEnabled": connector.dns_routing_enabled,
+        "Enabled": connector.enabled,
+        "Port": connector.port,
+        "Guid": connector.guid,
+        "WhenChanged": connector.when_changed,
+    }
+    return ExObject([T.SEND_CONNECTOR, "System.Object"], props, to_string=connector.name)
+
+
+def _visible_send_connectors(ctx: Context) -> list[SendConnector]:
+    if ctx.server.role == "Edge":
+        return list(ctx.server.replica.connectors) if ctx.server.replica else []
+    return list(ctx.org.send_connectors)
+
+
+def get_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-SendConnector (on a subscribed Edge: the replicated copies)."""
+    connectors = _visible_send_connectors(ctx)
+    wanted = params.get("Identity")
+    if wanted:
+        connectors = [c for c in connectors if c.name.casefold() == wanted.casefold()]
+        if not connectors:
+            raise not_found(ctx, "send connector", wanted)
+    return [send_connector_object(c) for c in connectors]
+
+
+def _apply_mvp(current: list[str], value: Any) -> list[str]:
+    if isinstance(value, dict):
+        result = list(current)
+        for item in value.get("add", []):
+            if item.casefold() not in (c.casefold() for c in result):
+                result.append(item)
+        removed = {item.casefold() for item in value.get("remove", [])}
+        return [c for c in result if c.casefold() not in removed]
+    return list(value or [])
+
+
+def _check_tls_name(ctx: Context, server: Server, name: str) -> None:
+    try:
+        parse_tls_certificate_name(name)
+    except EdgebookError as exc:
+        raise ctx.fail(
+            f"The value '{name}' isn't a valid TlsCertificateName. Use the format "
+            "'<I>X.500Issuer<S>X.500Subject'.",
+            exception="System.ArgumentException",
+            category="InvalidArgument",
+        ) from exc
+    if not any(certinfo.names_tls(name, c) for c in server.certificates):  # F9
+        raise ctx.fail(
+            f"The certificate specified by TlsCertificateName '{name}' couldn't be found on "
+            f"server {server.name}. The certificate must be installed on the server where you "
+            f"run {ctx.cmdlet.name}.",
+            exception="Microsoft.Exchange.Configuration.Tasks.TaskException",
+            category="ObjectNotFound",
+        )
+
+
+def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Set-SendConnector (Mailbox side once Edges are subscribed; F9 for TlsCertificateName)."""
+    not_on_subscribed_edge(ctx)
+    identity = params["Identity"]
+    connector = ctx.org.send_connector(identity) if ctx.server.role == "Mailbox" else None
+    if connector is None:
+        raise not_found(ctx, "send connector", identity)
+    if params.get("TlsCertificateName"):
+        _check_tls_name(ctx, ctx.server, params["TlsCertificateName"])
+    if params.get("TlsAuthLevel") and params["TlsAuthLevel"] not in TLS_AUTH_LEVELS:
+        raise ctx.fail(
+            f'Cannot convert value "{params["TlsAuthLevel"]}" to type TlsAuthLevel. Specify one of '
+            "the following enumerator names: EncryptionOnly, CertificateValidation, "
+            "DomainValidation",
+            exception="System.Management.Automation.ParameterBindingException",
+            category="InvalidArgument",
+        )
+    if "SourceTransportServers" in params:
+        sources = _apply_mvp(connector.source_transport_servers, params["SourceTransportServers"])
+        for name in sources:
+            if ctx.org.find_server(name) is None:
+                raise not_found(ctx, "server", name)
+        params["SourceTransportServers"] = [ctx.org.server(n).name for n in sources]
+    if ctx.whatif:
+        return []
+    for param, attr in (
+        ("AddressSpaces", "address_spaces"),
+        ("SmartHosts", "smart_hosts"),
+        ("SourceTransportServers", "source_transport_servers"),
+    ):
+        if param in params:
+            setattr(connector, attr, _apply_mvp(getattr(connector, attr), params[param]))
+    for param, attr in (
+        ("TlsCertificateName", "tls_certificate_name"),
+        ("TlsDomain", "tls_domain"),
+        ("TlsAuthLevel", "tls_auth_level"),
+        ("Fqdn", "fqdn"),
+        ("RequireTLS", "require_tls"),
+        ("CloudServicesMailEnabled", "cloud_services_mail_enabled"),
+        ("DomainSecureEnabled", "domain_secure_enabled"),
+        ("DNSRoutingEnabled", "dns_routing_enabled"),
+        ("Enabled", "enabled"),
+        ("Port", "port"),
+    ):
+        if param in params:
+            value = params[param]
+            setattr(connector, attr, value if value != "" else None)
+    connector.when_changed = ctx.now
+    return []
+
+
+def receive_connector_object(server: Server, rc: ReceiveConnector) -> ExObject:
+    """The ReceiveConnector object."""
+    props: dict[str, Any] = {
+        "Identity": f"{server.name}\\{rc.name}",
+        "Name": rc.name,
+        "Server": server.name,
+        "Bindings": mvp(rc.bindings),
+        "Fqdn": rc.fqdn,
+        "TlsCertificateName": tls_identifier(rc.tls_certificate_name),
+        "TlsDomainCapabilities": mvp(rc.tls_domain_capabilities),
+        "AuthMechanism": ExEnum("Microsoft.Exchange.Data.AuthMechanisms", rc.auth_mechanism, 6),
+        "PermissionGroups": ExEnum(
+            "Microsoft.Exchange.Data.PermissionGroups", rc.permission_groups, 11
+        ),
+        "RequireTLS": rc.require_tls,
+        "Enabled": rc.enabled,
+        "Guid": rc.guid,
+    }
+    return ExObject([T.RECEIVE_CONNECTOR, "System.Object"], props, to_string=rc.name)
+
+
+def _receive(ctx: Context, server: Server, identity: str) -> ReceiveConnector:
+    name = identity.split("\\", 1)[-1]
+    if "\\" in identity:
+        server = target_server(ctx, identity.split("\\", 1)[0])
+    found = next(
+        (rc for rc in server.receive_connectors if rc.name.casefold() == name.casefold()), None
+    )
+    if found is None:
+        raise not_found(ctx, "receive connector", identity)
+    return found
+
+
+def get_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-ReceiveConnector (local server, or -Server)."""
+    server = target_server(ctx, params.get("Server"))
+    if params.get("Identity"):
+        identity = params["Identity"]
+        if "\\" in identity:
+            server = target_server(ctx, identity.split("\\", 1)[0])
+        return [receive_connector_object(server, _receive(ctx, server, identity))]
+    return [receive_connector_object(server, rc) for rc in server.receive_connectors]
+
+
+def set_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Set-ReceiveConnector (local; not replicated)."""
+    identity = params["Identity"]
+    server = ctx.server
+    if "\\" in identity:
+        server = target_server(ctx, identity.split("\\", 1)[0])
+    rc = _receive(ctx, server, identity)
+    if params.get("TlsCertificateName"):
+        _check_tls_name(ctx, server, params["TlsCertificateName"])
+    if ctx.whatif:
+        return []
+    if "TlsDomainCapabilities" in params:
+        rc.tls_domain_capabilities = _apply_mvp(
+            rc.tls_domain_capabilities, params["TlsDomainCapabilities"]
+        )
+    if "Bindings" in params:
+        rc.bindings = _apply_mvp(rc.bindings, params["Bindings"])
+    for param, attr in (
+        ("Fqdn", "fqdn"),
+        ("TlsCertificateName", "tls_certificate_name"),
+        ("RequireTLS", "require_tls"),
+        ("AuthMechanism", "auth_mechanism"),
+        ("PermissionGroups", "permission_groups"),
+        ("Enabled", "enabled"),
+    ):
+        if param in params:
+            value = params[param]
+            setattr(rc, attr, value if value != "" else None)
+    return []
+
+
+_MVP_SEND = ("AddressSpaces", "SmartHosts", "SourceTransportServers")
+CMDLETS = [
+    Cmdlet(
+        "Get-SendConnector",
+        get_send_connector,
+        [Param("Identity", position=0)],
+        task="Microsoft.Exchange.Management.SystemConfigurationTasks",
+    ),
+    Cmdlet(
+        "Set-SendConnector",
+        set_send_connector,
+        [
+            Param("Identity", position=0, mandatory=True, pipeline=True),
+            *(Param(n, "mvp") for n in _MVP_SEND),
+            Param("TlsCertificateName"),
+            Param("TlsDomain"),
+            Param("TlsAuthLevel"),
+            Param("Fqdn"),
+            Param("RequireTLS", "bool"),
+            Param("CloudServicesMailEnabled", "bool"),
+            Param("DomainSecureEnabled", "bool"),
+            Param("DNSRoutingEnabled", "bool"),
+            Param("Enabled", "bool"),
+            Param("Port", "int"),
+        ],
+    ),
+    Cmdlet(
+        "Get-ReceiveConnector",
+        get_receive_connector,
+        [Param("Identity", position=0), Param("Server")],
+    ),
+    Cmdlet(
+        "Set-ReceiveConnector",
+        set_receive_connector,
+        [
+            Param("Identity", position=0, mandatory=True, pipeline=True),
+            Param("TlsDomainCapabilities", "mvp"),
+            Param("Bindings", "mvp"),
+            Param("Fqdn"),
+            Param("TlsCertificateName"),
+            Param("RequireTLS", "bool"),
+            Param("AuthMechanism"),
+            Param("PermissionGroups"),
+            Param("Enabled", "bool"),
+        ],
+    ),
+]

@@ -1,0 +1,388 @@
+"""New/Remove/Get-EdgeSubscription, Start-/Test-EdgeSynchronization."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import secrets
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from edgebook import exchange_types as T
+from edgebook.certs import thumbprint
+from edgebook.lab import edgesync, pki
+from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.common import INVALID_OPERATION, enum, mailbox_only, not_found
+from edgebook.lab.model import Replica, Server
+from edgebook.lab.objects import ExObject
+from edgebook.lab.scenarios import subscribe
+
+DEFAULT_LIFETIME = dt.timedelta(minutes=1440)
+MIN_LIFETIME = dt.timedelta(minutes=2)
+LOAD_FAILED = "The subscription file failed to load for the following reason: "
+VALIDATION = ["Normal", "Failed", "Inconclusive", "NoSyncConfigured"]
+LEASES = ["None", "Lock", "Option"]
+RESULTS = ["Success", "Incomplete", "CouldNotConnect", "CouldNotLease", "LeaseHeld"]
+SYNC_TYPES = ["Configuration", "Recipients"]
+PADDING = dt.timedelta(minutes=40)
+
+
+def file_key(path: str) -> str:
+    """How a Windows path is looked up in a server's simulated filesystem."""
+    return path.strip().strip('"').replace("/", "\\").casefold()
+
+
+def timespan_text(value: dt.timedelta) -> str:
+    """.NET TimeSpan.ToString() ("1.00:00:00")."""
+    total = int(value.total_seconds())
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{days}.{clock}" if days else clock
+
+
+def parse_timespan(text: str) -> dt.timedelta:
+    """The inverse of timespan_text."""
+    match = re.match(r"^(?:(\d+)\.)?(\d+):(\d+):(\d+)$", text.strip())
+    if not match:
+        raise ValueError(f"invalid Duration {text!r}")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _subscription_xml(edge: Server, blob: str, now: dt.datetime, lifetime: dt.timedelta) -> bytes:
+    root = ET.Element("EdgeSubscriptionData")
+    fields = {
+        "EdgeServerName": edge.name,
+        "EdgeServerFQDN": edge.fqdn,
+        "EdgeCertificateBlob": blob,
+        "ESRAUsername": f"ESRA.{edge.name}.{secrets.randbelow(10)}",
+        "ESRAPassword": secrets.token_urlsafe(24),
+        "EffectiveDate": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Duration": timespan_text(lifetime),
+        "AdamSslPort": "50636",
+        "ProductID": "00000-000-0000000-00000",
+        "VersionNumber": "15.2.1544.4",
+        "SerialNumber": "Version 15.2 (Build 1544.4)",
+    }
+    for name, value in fields.items():
+        ET.SubElement(root, name).text = value
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root)
+
+
+def new_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """New-EdgeSubscription: writes the file on an Edge, imports it on a Mailbox server."""
+    if ctx.server.role == "Edge":
+        return _new_on_edge(ctx, params)
+    return _new_on_mailbox(ctx, params)
+
+
+def _new_on_edge(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    if params.get("FileData") is not None or params.get("Site"):
+        raise ctx.fail(
+            "The FileData and Site parameters can only be used when running on a Mailbox server.",
+            exception=INVALID_OPERATION,
+        )
+    path = params.get("FileName")
+    if not path:
+        raise ctx.fail(
+            "The FileName parameter is required when running on an Edge Transport server."
+        )
+    edge = ctx.server
+    if file_key(path) in edge.files and not params.get("Force"):
+        raise ctx.fail(
+            f"The file {path} already exists. Use the Force parameter to overwrite it.",
+            exception="System.IO.IOException",
+            target=path,
+        )
+    lifetime = params.get("AccountExpiryDuration") or DEFAULT_LIFETIME
+    if lifetime < MIN_LIFETIME:
+        raise ctx.fail("The AccountExpiryDuration parameter must be at least 00:02:00.")
+    default = edge.certificate(edge.internal_transport_thumbprint or "")
+    if default is None:
+        raise ctx.fail(
+            "The internal transport certificate of the local server couldn't be found in the "
+            "personal store. Run New-ExchangeCertificate to create one, then retry.",
+        )
+    if ctx.whatif:
+        return []
+    blob = default.der_b64
+    edge.files[file_key(path)] = base64.b64encode(
+        _subscription_xml(edge, blob, ctx.now, lifetime)
+    ).decode()
+    if edge.replica is None:
+        edge.replica = Replica()
+    return []
+
+
+def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    if params.get("FileName"):
+        raise ctx.fail(
+            "The FileName parameter can only be used when running on an Edge Transport server.",
+            exception=INVALID_OPERATION,
+        )
+    data = params.get("FileData")
+    site = params.get("Site")
+    if data is None or not site:
+        raise ctx.fail(
+            "The FileData and Site parameters are required when running on a Mailbox server."
+        )
+    if site.casefold() != ctx.org.site.casefold():
+        raise not_found(ctx, "site", site)
+    try:
+        root = ET.fromstring(data.decode("utf-8-sig") if isinstance(data, bytes) else data)
+        values = {child.tag: (child.text or "") for child in root}
+        edge_name = values["EdgeServerName"]
+        blob = values["EdgeCertificateBlob"]
+        effective = dt.datetime.fromisoformat(values["EffectiveDate"].replace("Z", "+00:00"))
+        lifetime = parse_timespan(values["Duration"])
+        cert = pki.load(blob)
+    except (ET.ParseError, KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise ctx.fail(
+            f"{LOAD_FAILED}The file isn't a valid Edge Subscription file ({exc})."
+        ) from exc
+    if effective.tzinfo is None:
+        effective = effective.replace(tzinfo=dt.UTC)
+    if ctx.now > effective + lifetime:  # F8
+        raise ctx.fail(
+            f"{LOAD_FAILED}The EdgeSync bootstrap replication account credentials in the "
+            f"subscription file expired at {(effective + lifetime).strftime('%m/%d/%Y %H:%M:%S')} "
+            "UTC. Run New-EdgeSubscription -FileName on the Edge Transport server again and "
+            "import the new file before it expires."
+        )
+    thumb = thumbprint(cert)
+    if any(m.internal_transport_thumbprint == thumb for m in ctx.org.mailboxes):  # F1
+        raise ctx.fail(
+            f"{LOAD_FAILED}The direct trust certificate of the subscribed Edge Transport server "
+            f"with the thumbprint {thumb} is a duplicate of the certificate of one of the "
+            "Hubtransport servers. Sharing the same certificate between Edge and Hub Transport "
+            "servers is not allowed"
+        )
+    edge = ctx.org.find_server(edge_name)
+    if edge is None or edge.role != "Edge":
+        raise ctx.fail(
+            f"{LOAD_FAILED}The Edge Transport server {edge_name} isn't known to the lab."
+        )
+    if ctx.whatif:
+        return []
+    subscribe(
+        ctx.org,
+        edge,
+        ctx.now,
+        params.get("CreateInboundSendConnector", True) is not False,
+        params.get("CreateInternetSendConnector", True) is not False,
+        certificate_der_b64=blob,
+    )
+    return []
+
+
+def remove_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Remove-EdgeSubscription (F10 on a Mailbox server; clears AD LDS data on an Edge)."""
+    identity = params["Identity"]
+    if ctx.server.role == "Edge":
+        if identity.casefold() not in (ctx.server.name.casefold(), ctx.server.fqdn.casefold()):
+            raise not_found(ctx, "subscription", identity)
+        if not ctx.whatif:
+            ctx.server.replica = None
+        return []
+    sub = ctx.org.subscription(identity.split(".")[0])
+    if sub is None:
+        raise not_found(ctx, "subscription", identity)
+    if ctx.whatif:
+        return []
+    ctx.org.subscriptions.remove(sub)
+    kept = []
+    for connector in ctx.org.send_connectors:
+        sources = [
+            s for s in connector.source_transport_servers if s.casefold() != sub.edge.casefold()
+        ]
+        if len(sources) != len(connector.source_transport_servers):
+            connector.when_changed = ctx.now
+            if not sources:
+                continue  # the Edge was the only source: the connector is removed
+        connector.source_transport_servers = sources
+        kept.append(connector)
+    ctx.org.send_connectors = kept
+    return []
+
+
+def get_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-EdgeSubscription (a null or wrong -Identity returns all)."""
+    subs = list(ctx.org.subscriptions)
+    if ctx.server.role == "Edge":
+        subs = [s for s in subs if s.edge == ctx.server.name and ctx.server.replica is not None]
+    wanted = params.get("Identity")
+    if wanted:
+        chosen = [s for s in subs if s.edge.casefold() == wanted.split(".")[0].casefold()]
+        subs = chosen or subs
+    return [
+        ExObject(
+            [T.EDGE_SUBSCRIPTION, "System.Object"],
+            {
+                "Name": s.edge,
+                "Site": s.site,
+                "Domain": s.domain,
+                "CreateUtc": s.create_utc,
+                "LifeTime": "Infinite",
+                "LeaseType": enum(T.LEASE_TOKEN_TYPE, LEASES, s.lease_type),
+                "IsValid": True,
+                "Identity": s.edge,
+            },
+            to_string=s.edge,
+        )
+        for s in subs
+    ]
+
+
+def _targets(ctx: Context, target: str | None) -> list[Server]:
+    edges = [ctx.org.server(s.edge) for s in ctx.org.subscriptions]
+    if not target:
+        return edges
+    wanted = target.casefold()
+    chosen = [e for e in edges if wanted in (e.name.casefold(), e.fqdn.casefold())]
+    if not chosen:
+        raise ctx.fail(
+            f"The Edge Transport server {target} doesn't have an Edge Subscription in this "
+            "organization.",
+            exception=INVALID_OPERATION,
+            target=target,
+        )
+    return chosen
+
+
+def start_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Start-EdgeSynchronization: replicate now (F4: a TlsCertificateName > 256 is skipped)."""
+    mailbox_only(ctx)
+    out = []
+    for edge in _targets(ctx, params.get("TargetServer")):
+        for result, kind, detail in edgesync.replicate(ctx.org, edge, ctx.now):
+            out.append(
+                ExObject(
+                    [T.EDGE_SYNC_RESULT, "System.Object"],
+                    {
+                        "Result": enum(T.EDGE_SYNC_RESULT_STATUS, RESULTS, result),
+                        "Type": enum(T.EDGE_SYNC_TYPE, SYNC_TYPES, kind),
+                        "Name": edge.name,
+                        "FailureDetails": detail,
+                        "StartUTC": ctx.now,
+                        "EndUTC": ctx.now,
+                        "Added": 0,
+                        "Deleted": 0,
+                        "Updated": 0,
+                        "Scanned": len(ctx.org.send_connectors) if kind == "Configuration" else 0,
+                        "TargetScanned": 0,
+                    },
+                )
+            )
+    return out
+
+
+def test_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Test-EdgeSynchronization: one EdgeSubscriptionStatus per subscribed Edge."""
+    mailbox_only(ctx)
+    edges = _targets(ctx, params.get("TargetServer"))
+    if not edges:
+        return [_status(ctx, None, "NoSyncConfigured", "", None)]
+    out = []
+    for edge in edges:
+        failure = edgesync.sync_failure(ctx.org, edge)
+        last = edge.replica.last_sync if edge.replica else None
+        sub = ctx.org.subscription(edge.name)
+        if failure is None and (last is None or (sub and last < sub.create_utc)):
+            out.append(_status(ctx, edge, "Inconclusive", "", last))
+        elif failure is None:
+            out.append(_status(ctx, edge, "Normal", "", last))
+        else:
+            out.append(_status(ctx, edge, "Failed", failure, last))
+    return out
+
+
+def _status(
+    ctx: Context, edge: Server | None, status: str, detail: str, last: dt.datetime | None
+) -> ExObject:
+    skipped = ExObject(
+        ["Microsoft.Exchange.EdgeSync.Validation.EdgeConfigStatus", "System.Object"],
+        {"SyncStatus": "Skipped", "SynchronizedObjects": 0},
+        to_string="Skipped",
+    )
+    lease = "Option" if status == "Normal" else "None"
+    holder = ctx.org.mailboxes[0].name if ctx.org.mailboxes else ""
+    props: dict[str, Any] = {
+        "SyncStatus": enum(T.VALIDATION_STATUS, VALIDATION, status),
+        "UtcNow": ctx.now,
+        "Name": edge.name if edge else None,
+        "LeaseHolder": f"CN={holder},CN=Servers,CN=Exchange Administrative Group,"
+        f"CN={ctx.org.domain}",
+        "LeaseType": enum(T.LEASE_TOKEN_TYPE, LEASES, lease),
+        "LeaseExpiryUtc": ctx.now + dt.timedelta(hours=1) if status == "Normal" else last,
+        "LastSynchronizedUtc": last,
+        "FailureDetail": detail,
+    }
+    for name in (
+        "TransportServerStatus",
+        "TransportConfigStatus",
+        "AcceptedDomainStatus",
+        "RemoteDomainStatus",
+        "SendConnectorStatus",
+        "MessageClassificationStatus",
+        "RecipientStatus",
+    ):
+        props[name] = skipped
+    props["CredentialRecords"] = f"Number of credentials {2 * len(ctx.org.mailboxes)}"
+    props["CookieRecords"] = []
+    return ExObject(
+        [T.EDGE_SYNC_STATUS, "System.Object"], props, to_string=edge.name if edge else ""
+    )
+
+
+CMDLETS = [
+    Cmdlet(
+        "New-EdgeSubscription",
+        new_edge_subscription,
+        [
+            Param("FileName"),
+            Param("FileData", "bytes"),
+            Param("Site"),
+            Param("CreateInboundSendConnector", "bool"),
+            Param("CreateInternetSendConnector", "bool"),
+            Param("AccountExpiryDuration", "timespan"),
+            Param("Force", "bool"),
+        ],
+    ),
+    Cmdlet(
+        "Remove-EdgeSubscription",
+        remove_edge_subscription,
+        [
+            Param("Identity", position=0, mandatory=True, pipeline=True),
+            Param("Force", "bool"),
+            Param("DomainController"),
+        ],
+    ),
+    Cmdlet("Get-EdgeSubscription", get_edge_subscription, [Param("Identity", position=0)]),
+    Cmdlet(
+        "Start-EdgeSynchronization",
+        start_edge_synchronization,
+        [
+            Param("Server"),
+            Param("TargetServer"),
+            Param("ForceFullSync", "bool"),
+            Param("ForceUpdateCookie", "bool"),
+        ],
+        task="Microsoft.Exchange.EdgeSync",
+    ),
+    Cmdlet(
+        "Test-EdgeSynchronization",
+        test_edge_synchronization,
+        [
+            Param("TargetServer"),
+            Param("ExcludeRecipientTest", "bool"),
+            Param("FullCompareMode", "bool"),
+            Param("MaxReportSize", "any"),
+            Param("MonitoringContext", "bool"),
+            Param("VerifyRecipient"),
+        ],
+        task="Microsoft.Exchange.EdgeSync.Validation",
+    ),
+]

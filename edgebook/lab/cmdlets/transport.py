@@ -1,0 +1,364 @@
+"""Get-TransportService, Get-Queue, Get-ServerHealth and Get-EventLog."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from typing import Any
+
+from edgebook import exchange_types as T
+from edgebook.lab import certinfo, mailflow
+from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.common import enum, not_found, target_server
+from edgebook.lab.model import PAUSED, RUNNING, STOPPED, TRANSPORT, Queue, Server
+from edgebook.lab.objects import ExEnum, ExObject
+
+QUEUE_STATUSES = ["None", "Active", "Ready", "Retry", "Suspended", "Connecting"]
+DELIVERY_TYPES = [
+    "Undefined",
+    "DnsConnectorDelivery",
+    "SmartHostConnectorDelivery",
+    "SmtpRelayToMailboxDeliveryGroup",
+    "Unreachable",
+]
+ALERTS = [
+    "Healthy",
+    "Degraded",
+    "Unhealthy",
+    "Repairing",
+    "Disabled",
+    "Unavailable",
+    "UnInitialized",
+]
+ENTRY_TYPES = {"Error": 1, "Warning": 2, "Information": 4}
+SEVERITY_BITS = {"Error": 0xC0000000, "Warning": 0x80000000, "Information": 0x40000000}
+VERSION = "Version 15.2 (Build 1544.4)"
+
+
+def get_transport_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-TransportService (Edge: the local server; Mailbox: the organisation's)."""
+    if ctx.server.role == "Edge":
+        servers = [ctx.server]
+    else:
+        servers = ctx.org.mailboxes + [ctx.org.server(s.edge) for s in ctx.org.subscriptions]
+    if params.get("Identity"):
+        wanted = params["Identity"].casefold()
+        servers = [s for s in servers if wanted in (s.name.casefold(), s.fqdn.casefold())]
+        if not servers:
+            raise not_found(ctx, "server", params["Identity"])
+    return [_transport_object(ctx, s) for s in servers]
+
+
+def _transport_object(ctx: Context, server: Server) -> ExObject:
+    thumb = server.internal_transport_thumbprint
+    if server.role == "Edge" and server is not ctx.server:
+        sub = ctx.org.subscription(server.name)
+        thumb = sub.certificate_thumbprint if sub else None  # what the organisation knows
+    return ExObject(
+        [T.TRANSPORT_SERVICE, "System.Object"],
+        {
+            "Name": server.name,
+            "Identity": server.name,
+            "Fqdn": server.fqdn,
+            "AdminDisplayVersion": VERSION,
+            "IsHubTransportServer": server.role == "Mailbox",
+            "IsEdgeServer": server.role == "Edge",
+            "InternalTransportCertificateThumbprint": thumb,
+            "ServerRole": ExEnum(
+                T.SERVER_ROLE,
+                "Edge" if server.role == "Edge" else "Mailbox",
+                64 if server.role == "Edge" else 2,
+            ),
+        },
+        to_string=server.name,
+    )
+
+
+def _queue_identity(server: Server, queue: Queue) -> str:
+    if queue.kind == "submission":
+        return f"{server.name}\\Submission"
+    if queue.kind == "unreachable":
+        return f"{server.name}\\Unreachable"
+    return f"{server.name}\\{queue.number}"
+
+
+def queue_object(server: Server, queue: Queue) -> ExObject:
+    """An ExtensibleQueueInfo."""
+    delivery = "Unreachable" if queue.kind == "unreachable" else queue.delivery_type
+    props: dict[str, Any] = {
+        "Identity": _queue_identity(server, queue),
+        "DeliveryType": enum(T.DELIVERY_TYPE, DELIVERY_TYPES, delivery),
+        "NextHopDomain": queue.next_hop_domain,
+        "TlsDomain": queue.tls_domain,
+        "NextHopConnector": queue.connector,
+        "Status": enum(T.QUEUE_STATUS, QUEUE_STATUSES, queue.status),
+        "MessageCount": queue.message_count,
+        "LastError": queue.last_error,
+        "RetryCount": queue.retry_count,
+        "LastRetryTime": queue.last_retry,
+        "NextRetryTime": queue.last_retry + dt.timedelta(minutes=5) if queue.last_retry else None,
+        "FirstRetryTime": queue.first_retry,
+        "NextHopCategory": enum(
+            T.NEXT_HOP_CATEGORY, ["Internal", "External"], queue.next_hop_category
+        ),
+        "IncomingRate": 0.0,
+        "OutgoingRate": 0.0,
+        "Velocity": 0.0,
+    }
+    return ExObject([T.QUEUE, "System.Object"], props, to_string=props["Identity"])
+
+
+_FILTER = re.compile(
+    r"^\s*\{?\s*\$?(\w+)\s+-(eq|ne|gt|lt|ge|le|like)\s+['\"]?([^'\"]*?)['\"]?\s*\}?\s*$", re.I
+)
+
+
+def _filter(ctx: Context, text: str) -> Any:
+    match = _FILTER.match(text)
+    if not match:
+        raise ctx.fail(
+            f'The filter "{text}" isn\'t supported by the lab: use "Property -op value".',
+            exception="System.ArgumentException",
+            category="InvalidArgument",
+        )
+    name, op, value = match.group(1), match.group(2).lower(), match.group(3)
+
+    def test(obj: ExObject) -> bool:
+        actual = obj.properties.get(
+            next((k for k in obj.properties if k.casefold() == name.casefold()), "")
+        )
+        actual_text = str(actual) if actual is not None else ""
+        if op == "like":
+            return fnmatch.fnmatch(actual_text.casefold(), value.casefold())
+        if isinstance(actual, int) and value.lstrip("-").isdigit():
+            a, b = actual, int(value)
+            return {
+                "eq": a == b,
+                "ne": a != b,
+                "gt": a > b,
+                "lt": a < b,
+                "ge": a >= b,
+                "le": a <= b,
+            }[op]
+        equal = actual_text.casefold() == value.casefold()
+        return equal if op == "eq" else not equal if op == "ne" else False
+
+    return test
+
+
+def get_queue(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-Queue (local transport must run)."""
+    server = target_server(ctx, params.get("Server"))
+    identity = params.get("Identity")
+    if identity and "\\" in identity:
+        server = target_server(ctx, identity.split("\\")[0])
+    if server.services.get(TRANSPORT, STOPPED) == STOPPED:
+        raise ctx.fail(
+            f"Couldn't connect to the Microsoft Exchange Transport service on computer "
+            f"{server.fqdn}. Verify that the service is running.",
+            exception="Microsoft.Exchange.Data.QueueViewer.QueueViewerException",
+            category="ReadError",
+        )
+    objects = [queue_object(server, q) for q in server.queues]
+    if identity:
+        objects = [
+            o
+            for o in objects
+            if o["Identity"].casefold() == identity.casefold()
+            or o["Identity"].split("\\")[1].casefold() == identity.casefold()
+        ]
+        if not objects:
+            raise not_found(ctx, "queue", identity)
+    if params.get("Filter"):
+        test = _filter(ctx, params["Filter"])
+        objects = [o for o in objects if test(o)]
+    return objects
+
+
+HEALTH_MONITORS = [
+    ("EdgeTransport.ServiceInconsistentStateMonitor", "EdgeTransport"),
+    ("TransportMaxLocalLoopCountMonitor", ""),
+    ("MessagesDeferredDuringCategorizationMonitor", ""),
+    ("TransportLogSearchLogPathInvalidMonitor", "EdgeTransport"),
+    ("UnreachableQueueMonitor", ""),
+    ("Transport.LowDiskSpace.Monitor", "EdgeTransport"),
+    ("Transport.ServerCertMismatch.Monitor", "EdgeTransport"),
+    ("Transport.ServerCertExpireSoon.Monitor", "EdgeTransport"),
+    ("EdgeTransportServiceRunningMonitor", ""),
+    ("EdgeAvailabilityMonitor", ""),
+    ("TransportLogSearchRunningMonitor", "EdgeTransport"),
+]
+
+
+def health_alerts(ctx: Context, server: Server) -> dict[str, str]:
+    """AlertValue per monitor of the EdgeTransport health set, from the simulation."""
+    alerts = {name: "Healthy" for name, _ in HEALTH_MONITORS}
+    running = server.services.get(TRANSPORT) in (RUNNING, PAUSED)
+    if not running:
+        alerts["EdgeTransportServiceRunningMonitor"] = "Unhealthy"
+        alerts["EdgeAvailabilityMonitor"] = "Unhealthy"
+    if server.transport is not None:
+        broken = any(b.error for b in server.transport.send.values())
+        broken |= any(
+            t is None and rc.tls_certificate_name
+            for rc in server.receive_connectors
+            for name, t in server.transport.receive.items()
+            if name == rc.name
+        )
+        for binding in server.transport.send.values():
+            entry = server.certificate(binding.thumbprint) if binding.thumbprint else None
+            broken |= entry is None or not certinfo.usable(entry, ctx.now)
+            if entry is not None and entry.thumbprint != server.transport.default_thumbprint:
+                left = certinfo.cert_of(entry).not_valid_after_utc - ctx.now
+                if left <= mailflow.EXPIRY_WARNING:
+                    alerts["Transport.ServerCertExpireSoon.Monitor"] = "Degraded"
+        if broken:
+            alerts["Transport.ServerCertMismatch.Monitor"] = "Degraded"
+    if any(q.kind == "unreachable" and q.message_count for q in server.queues):
+        alerts["UnreachableQueueMonitor"] = "Unhealthy"
+    return alerts
+
+
+def get_server_health(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-ServerHealth (the EdgeTransport health set of the local Edge)."""
+    server = target_server(ctx, params.get("Identity"))
+    health_set = "EdgeTransport" if server.role == "Edge" else "HubTransport"
+    wanted = params.get("HealthSet")
+    if wanted and wanted.casefold() != health_set.casefold():
+        return []
+    alerts = health_alerts(ctx, server) if server.role == "Edge" else {}
+    rows = []
+    monitors = (
+        HEALTH_MONITORS
+        if server.role == "Edge"
+        else [("Transport.ServerCertExpireSoon.Monitor", "")]
+    )
+    for name, target in monitors:
+        alert = alerts.get(name, "Healthy")
+        rows.append(
+            ExObject(
+                [T.SERVER_HEALTH, "System.Object"],
+                {
+                    "Server": server.name,
+                    "CurrentHealthSetState": "Online",
+                    "State": "Online",
+                    "Name": name,
+                    "TargetResource": target,
+                    "HealthSetName": health_set,
+                    "HealthSet": health_set,
+                    "AlertValue": enum(T.MONITOR_ALERT_STATE, ALERTS, alert),
+                    "ServerComponentName": health_set,
+                    "ServerComponent": health_set,
+                    "LastTransitionTime": ctx.now,
+                },
+                to_string=name,
+            )
+        )
+    return rows
+
+
+def event_object(server: Server, entry: Any) -> ExObject:
+    """A System.Diagnostics.EventLogEntry."""
+    return ExObject(
+        [T.EVENT_LOG_ENTRY, "System.ComponentModel.Component", "System.Object"],
+        {
+            "EventID": entry.event_id,
+            "MachineName": server.fqdn,
+            "Index": entry.index,
+            "Category": entry.category,
+            "CategoryNumber": 1,
+            "EntryType": ExEnum(
+                T.EVENT_LOG_ENTRY_TYPE, entry.entry_type, ENTRY_TYPES[entry.entry_type]
+            ),
+            "Message": entry.message,
+            "Source": entry.source,
+            "ReplacementStrings": [],
+            "InstanceId": SEVERITY_BITS[entry.entry_type] | entry.event_id,
+            "TimeGenerated": entry.time,
+            "TimeWritten": entry.time,
+            "UserName": None,
+        },
+        to_string="System.Diagnostics.EventLogEntry",
+    )
+
+
+def get_event_log(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-EventLog -LogName Application [-Source] [-After] [-Before] [-Newest] [-InstanceId]."""
+    log = params["LogName"]
+    if log.casefold() != "application":
+        raise ctx.fail(
+            f"The event log '{log}' on computer '.' does not exist.",
+            exception="System.InvalidOperationException",
+            category="ObjectNotFound",
+        )
+    entries = sorted(ctx.server.events, key=lambda e: e.index, reverse=True)
+    if params.get("Source"):
+        patterns = [p.casefold() for p in params["Source"]]
+        entries = [
+            e for e in entries if any(fnmatch.fnmatch(e.source.casefold(), p) for p in patterns)
+        ]
+    if params.get("After"):
+        entries = [e for e in entries if e.time > params["After"]]
+    if params.get("Before"):
+        entries = [e for e in entries if e.time < params["Before"]]
+    if params.get("InstanceId"):
+        ids = {int(i) for i in params["InstanceId"]}
+        entries = [
+            e
+            for e in entries
+            if e.event_id in ids or (SEVERITY_BITS[e.entry_type] | e.event_id) in ids
+        ]
+    if params.get("EntryType"):
+        kinds = {k.casefold() for k in params["EntryType"]}
+        entries = [e for e in entries if e.entry_type.casefold() in kinds]
+    if params.get("Newest") is not None:
+        entries = entries[: params["Newest"]]
+    if not entries:
+        ctx.write_error(
+            "No matches found", exception="System.ArgumentException", category="ObjectNotFound"
+        )
+    return [event_object(ctx.server, e) for e in entries]
+
+
+OS_TASK = "Microsoft.PowerShell.Commands"
+CMDLETS = [
+    Cmdlet("Get-TransportService", get_transport_service, [Param("Identity", position=0)]),
+    Cmdlet(
+        "Get-Queue",
+        get_queue,
+        [
+            Param("Identity", position=0),
+            Param("Server"),
+            Param("Filter"),
+            Param("ResultSize", "any"),
+        ],
+        task="Microsoft.Exchange.Management.QueueViewerTasks",
+    ),
+    Cmdlet(
+        "Get-ServerHealth",
+        get_server_health,
+        [
+            Param("Identity", position=0, mandatory=True),
+            Param("HealthSet"),
+            Param("HaImpactingOnly", "bool"),
+        ],
+        task="Microsoft.Exchange.Management.Tasks",
+    ),
+    Cmdlet(
+        "Get-EventLog",
+        get_event_log,
+        [
+            Param("LogName", position=0, mandatory=True),
+            Param("InstanceId", "strs", position=1),
+            Param("Source", "strs"),
+            Param("After", "datetime"),
+            Param("Before", "datetime"),
+            Param("Newest", "int"),
+            Param("EntryType", "strs"),
+            Param("ComputerName"),
+        ],
+        task=OS_TASK,
+        exchange=False,
+    ),
+]

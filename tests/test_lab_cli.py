@@ -1,0 +1,202 @@
+"""`edgebook lab ...` end to end: a background lab, reached by pypsrp and TLS, and its commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import ssl
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import WSMan
+
+from edgebook import certs
+from edgebook.cli import main
+from edgebook.lab import control
+
+
+def edgebook(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgebook.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("lab") / "lab"
+    env = {k: v for k, v in os.environ.items() if k != "EDGEBOOK_LAB_PASSWORD"}
+    done = edgebook("lab", "start", "--dir", str(directory), "--scenario", "healthy", env=env)
+    assert done.returncode == 0, done.stderr
+    yield directory
+    edgebook("lab", "stop", "--dir", str(directory))
+
+
+def status(directory: Path) -> dict:
+    done = edgebook("lab", "status", "--dir", str(directory), "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_status_describes_every_server(lab):
+    document = status(lab)
+    assert document["scenario"] == "healthy"
+    roles = {s["name"]: s["role"] for s in document["servers"]}
+    assert sorted(roles.values()) == ["Edge", "Edge", "Mailbox"]
+    for server in document["servers"]:
+        wsman = server["wsman"]
+        assert wsman["url"].startswith("https://127.0.0.1:")
+        assert wsman["auth"] == "basic"
+        assert Path(wsman["ca_file"]).is_file()
+        if server["role"] == "Edge":
+            assert wsman["configuration_name"] == "Microsoft.PowerShell"
+            assert server["smtp"].startswith("127.0.0.1:")
+            assert server["ldaps"].startswith("127.0.0.1:")
+        else:
+            assert wsman["configuration_name"] == "Microsoft.Exchange"
+            assert server["smtp"] is None
+
+
+def test_generated_password_stays_private(lab):
+    password_file = lab / ".password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text().strip()
+    inventory = (lab / "inventory.yaml").read_text()
+    assert password not in inventory
+    assert password not in json.dumps(status(lab))
+
+
+def _pypsrp(server: dict, password: str) -> list:
+    url = server["wsman"]
+    port = int(url["url"].rsplit(":", 1)[1].split("/", 1)[0])
+    wsman = WSMan(
+        "127.0.0.1",
+        port=port,
+        path=url["url"].rsplit("/", 1)[1],
+        auth="basic",
+        username=url["username"],
+        password=password,
+        cert_validation=url["ca_file"],
+    )
+    with wsman, RunspacePool(wsman, configuration_name=url["configuration_name"]) as pool:
+        ps = PowerShell(pool)
+        if server["role"] == "Edge":
+            ps.add_cmdlet("Add-PSSnapin").add_parameter(
+                "Name", "Microsoft.Exchange.Management.PowerShell.SnapIn"
+            )
+            ps.add_statement()
+        ps.add_cmdlet("Get-ExchangeCertificate")
+        output = ps.invoke()
+        assert not ps.had_errors
+        return output
+
+
+def test_plain_pypsrp_sees_exchange_shaped_objects(lab):
+    password = (lab / ".password").read_text().strip()
+    for server in status(lab)["servers"]:
+        certificates = _pypsrp(server, password)
+        assert certificates, server["name"]
+        first = certificates[0]
+        assert first.types[0] == (
+            "Microsoft.Exchange.Management.SystemConfigurationTasks.ExchangeCertificate"
+        )
+        assert len(first.adapted_properties["Thumbprint"]) == 40
+
+
+def test_smtp_listener_presents_the_certificate_transport_uses(lab):
+    edge = next(s for s in status(lab)["servers"] if s["role"] == "Edge")
+    host, port = edge["smtp"].rsplit(":", 1)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP(host, int(port), timeout=10) as smtp:
+        smtp.ehlo("test")
+        assert smtp.has_extn("starttls")
+        smtp.starttls(context=context)
+        der = smtp.sock.getpeercert(binary_form=True)
+    served = certs.thumbprint(x509.load_der_x509_certificate(der))
+    password = (lab / ".password").read_text().strip()
+    installed = {c.adapted_properties["Thumbprint"] for c in _pypsrp(edge, password)}
+    assert served in installed
+
+
+def test_inventory_is_a_valid_parameters_file(lab):
+    from edgebook.config import load_inventory
+
+    inventory = load_inventory(lab / "inventory.yaml")
+    assert inventory.lab is True
+    assert len(inventory.edges) == 2
+    raw = yaml.safe_load((lab / "inventory.yaml").read_text())
+    assert raw["edges"][0]["credential"]["password"].startswith("file:")
+
+
+def test_requests_are_counted(lab):
+    before = status(lab)["requests"]
+    test_plain_pypsrp_sees_exchange_shaped_objects(lab)
+    after = status(lab)["requests"]
+    assert all(after[name] > before.get(name, 0) for name in after)
+
+
+def test_send_and_advance(lab, capsys):
+    assert main(["lab", "send", "--dir", str(lab), "--edge", "EDGE01", "--count", "2"]) == 0
+    assert "2 message(s) submitted to EDGE01" in capsys.readouterr().out
+    clock_before = status(lab)["clock"]
+    assert main(["lab", "advance", "--dir", str(lab), "--minutes", "90"]) == 0
+    assert status(lab)["clock"] > clock_before
+
+
+def test_a_second_start_is_refused(lab, capsys):
+    assert main(["lab", "start", "--dir", str(lab)]) == 2
+    assert "already runs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["lab", "status", "--dir", "{missing}"], "holds no lab"),
+        (["lab", "advance", "--dir", "{lab}", "--minutes", "-5"], "--minutes must be more than 0"),
+        (["lab", "send", "--dir", "{lab}", "--edge", "NOPE"], "no Edge 'NOPE'"),
+        (["lab", "send", "--dir", "{lab}", "--edge", "EDGE01", "--count", "0"], "--count"),
+        (["lab", "fault", "--dir", "{lab}", "--service", "ADAM_MSExchange"], "needs --server"),
+        (["lab", "start", "--dir", "{missing}", "--scenario", "no-such"], "no-such"),
+    ],
+)
+def test_bad_input_is_one_clear_line(lab, tmp_path, capsys, args, message):
+    args = [a.format(lab=lab, missing=tmp_path / "none") for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "none" / "state.json").exists()
+
+
+def test_scenarios_are_listed(capsys):
+    assert main(["lab", "scenarios"]) == 0
+    out = capsys.readouterr().out
+    for name in ("healthy", "seed-incident", "expired", "duplicate-subject", "edge-hub-clash"):
+        assert name in out
+
+
+def test_fault_and_restart_survive(tmp_path):
+    directory = tmp_path / "lab"
+    control.start(directory, "healthy")
+    try:
+        assert main(["lab", "fault", "--dir", str(directory), "--cmdlet", "Get-Queue"]) == 0
+        control.stop(directory)
+        description = control.start(directory)
+        assert description["scenario"] == "healthy"
+        store = control.require_state(directory)
+        assert [f.cmdlet for f in store.read().faults] == ["Get-Queue"]
+    finally:
+        control.stop(directory)
+    assert control.running_description(directory) is None
