@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgebook.demo import DEMO_SCENARIO, run_demo
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `demo` command."""
@@ -16,11 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start a fresh lab, inspect every Edge with notebook 01, keep the evidence.",
     )
     parser.add_argument("--outputs", type=Path, default=Path("outputs"), help="evidence folder")
-    parser.add_argument("--scenario", default=DEMO_SCENARIO, help="lab scenario")
+    parser.add_argument("--scenario", default="seed-incident", help="lab scenario")
     parser.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from edgebook.demo import run_demo  # papermill and nbformat load slowly: only when needed
+
     runs = run_demo(args.outputs, args.scenario)
     failed = False
     for edge, run in runs.items():

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgebook import monitoring
 from edgebook.errors import EdgebookError
-from edgebook.phases.inspect import InspectResult, inspect, resolve_inventory
-from edgebook.rules.usage import usage
+
+if TYPE_CHECKING:
+    from edgebook.phases.inspect import InspectResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> InspectResult:
     if args.warning_days is not None and args.warning_days < 1:
         raise EdgebookError(f"--warning-days must be 1 or more, not {args.warning_days}")
+    from edgebook.phases.inspect import inspect, resolve_inventory
+
     inventory = resolve_inventory(args.inventory)
     return inspect(inventory, args.edge, warning_days=args.warning_days)
 
@@ -51,6 +55,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def expiries(result: InspectResult) -> list[monitoring.CertificateExpiry]:
     """Days to expiry of the certificates in use on each inspected Edge."""
+    from edgebook.rules.usage import usage
+
     now = result.org.now
     rows = []
     for edge in result.edges:

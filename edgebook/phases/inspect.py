@@ -57,7 +57,7 @@ class InspectResult:
 def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
     """The read-only statements of the one Edge pipeline."""
     return [
-        # Command("Get-Date"),
+        Command("Get-Date"),
         Command("Get-ExchangeCertificate"),
         Command("Get-TransportService"),
         Command("Get-Service", {"Name": EDGE_SERVICES}),
