@@ -124,16 +124,17 @@ def certificate_timeline(result: InspectResult, warning_days: int = 30) -> Axes:
     now = result.org.now
     height = max(2.0, 0.45 * len(frame) + 1)
     figure, axes = plt.subplots(figsize=(11, height))
+    labels = []
     for row, cert in enumerate(frame.itertuples()):
         start = starts.get(cert.thumbprint) or cert.not_after - dt.timedelta(days=365)
         expired = cert.not_after <= now
         soon = not expired and cert.not_after <= now + dt.timedelta(days=warning_days)
         colour = "tab:red" if expired else "tab:orange" if soon else "tab:blue"
         axes.barh(row, cert.not_after - start, left=start, color=colour, alpha=0.8)
-        axes.text(cert.not_after, row, f"  {cert.server} {cert.subject[:40]}", va="center")
+        labels.append(f"{cert.server}  {cert.subject.split(',')[0]}  {cert.thumbprint[:8]}")
     axes.axvspan(now, now + dt.timedelta(days=warning_days), color="tab:orange", alpha=0.15)
     axes.axvline(now, color="black", linewidth=1)
-    axes.set_yticks([])
+    axes.set_yticks(range(len(labels)), labels)
     axes.set_title(f"Certificates against {now:%Y-%m-%d} (warning window {warning_days} days)")
     figure.tight_layout()
     return axes
