@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 from orgbuilder import (
     EDGES,
+    MAILBOX,
     PUBLIC_FQDN,
     cert_record,
     clean_world,
@@ -195,12 +196,21 @@ def test_default_certificate_unknown_when_transport_service_not_read():
     assert of(world.evaluate(), "default-cert-missing") == []
 
 
-def test_public_key_not_exportable_is_a_warning():
+def test_public_key_not_exportable_anywhere_is_a_warning():
     world = clean_world()
     world.edges["EDGE1"]["certificates"][1]["PrivateKeyExportable"] = False
+    world.mailbox["certificates"][1]["PrivateKeyExportable"] = False
     (finding,) = of(world.evaluate(), "key-not-exportable")
     assert finding.server == "EDGE1" and finding.severity == Severity.WARNING
     assert finding.evidence["thumbprint"] == thumb(pki().public)
+
+
+def test_public_key_not_exportable_on_the_edge_is_fine_with_an_exportable_copy():
+    world = clean_world()
+    world.edges["EDGE1"]["certificates"][1]["PrivateKeyExportable"] = False
+    (finding,) = of(world.evaluate(), "key-not-exportable")
+    assert finding.severity == Severity.INFO
+    assert finding.evidence["exportable_on"] == MAILBOX
 
 
 def test_edges_with_different_public_certificates():

@@ -124,21 +124,46 @@ def _unused_expired(edge: EdgeFacts, cert: CertificateFact, found: list[Finding]
     ]
 
 
-def _key_not_exportable(edge: EdgeFacts, cert: CertificateFact, use: Usage) -> list[Finding]:
+def _exportable_copy(org: OrgFacts, cert: CertificateFact) -> str | None:
+    """The Mailbox server holding the same certificate with an exportable key, if any."""
+    for server in org.mailbox_servers:
+        for held in server.certificates:
+            if held.thumbprint == cert.thumbprint and held.private_key_exportable:
+                return server.name
+    return None
+
+
+def _key_not_exportable(
+    org: OrgFacts, edge: EdgeFacts, cert: CertificateFact, use: Usage
+) -> list[Finding]:
     public = not cert.is_self_signed and (use.smtp or use.named_by or use.selected_by)
     if not public or cert.private_key_exportable is not False:
         return []
+    evidence = {"thumbprint": cert.thumbprint, "subject": cert.subject, "exportable": False}
+    copy = _exportable_copy(org, cert)
+    if copy:
+        return [
+            Finding(
+                "key-not-exportable",
+                Severity.INFO,
+                f"The private key of {_label(cert)} on {edge.name} is not exportable, as "
+                f"recommended; an exportable copy is installed on {copy}, so a PFX can be made "
+                "there for the Mailbox import (F9) and for disaster recovery.",
+                edge.name,
+                {**evidence, "exportable_on": copy},
+            )
+        ]
     return [
         Finding(
             "key-not-exportable",
             Severity.WARNING,
-            f"The private key of {_label(cert)} on {edge.name} is not exportable, so no PFX can "
-            "be made for the import on a Mailbox server (needed to set TlsCertificateName, F9) "
-            "or for disaster recovery. At the next renewal request the certificate with "
-            "-PrivateKeyExportable $true on an internal server, keep the PFX safe, and import it "
-            "on the Edge non-exportable.",
+            f"The private key of {_label(cert)} on {edge.name} is not exportable and no Mailbox "
+            "server holds an exportable copy, so no PFX can be made for the import on a Mailbox "
+            "server (needed to set TlsCertificateName, F9) or for disaster recovery. At the next "
+            "renewal request the certificate with -PrivateKeyExportable $true on an internal "
+            "server, keep the PFX safe, and import it on the Edge non-exportable.",
             edge.name,
-            {"thumbprint": cert.thumbprint, "subject": cert.subject, "exportable": False},
+            evidence,
         )
     ]
 
@@ -171,7 +196,7 @@ def _certificate_findings(org: OrgFacts, edge: EdgeFacts, cert: CertificateFact)
     ]
     result = [_in_context(f, edge, cert, use) for f in kept]
     result += _status_findings(edge, cert, {f.slug for f in kept})
-    return result + _key_not_exportable(edge, cert, use)
+    return result + _key_not_exportable(org, edge, cert, use)
 
 
 def _duplicate_subjects(edge: EdgeFacts) -> list[Finding]:
