@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import smtplib
 import ssl
 import stat
@@ -20,6 +21,7 @@ from pypsrp.wsman import WSMan
 from edgebook import certs
 from edgebook.cli import main
 from edgebook.lab import control
+from edgebook.lab.mailflow import listener_state
 
 
 def edgebook(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -200,3 +202,51 @@ def test_fault_and_restart_survive(tmp_path):
     finally:
         control.stop(directory)
     assert control.running_description(directory) is None
+
+
+def _openssl_leaf(args: list[str]) -> x509.Certificate:
+    done = subprocess.run(
+        ["openssl", "s_client", *args, "-showcerts"],
+        input="Q\n",
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    begin = done.stdout.index("-----BEGIN CERTIFICATE-----")
+    end = done.stdout.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")
+    return x509.load_pem_x509_certificate(done.stdout[begin:end].encode())
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_openssl_sees_what_the_lab_state_says(lab):
+    store = control.require_state(lab)
+    for server in status(lab)["servers"]:
+        if server["role"] != "Edge":
+            continue
+        for kind, args in (
+            ("smtp", ["-starttls", "smtp", "-connect", server["smtp"]]),
+            ("ldaps", ["-connect", server["ldaps"]]),
+        ):
+            state = listener_state(store.read(), server["name"], kind, store.now())
+            chain_pem, _ = state.certificate
+            expected = x509.load_pem_x509_certificates(chain_pem)[0]
+            assert _openssl_leaf(args) == expected, (server["name"], kind)
+
+
+def test_edges_also_speak_ntlm(lab):
+    edge = next(s for s in status(lab)["servers"] if s["role"] == "Edge")
+    port = int(edge["wsman"]["url"].rsplit(":", 1)[1].split("/", 1)[0])
+    password = (lab / ".password").read_text().strip()
+    wsman = WSMan(
+        "127.0.0.1",
+        port=port,
+        auth="ntlm",
+        username=edge["wsman"]["username"],
+        password=password,
+        cert_validation=edge["wsman"]["ca_file"],
+    )
+    with wsman, RunspacePool(wsman) as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-Service").add_parameter("Name", "MSExchangeTransport")
+        (service,) = ps.invoke()
+    assert service.adapted_properties["Name"] == "MSExchangeTransport"

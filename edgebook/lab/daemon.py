@@ -53,6 +53,8 @@ class LabProcess:
                 path=path,
                 configuration_names={configuration},
                 latency_s=self.latency_s,
+                # Edges are reached with NTLM in real life (workgroup, DMZ); Basic for simplicity
+                auth=("basic",) if server.role == "Mailbox" else ("negotiate", "basic"),
             )
             running = serve(endpoint, tls=self.tls.server_context())
             self._stoppers.append(running)

@@ -1,0 +1,72 @@
+"""Notebook contracts (committed clean, documented parameters) and a papermill smoke run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from edgebook.lab import control
+from edgebook.runner import NOTEBOOKS, execute_phase
+
+ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
+PARAMETERS = {
+    "01-inspect.ipynb": {
+        "inventory": "str",
+        "edge": "str",
+        "warning_days": "int",
+        "event_days": "int",
+    },
+}
+
+
+def test_every_phase_notebook_is_known():
+    assert [p.name for p in ALL] == sorted(PARAMETERS)
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_markdown_first_then_documented_parameters(path):
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.cells[0].cell_type == "markdown"
+    assert "parameters" in nb.cells[1].metadata.get("tags", [])
+    found = papermill.inspect_notebook(str(path))
+    types = {name: spec["inferred_type_name"] for name, spec in found.items()}
+    assert types == PARAMETERS[path.name]
+    assert all(spec["help"] for spec in found.values()), "every parameter needs a comment"
+
+
+@pytest.fixture(scope="module")
+def lab_inventory(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("nb") / "lab"
+    control.start(directory, "seed-incident")
+    yield directory / "inventory.yaml"
+    control.stop(directory)
+
+
+def test_inspect_notebook_runs_headless_and_records_its_findings(lab_inventory, tmp_path):
+    run = execute_phase(
+        NOTEBOOKS / "01-inspect.ipynb",
+        tmp_path / "EDGE02",
+        {"inventory": str(lab_inventory), "edge": "EDGE02"},
+        run_id="smoke",
+    )
+    assert run.verdict == "completed", run.error
+    assert run.records["edge"] == "EDGE02"
+    slugs = {(f["server"], f["slug"]) for f in run.records["findings"]}
+    assert ("EDGE02", "cert-expiring") in slugs
+    assert not any(server == "EDGE01" for server, _ in slugs)  # the other Edge is not reported
+    assert run.records["round_trips"]["EDGE02"]["pipelines"] == 1
+    nb = nbformat.read(str(run.notebook), as_version=4)
+    text = nbformat.writes(nb)
+    assert (lab_inventory.parent / ".password").read_text().strip() not in text
+    assert run.html.stat().st_size > 10_000
