@@ -87,4 +87,5 @@ CATALOGUE: dict[str, str] = {
     "health-degraded": "An EdgeTransport health monitor is not Healthy (F20).",
     "cert-warning-events": "Certificate events 12012-12024 in the window (F20).",
     "read-failed": "A cmdlet failed while gathering facts; dependent findings are missing.",
+    "server-unreachable": "A server could not be reached over WinRM; its facts are missing.",
 }

@@ -118,3 +118,19 @@ def test_check_plugin_exit_code_matches_the_worst_finding(lab, result, capsys):
     assert code == expected
     assert line.startswith(f"EDGEBOOK {['OK', 'WARNING', 'CRITICAL'][expected]} - ")
     assert "|" in line and "=" in line.split("|", 1)[1]
+
+
+def test_an_unreachable_server_is_a_finding_not_a_crash(tmp_path):
+    directory = tmp_path / "lab"
+    control.start(directory, "healthy")
+    try:
+        inventory = load_inventory(directory / "inventory.yaml")
+    finally:
+        control.stop(directory)
+    result = inspect(inventory)  # every WinRM port is closed now
+    unreachable = {f.server for f in result.findings if f.slug == "server-unreachable"}
+    assert unreachable == {"EX01", "EDGE01", "EDGE02"}
+    assert all(f.severity == Severity.ERROR for f in result.findings if f.server in unreachable)
+    assert result.round_trips == {}
+    code = main(["check", str(directory / "inventory.yaml")])
+    assert code == 2

@@ -22,7 +22,7 @@ from edgebook.findings import Finding, Severity
 from edgebook.normalize import CommandError, PSRecord
 from edgebook.probes import ProbeTarget, TlsProbe, probe_many
 from edgebook.rules import evaluate
-from edgebook.shell import Command, ExchangeShell
+from edgebook.shell import Command, ExchangeConnectionError, ExchangeShell
 
 PROBE_TIMEOUT_S = 10.0
 EDGE_SERVICES = ["MSExchangeTransport", "ADAM_MSExchange"]
@@ -122,14 +122,29 @@ class _EdgeRead:
     clock: dt.datetime | None
     failures: list[Finding]
     stats: dict[str, int]
+    reached: bool = True
+
+
+def _unreachable(server: str, error: ExchangeConnectionError) -> Finding:
+    return Finding(
+        "server-unreachable",
+        Severity.ERROR,
+        f"{error} The other servers were inspected; findings that need {server}'s facts are "
+        "missing until it can be reached.",
+        server,
+        {"url": error.url, "cause": error.cause},
+    )
 
 
 def _read_edge(
     inventory: Inventory, edge: EdgeServer, since: dt.datetime, shell_factory: ShellFactory
 ) -> _EdgeRead:
-    with shell_factory(inventory, edge.name) as shell:
-        result = shell.run_batch(edge_commands(edge, since), errors="return")
-        stats = shell.stats
+    try:
+        with shell_factory(inventory, edge.name) as shell:
+            result = shell.run_batch(edge_commands(edge, since), errors="return")
+            stats = shell.stats
+    except ExchangeConnectionError as exc:
+        return _EdgeRead({}, None, [_unreachable(edge.name, exc)], {}, reached=False)
     return _EdgeRead(
         _by_type(result.records),
         _server_clock(result.records),
@@ -142,9 +157,12 @@ def _read_mailbox(
     inventory: Inventory, shell_factory: ShellFactory
 ) -> tuple[dict[str, list[PSRecord]], list[Finding], str, dict[str, int]]:
     server = inventory.organisation.mailbox_servers[0]
-    with shell_factory(inventory, server.name) as shell:
-        result = shell.run_batch(MAILBOX_COMMANDS, errors="return")
-        stats = shell.stats
+    try:
+        with shell_factory(inventory, server.name) as shell:
+            result = shell.run_batch(MAILBOX_COMMANDS, errors="return")
+            stats = shell.stats
+    except ExchangeConnectionError as exc:
+        return {}, [_unreachable(server.name, exc)], server.name, {}
     counts = {
         "pipelines": stats.pipelines,
         "cmdlets": stats.cmdlets,
@@ -216,14 +234,20 @@ def inspect(
     clocks = [r.clock for r in edge_reads.values() if r.clock]
     settings = _settings(inventory, warning_days, max(clocks) if clocks else now)
     org = _org_facts(inventory, mailbox_records, mailbox_name, settings)
+    if not mailbox_records:  # the organisation was not read: its rules stay silent
+        org.mailbox_servers.clear()
     edges = []
     for index, server in enumerate(inventory.edges):
         read = edge_reads[server.name]
         failures += read.failures
-        edges.append(_edge_facts(server, read.records, probes[2 * index], probes[2 * index + 1]))
+        if read.reached:
+            edges.append(
+                _edge_facts(server, read.records, probes[2 * index], probes[2 * index + 1])
+            )
     findings = [f for f in evaluate(org, edges) + failures if _concerns(f, edge, inventory)]
-    round_trips = {name: read.stats for name, read in edge_reads.items()}
-    round_trips[mailbox_name] = mailbox_stats
+    round_trips = {name: read.stats for name, read in edge_reads.items() if read.reached}
+    if mailbox_stats:
+        round_trips[mailbox_name] = mailbox_stats
     return InspectResult(inventory, edge, org, edges, findings, round_trips)
 
 
