@@ -44,3 +44,14 @@ EVENT_LOG_ENTRY_TYPE = "System.Diagnostics.EventLogEntryType"
 SERVICE_CONTROLLER_STATUS = "System.ServiceProcess.ServiceControllerStatus"
 MONITOR_ALERT_STATE = "Microsoft.Office.Datacenter.ActiveMonitoring.MonitorAlertState"
 SERVER_ROLE = "Microsoft.Exchange.Data.Directory.SystemConfiguration.ServerRole"
+
+# AllowedServices flags of Get-ExchangeCertificate, in the order Exchange prints them.
+SERVICE_FLAGS = {
+    "IMAP": 1,
+    "POP": 2,
+    "UM": 4,
+    "IIS": 8,
+    "SMTP": 16,
+    "Federation": 32,
+    "UMCallRouter": 64,
+}

@@ -26,7 +26,8 @@ from pypsrp.wsman import WSMan
 
 from edgebook.errors import EdgebookError
 from edgebook.lab import ntlm
-from edgebook.lab.wsman import RunningServer, WSManEndpoint, serve
+from edgebook.lab.httpserver import RunningServer, serve
+from edgebook.lab.wsman import WSManEndpoint
 
 BIG = bytes(range(256)) * 2400  # 614 400 bytes: several encrypted Send messages
 SOAP = (

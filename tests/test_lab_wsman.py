@@ -25,9 +25,10 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import NAMESPACES, WSMan
 
 from edgebook.exchange_types import EXCHANGE_CERTIFICATE
+from edgebook.lab.httpserver import serve
 from edgebook.lab.objects import MVP_STRING
 from edgebook.lab.transport import connect_in_process
-from edgebook.lab.wsman import WSManEndpoint, serve
+from edgebook.lab.wsman import WSManEndpoint
 
 NO_LANGUAGE = (
     "The syntax is not supported by this runspace. This can occur if the runspace is in "

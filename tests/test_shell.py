@@ -19,10 +19,11 @@ from cryptography.x509.oid import NameOID
 from edgebook.config import WinRMEndpoint, load_inventory
 from edgebook.errors import ConfigError, EdgebookError
 from edgebook.exchange_types import EXCHANGE_CERTIFICATE, EXCHANGE_SNAPIN
+from edgebook.lab.httpserver import serve
 from edgebook.lab.objects import MVP_STRING, ExEnum, ExList, ExObject
 from edgebook.lab.protocol import CommandCall, ErrorInfo, Invocation, Session, Statement
 from edgebook.lab.transport import connect_in_process
-from edgebook.lab.wsman import WSManEndpoint, serve
+from edgebook.lab.wsman import WSManEndpoint
 from edgebook.normalize import PSRecord
 from edgebook.secrets import Credential
 from edgebook.shell import (

@@ -11,19 +11,9 @@ from typing import Any
 from cryptography import x509
 
 from edgebook.errors import EdgebookError
+from edgebook.exchange_types import SERVICE_FLAGS
 
 Record = Mapping[str, Any]
-
-# AllowedServices flags, in Exchange's order (ToString lists them in this order).
-SERVICE_FLAGS = {
-    "IMAP": 1,
-    "POP": 2,
-    "UM": 4,
-    "IIS": 8,
-    "SMTP": 16,
-    "Federation": 32,
-    "UMCallRouter": 64,
-}
 
 
 class FactsError(EdgebookError):

@@ -8,19 +8,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from edgebook.certs import issuer_name, subject_name, tls_name_matches
+from edgebook.exchange_types import SERVICE_FLAGS
 from edgebook.lab import pki
 from edgebook.lab.model import CertEntry, Org, Server
 
-# AllowedServices flags, in the order Exchange prints them.
-SERVICE_FLAGS = {
-    "IMAP": 1,
-    "POP": 2,
-    "UM": 4,
-    "IIS": 8,
-    "SMTP": 16,
-    "Federation": 32,
-    "UMCallRouter": 64,
-}
 SMTP = SERVICE_FLAGS["SMTP"]
 # ServicesStringForm: I P U W S F C
 STRING_FORM = [("I", 1), ("P", 2), ("U", 4), ("W", 8), ("S", 16), ("F", 32), ("C", 64)]

@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives import serialization
 from edgebook.lab import files
 from edgebook.lab.backend import LabBackend
 from edgebook.lab.endpoint_tls import EndpointTls
+from edgebook.lab.httpserver import serve
 from edgebook.lab.listeners import CertSource, LdapsListener, RunningSource, SmtpListener
 from edgebook.lab.mailflow import ListenerState, accept_mail, listener_state
 from edgebook.lab.model import Org
 from edgebook.lab.store import LabStore
-from edgebook.lab.wsman import WSManEndpoint, serve
+from edgebook.lab.wsman import WSManEndpoint
 
 MAILBOX_SHAPE = ("PowerShell", "Microsoft.Exchange")
 EDGE_SHAPE = ("wsman", "Microsoft.PowerShell")

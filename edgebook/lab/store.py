@@ -13,11 +13,11 @@ import fcntl
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from edgebook.errors import EdgebookError
+from edgebook.lab.files import write_atomic
 from edgebook.lab.model import Org, org_from_json, org_to_json
 
 STATE = "state.json"
@@ -25,22 +25,11 @@ COUNTERS = "counters.json"
 KEY_FILE = ".labkey"
 
 
+PRIVATE = 0o600
+
+
 class LabStateError(EdgebookError):
     """The lab folder is missing, already used, or its state is unreadable."""
-
-
-def _write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
@@ -82,7 +71,7 @@ class LabStore:
             )
         key_path = directory / KEY_FILE
         if not key_path.exists() or reset:
-            _write_atomic(key_path, secrets.token_bytes(32))
+            write_atomic(key_path, secrets.token_bytes(32), mode=PRIVATE)
         secret = key_path.read_bytes()
         now = dt.datetime.now(dt.UTC)
         org, lab_files = build(loaded, now, secret, password)
@@ -91,8 +80,8 @@ class LabStore:
         for relative, data in lab_files.items():
             target = directory / relative
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_atomic(target, data)
-        _write_atomic(store.counters_path, b"{}")
+            write_atomic(target, data, mode=PRIVATE)
+        write_atomic(store.counters_path, b"{}", mode=PRIVATE)
         return store
 
     def exists(self) -> bool:
@@ -117,7 +106,7 @@ class LabStore:
         return org_from_json(data, self._secret())
 
     def _save(self, org: Org) -> None:
-        _write_atomic(self.state_path, json.dumps(org_to_json(org)).encode())
+        write_atomic(self.state_path, json.dumps(org_to_json(org)).encode(), mode=PRIVATE)
 
     def read(self) -> Org:
         """The organisation, read-only (changes to it are not saved)."""
@@ -154,7 +143,7 @@ class LabStore:
             counters = self._read_counters()
             entry = counters.setdefault(server, {"requests": 0, "pipelines": 0})
             entry[kind] = entry.get(kind, 0) + 1
-            _write_atomic(self.counters_path, json.dumps(counters).encode())
+            write_atomic(self.counters_path, json.dumps(counters).encode(), mode=PRIVATE)
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per-server {"requests": n, "pipelines": n}."""

@@ -2,9 +2,10 @@
 carrying PSRP, served over HTTP(S) with Basic and, optionally, Negotiate (NTLM) authentication.
 
 One WSManEndpoint serves one lab server. `handle()` answers one SOAP request and is used both
-by the HTTP server (`serve`) and by the in-process transport (edgebook.lab.transport, Basic
-only). Negotiate authenticates a connection, so `serve` passes each connection's
-NegotiateSession (edgebook.lab.ntlm); over plain HTTP its bodies are WinRM-encrypted.
+by the HTTP server (edgebook.lab.httpserver) and by the in-process transport
+(edgebook.lab.transport, Basic only). Negotiate authenticates a connection, so the HTTP server
+passes each connection's NegotiateSession (edgebook.lab.ntlm); over plain HTTP its bodies are
+WinRM-encrypted.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import ssl
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
-from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from edgebook.lab import ntlm
@@ -434,126 +432,3 @@ def _psrp_fault(error: PSRPDataError) -> WSManFault:
         f"The WS-Management service cannot process the PSRP data: {error}",
         sender=False,
     )
-
-
-@dataclass
-class RunningServer:
-    """An HTTP(S) server answering WSMan requests in a daemon thread."""
-
-    host: str
-    port: int
-    scheme: str
-    paths: list[str]
-    _server: ThreadingHTTPServer
-    _thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. https://127.0.0.1:5986 (append an endpoint's path)."""
-        return f"{self.scheme}://{self.host}:{self.port}"
-
-    @property
-    def urls(self) -> dict[str, str]:
-        """Full URL of each endpoint, by path."""
-        return {path: f"{self.url}/{path}" for path in self.paths}
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-def serve(
-    endpoints: list[WSManEndpoint] | WSManEndpoint,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    tls: tuple[str, str] | ssl.SSLContext | None = None,
-) -> RunningServer:
-    """Serve the endpoints (distinct paths) on host:port; HTTPS when tls is given.
-
-    tls is (certfile, keyfile) or a ready server SSLContext (e.g. one with an encrypted key).
-    """
-    listed = [endpoints] if isinstance(endpoints, WSManEndpoint) else list(endpoints)
-    routes: dict[str, WSManEndpoint] = {}
-    for endpoint in listed:
-        key = endpoint.path.lower()
-        if key in routes:
-            raise ValueError(
-                f"two endpoints ({routes[key].server}, {endpoint.server}) share the path "
-                f"/{endpoint.path}; serve them on different ports"
-            )
-        routes[key] = endpoint
-    context = tls if isinstance(tls, ssl.SSLContext) else None
-    if isinstance(tls, tuple):
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*tls)
-    server = _Server((host, port), _handler_class(routes, context))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="wsman", daemon=True
-    )
-    thread.start()
-    return RunningServer(
-        host=host,
-        port=server.server_address[1],
-        scheme="https" if context else "http",
-        paths=[endpoint.path for endpoint in listed],
-        _server=server,
-        _thread=thread,
-    )
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
-        """A client that drops the connection or fails the TLS handshake is not a lab error."""
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
-def _handler_class(
-    routes: dict[str, WSManEndpoint], context: ssl.SSLContext | None
-) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "Microsoft-HTTPAPI/2.0"
-        sys_version = ""
-
-        def setup(self) -> None:
-            if context is not None:  # handshake in the connection's own thread
-                self.request = context.wrap_socket(self.request, server_side=True)
-            # Negotiate authenticates the connection: one session per endpoint it talks to.
-            self.sessions: dict[str, ntlm.NegotiateSession] = {}
-            super().setup()
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            endpoint = routes.get(urlsplit(self.path).path.strip("/").lower())
-            if endpoint is None:
-                self._reply(404, {"Content-Type": "text/plain"}, b"Not Found")
-                return
-            session = self.sessions.get(endpoint.path)
-            if session is None:
-                session = ntlm.NegotiateSession(endpoint.server, tls=context is not None)
-                self.sessions[endpoint.path] = session
-            status, headers, payload = endpoint.handle(body, dict(self.headers.items()), session)
-            self._reply(status, headers, payload)
-
-        def do_GET(self) -> None:
-            self._reply(405, {"Allow": "POST"}, b"")
-
-        def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                if name.lower() != "content-length":
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("%s %s", self.address_string(), format % args)
-
-    return Handler

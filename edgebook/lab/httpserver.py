@@ -1,0 +1,142 @@
+"""The HTTP(S) server in front of the lab's WSMan endpoints (one port, one or more paths).
+
+Each connection keeps its own Negotiate (NTLM) session per endpoint, since NTLM authenticates
+a connection, not a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from edgebook.lab import ntlm
+from edgebook.lab.wsman import WSManEndpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningServer:
+    """An HTTP(S) server answering WSMan requests in a daemon thread."""
+
+    host: str
+    port: int
+    scheme: str
+    paths: list[str]
+    _server: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. https://127.0.0.1:5986 (append an endpoint's path)."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Full URL of each endpoint, by path."""
+        return {path: f"{self.url}/{path}" for path in self.paths}
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve(
+    endpoints: list[WSManEndpoint] | WSManEndpoint,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    tls: tuple[str, str] | ssl.SSLContext | None = None,
+) -> RunningServer:
+    """Serve the endpoints (distinct paths) on host:port; HTTPS when tls is given.
+
+    tls is (certfile, keyfile) or a ready server SSLContext (e.g. one with an encrypted key).
+    """
+    listed = [endpoints] if isinstance(endpoints, WSManEndpoint) else list(endpoints)
+    routes: dict[str, WSManEndpoint] = {}
+    for endpoint in listed:
+        key = endpoint.path.lower()
+        if key in routes:
+            raise ValueError(
+                f"two endpoints ({routes[key].server}, {endpoint.server}) share the path "
+                f"/{endpoint.path}; serve them on different ports"
+            )
+        routes[key] = endpoint
+    context = tls if isinstance(tls, ssl.SSLContext) else None
+    if isinstance(tls, tuple):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+    server = _Server((host, port), _handler_class(routes, context))
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="wsman", daemon=True
+    )
+    thread.start()
+    return RunningServer(
+        host=host,
+        port=server.server_address[1],
+        scheme="https" if context else "http",
+        paths=[endpoint.path for endpoint in listed],
+        _server=server,
+        _thread=thread,
+    )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A client that drops the connection or fails the TLS handshake is not a lab error."""
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+def _handler_class(
+    routes: dict[str, WSManEndpoint], context: ssl.SSLContext | None
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "Microsoft-HTTPAPI/2.0"
+        sys_version = ""
+
+        def setup(self) -> None:
+            if context is not None:  # handshake in the connection's own thread
+                self.request = context.wrap_socket(self.request, server_side=True)
+            # Negotiate authenticates the connection: one session per endpoint it talks to.
+            self.sessions: dict[str, ntlm.NegotiateSession] = {}
+            super().setup()
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            endpoint = routes.get(urlsplit(self.path).path.strip("/").lower())
+            if endpoint is None:
+                self._reply(404, {"Content-Type": "text/plain"}, b"Not Found")
+                return
+            session = self.sessions.get(endpoint.path)
+            if session is None:
+                session = ntlm.NegotiateSession(endpoint.server, tls=context is not None)
+                self.sessions[endpoint.path] = session
+            status, headers, payload = endpoint.handle(body, dict(self.headers.items()), session)
+            self._reply(status, headers, payload)
+
+        def do_GET(self) -> None:
+            self._reply(405, {"Allow": "POST"}, b"")
+
+        def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() != "content-length":
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("%s %s", self.address_string(), format % args)
+
+    return Handler
