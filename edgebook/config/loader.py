@@ -19,7 +19,7 @@ from edgebook.config.model import (
     Inventory,
     MailboxServer,
     Organisation,
-    ProbeTarget,
+    SocketAddress,
     WinRMEndpoint,
 )
 from edgebook.config.reader import (
@@ -197,11 +197,11 @@ def _credential(server: Section, winrm: WinRMEndpoint) -> CredentialRef | None:
     return CredentialRef(username=section.text("username"), password=section.reference("password"))
 
 
-def _probe(server: Section, key: str, fqdn: str, port: int) -> ProbeTarget:
+def _probe(server: Section, key: str, fqdn: str, port: int) -> SocketAddress:
     section = server.optional_section(key, PROBE_KEYS)
     if section is None:
-        return ProbeTarget(fqdn, port)
-    return ProbeTarget(section.host("host", fqdn), section.integer("port", port, 1, 65535))
+        return SocketAddress(fqdn, port)
+    return SocketAddress(section.host("host", fqdn), section.integer("port", port, 1, 65535))
 
 
 def _change(section: Section | None) -> ChangeSettings:

@@ -79,7 +79,7 @@ class CredentialRef:
 
 
 @dataclass(frozen=True)
-class ProbeTarget:
+class SocketAddress:
     """A host and TCP port to probe (SMTP STARTTLS or LDAPS)."""
 
     host: str
@@ -109,8 +109,8 @@ class EdgeServer:
     fqdn: str
     winrm: WinRMEndpoint
     credential: CredentialRef | None
-    smtp: ProbeTarget
-    ldaps: ProbeTarget
+    smtp: SocketAddress
+    ldaps: SocketAddress
 
 
 Server = MailboxServer | EdgeServer
