@@ -43,6 +43,7 @@ def command_not_found(name: str) -> CmdletError:
             "ObjectNotFound",
             name,
             "System.Management.Automation.CommandNotFoundException",
+            command=name,
         )
     )
 

@@ -98,7 +98,7 @@ class Context:
             if self.cmdlet.exchange
             else f"{code},{task}"
         )
-        return ErrorInfo(message, fqid, category, target, exception)
+        return ErrorInfo(message, fqid, category, target, exception, command=self.cmdlet.name)
 
     def fail(self, message: str, **kwargs: Any) -> CmdletError:
         """A terminating error to raise."""
