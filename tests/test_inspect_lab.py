@@ -134,3 +134,18 @@ def test_an_unreachable_server_is_a_finding_not_a_crash(tmp_path):
     assert result.round_trips == {}
     code = main(["check", str(directory / "inventory.yaml")])
     assert code == 2
+
+
+def test_a_failing_cmdlet_is_named_and_the_rest_still_read(tmp_path):
+    directory = tmp_path / "lab"
+    control.start(directory, "healthy")
+    try:
+        assert main(["lab", "fault", "--dir", str(directory), "--cmdlet", "Get-Queue"]) == 0
+        assert main(["lab", "fault", "--dir", str(directory), "--cmdlet", "Get-Date"]) == 0
+        result = inspect(load_inventory(directory / "inventory.yaml"), "EDGE01")
+    finally:
+        control.stop(directory)
+    failed = {(f.server, f.evidence["cmdlet"]) for f in result.findings if f.slug == "read-failed"}
+    assert ("EDGE01", "Get-Queue") in failed
+    edge = next(e for e in result.edges if e.name == "EDGE01")
+    assert edge.certificates and edge.receive_connectors  # statements after it still ran

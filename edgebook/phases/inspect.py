@@ -116,6 +116,24 @@ def _read_failures(server: str, errors: list[CommandError]) -> list[Finding]:
     ]
 
 
+def run_all(shell: ExchangeShell, commands: list[Command]) -> tuple[list[Any], list[CommandError]]:
+    """Run the commands as one batch; a terminating error stops a batch, so what came after
+    the failed command runs in the next one (one more round trip only when something failed)."""
+    records: list[Any] = []
+    errors: list[CommandError] = []
+    pending = list(commands)
+    while pending:
+        result = shell.run_batch(pending, errors="return")
+        records += result.records
+        errors += result.errors
+        names = [command.name.casefold() for command in pending]
+        stop = next((e for e in result.errors if e.terminating), None)
+        if stop is None or not stop.cmdlet or stop.cmdlet.casefold() not in names:
+            break
+        pending = pending[names.index(stop.cmdlet.casefold()) + 1 :]
+    return records, errors
+
+
 @dataclass
 class _EdgeRead:
     records: dict[str, list[PSRecord]]
@@ -141,14 +159,14 @@ def _read_edge(
 ) -> _EdgeRead:
     try:
         with shell_factory(inventory, edge.name) as shell:
-            result = shell.run_batch(edge_commands(edge, since), errors="return")
+            records, errors = run_all(shell, edge_commands(edge, since))
             stats = shell.stats
     except ExchangeConnectionError as exc:
         return _EdgeRead({}, None, [_unreachable(edge.name, exc)], {}, reached=False)
     return _EdgeRead(
-        _by_type(result.records),
-        _server_clock(result.records),
-        _read_failures(edge.name, result.errors),
+        _by_type(records),
+        _server_clock(records),
+        _read_failures(edge.name, errors),
         {"pipelines": stats.pipelines, "cmdlets": stats.cmdlets, "requests": stats.wsman_requests},
     )
 
@@ -159,7 +177,7 @@ def _read_mailbox(
     server = inventory.organisation.mailbox_servers[0]
     try:
         with shell_factory(inventory, server.name) as shell:
-            result = shell.run_batch(MAILBOX_COMMANDS, errors="return")
+            records, errors = run_all(shell, MAILBOX_COMMANDS)
             stats = shell.stats
     except ExchangeConnectionError as exc:
         return {}, [_unreachable(server.name, exc)], server.name, {}
@@ -168,7 +186,7 @@ def _read_mailbox(
         "cmdlets": stats.cmdlets,
         "requests": stats.wsman_requests,
     }
-    return _by_type(result.records), _read_failures(server.name, result.errors), server.name, counts
+    return _by_type(records), _read_failures(server.name, errors), server.name, counts
 
 
 ShellFactory = Callable[[Inventory, str], ExchangeShell]
