@@ -55,20 +55,36 @@ def certificates(result: InspectResult) -> pd.DataFrame:
 
 
 def served_vs_configured(result: InspectResult) -> pd.DataFrame:
-    """Per Edge: what 25 and 50636 present now against the default certificate."""
+    """Per Edge: what 25 and 50636 present now against what the configuration selects.
+
+    Port 25 should present a certificate the receive connector selects (TlsCertificateName,
+    else Fqdn); 50636 the Edge's default certificate, which the Edge Subscription pins.
+    """
+    from edgebook.rules.usage import receive_selection, smtp_receive_connectors
+
     rows = []
     for edge in result.edges:
-        for port, probe in (("25 (SMTP)", edge.smtp_probe), ("50636 (LDAPS)", edge.ldaps_probe)):
+        expected_smtp: list[str] = []
+        for connector in smtp_receive_connectors(edge):
+            selection = receive_selection(edge, connector, result.org)
+            if selection:
+                expected_smtp += [c.thumbprint for c in selection.eligible]
+        for port, probe, expected in (
+            ("25 (SMTP)", edge.smtp_probe, expected_smtp),
+            ("50636 (LDAPS)", edge.ldaps_probe, [edge.default_thumbprint or ""]),
+        ):
+            served = probe.thumbprint if probe else None
             rows.append(
                 {
                     "edge": edge.name,
                     "port": port,
-                    "served": probe.thumbprint if probe else None,
+                    "served": served,
+                    "configured": ", ".join(t for t in expected if t) or None,
+                    "match": bool(served) and served in expected,
                     "error": probe.error if probe else "not probed",
-                    "default certificate": edge.default_thumbprint,
                 }
             )
-    return _frame(rows, ["edge", "port", "served", "error", "default certificate"])
+    return _frame(rows, ["edge", "port", "served", "configured", "match", "error"])
 
 
 def send_connectors(result: InspectResult) -> pd.DataFrame:
