@@ -276,16 +276,14 @@ def evaluate(org: Org, now: dt.datetime) -> None:
 
 
 def _evaluate_queue(org: Org, server: Server, queue: Queue, now: dt.datetime) -> None:
-    error = queue_error(org, server, queue, now)
+    """Deliver or retry; an empty queue opens no session, so it logs nothing (no 12013/12014)."""
+    error = queue_error(org, server, queue, now) if queue.message_count else None
     if error is None:
         queue.message_count = 0
         queue.status = "Ready"
         queue.last_error = None
         queue.first_retry = queue.last_retry = None
         queue.retry_count = 0
-        return
-    if queue.message_count == 0:
-        queue.status, queue.last_error = "Ready", None
         return
     if queue.status != "Suspended":
         queue.status = "Retry"

@@ -124,8 +124,13 @@ def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
         )
     if "SourceTransportServers" in params:
         sources = _apply_mvp(connector.source_transport_servers, params["SourceTransportServers"])
-        for name in sources:
-            if ctx.org.find_server(name) is None:
+        current = {s.casefold() for s in connector.source_transport_servers}
+        for name in (s for s in sources if s.casefold() not in current):
+            found = ctx.org.find_server(name)
+            unsubscribed = (
+                found is not None and found.role == "Edge" and not ctx.org.subscription(found.name)
+            )
+            if found is None or unsubscribed:  # an Edge is in AD only while subscribed (F10)
                 raise not_found(ctx, "server", name)
         params["SourceTransportServers"] = [ctx.org.server(n).name for n in sources]
     if ctx.whatif:

@@ -1,0 +1,352 @@
+"""The whole certificate change of DOMAIN.md §5.5 in the seed-incident lab, one Edge at a time,
+driven through LabBackend the way the "prepare certificate" and "resubscribe" phases will drive
+it over pypsrp (backend called directly, no sockets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from cryptography import x509
+from lab_support import PASSWORD, Lab, lab_copy
+
+from edgebook.certs import thumbprint
+from edgebook.lab import certinfo, mailflow
+from edgebook.lab.edgesync import LDAP_UNAVAILABLE
+from edgebook.lab.model import ADAM, TRANSPORT
+from edgebook.lab.store import clock
+
+SITE = "Default-First-Site-Name"
+HYBRID = "Outbound to Office 365"
+INBOUND = f"EdgeSync - Inbound to {SITE}"
+INTERNET = f"EdgeSync - {SITE} to Internet"
+EDGES = ("EDGE01", "EDGE02")
+SUBSCRIPTION_FILE = r"C:\temp\EdgeSubscriptionInfo.xml"
+CLOUD_RECIPIENT = "user@contoso.mail.onmicrosoft.com"
+INTERNAL_RECIPIENT = "someone@contoso.com"
+ERR_TLS_NAME = (
+    "454 4.7.5 The certificate specified in TlsCertificateName of the SendConnector could not "
+    "be found."
+)
+
+
+def make(tmp_path: Path) -> Lab:
+    return Lab(lab_copy("seed-incident", tmp_path / "lab"))
+
+
+def receive_identity(edge: str) -> str:
+    return rf"{edge}\Default internal receive connector {edge}"
+
+
+def tls_name(cert: dict[str, Any]) -> str:
+    return f"<I>{cert['Issuer']}<S>{cert['Subject']}"
+
+
+def import_renewal(lab: Lab, server: str, edge: str) -> dict[str, Any]:
+    data = (lab.store.dir / "renewal" / f"{edge}.pfx").read_bytes()
+    (cert,) = lab.ok(server, "Import-ExchangeCertificate", FileData=data, Password=PASSWORD)
+    return cert
+
+
+def served(lab: Lab, edge: str, kind: Literal["smtp", "ldaps"]) -> str | None:
+    """Thumbprint of the certificate the Edge's SMTP or LDAPS listener presents now."""
+    org = lab.store.read()
+    state = mailflow.listener_state(org, edge, kind, clock(org))
+    if state.certificate is None:
+        return None
+    return thumbprint(x509.load_pem_x509_certificates(state.certificate[0])[0])
+
+
+def default_thumbprint(lab: Lab, edge: str) -> str:
+    (service,) = lab.ok(edge, "Get-TransportService")
+    return service["InternalTransportCertificateThumbprint"]
+
+
+def subscribed_thumbprint(lab: Lab, edge: str) -> str:
+    """The Edge certificate the organisation holds from the subscription."""
+    (service,) = lab.ok("EX01", "Get-TransportService", edge)
+    return service["InternalTransportCertificateThumbprint"]
+
+
+def last_event_index(lab: Lab, edge: str) -> int:
+    events = lab.store.read().server(edge).events
+    return events[-1].index if events else 0
+
+
+def events_since(lab: Lab, edge: str, index: int, event_id: int) -> list[str]:
+    return [
+        e.message
+        for e in lab.store.read().server(edge).events
+        if e.index > index and e.event_id == event_id
+    ]
+
+
+def drain(lab: Lab, edge: str) -> None:
+    """Watch Get-Queue until every queue is empty, letting lab time pass in between."""
+    for _ in range(10):
+        if all(q["MessageCount"] == 0 for q in lab.ok(edge, "Get-Queue")):
+            return
+        lab.store.advance(1)
+    raise AssertionError(f"{edge} did not drain: {lab.ok(edge, 'Get-Queue')}")
+
+
+def send_mail(lab: Lab, edge: str, *recipients: str) -> None:
+    """Mail arriving at the Edge's SMTP listener."""
+    mailflow.accept_mail(lab.store, edge, "sender@example.org", list(recipients), b"Subject: t\r\n")
+
+
+def sync_status(lab: Lab, edge: str) -> tuple[str, str]:
+    (status,) = lab.ok(
+        "EX01", "Test-EdgeSynchronization", TargetServer=edge, ExcludeRecipientTest=True
+    )
+    return status["SyncStatus"].text, status["FailureDetail"]
+
+
+def sources(lab: Lab) -> dict[str, list[str]]:
+    return {
+        c["Name"]: c["SourceTransportServers"].items for c in lab.ok("EX01", "Get-SendConnector")
+    }
+
+
+def prepare_certificate(lab: Lab, edge: str) -> dict[str, Any]:
+    """Drain, import and enable the renewal (answering No), remove the old certificate, restart
+    AD LDS; returns the new certificate."""
+    send_mail(lab, edge, CLOUD_RECIPIENT, INTERNAL_RECIPIENT)
+    lab.ok(edge, "Suspend-Service", TRANSPORT)
+    drain(lab, edge)
+    with pytest.raises(mailflow.MailRefused):
+        send_mail(lab, edge, CLOUD_RECIPIENT)
+    default = default_thumbprint(lab, edge)
+    (old,) = [
+        c
+        for c in lab.ok(edge, "Get-ExchangeCertificate", DomainName=["hybrid.contoso.com"])
+        if not c["IsSelfSigned"]
+    ]
+    new = import_renewal(lab, edge, edge)
+    assert new["Services"].text == "None"
+    assert new["Subject"] == old["Subject"] and new["Issuer"] != old["Issuer"]
+    enabled = lab.run(edge, "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"])
+    assert enabled.terminating is None and not enabled.errors
+    assert "Overwrite the existing default SMTP certificate?" in enabled.warnings[0]
+    assert default_thumbprint(lab, edge) == default  # answered No: EdgeSync untouched (F12)
+    mark = last_event_index(lab, edge)
+    lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
+    thumbs = {c["Thumbprint"] for c in lab.ok(edge, "Get-ExchangeCertificate")}
+    assert thumbs == {default, new["Thumbprint"]}
+    lab.store.advance(1)
+    drain(lab, edge)
+    assert events_since(lab, edge, mark, 12014) == []  # drained: no session needs the old one
+    lab.ok(edge, "Restart-Service", ADAM, Force=True)
+    assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Stopped"
+    lab.ok(edge, "Start-Service", TRANSPORT)
+    lab.ok(edge, "Suspend-Service", TRANSPORT)  # still drained until the change is complete
+    # transport started while both connectors still name the removed certificate (fixed below)
+    stale = events_since(lab, edge, mark, 12014)
+    assert len(stale) == 2
+    assert any(f"connector {HYBRID} " in m for m in stale)
+    assert any(f"connector Default internal receive connector {edge} " in m for m in stale)
+    return new
+
+
+def resubscribe(lab: Lab, edge: str) -> None:
+    """New subscription file on the Edge, imported on EX01 without new connectors; restore the
+    connectors' source servers if the import changed them (F10)."""
+    lab.ok(edge, "New-EdgeSubscription", FileName=SUBSCRIPTION_FILE)
+    (data,) = lab.ok(edge, "Get-Content", Path=SUBSCRIPTION_FILE, Encoding="Byte", ReadCount=0)
+    lab.ok(edge, "Remove-Item", SUBSCRIPTION_FILE)
+    assert lab.run(edge, "Get-Content", SUBSCRIPTION_FILE).errors  # no credentials left behind
+    before = sources(lab)
+    lab.ok(
+        "EX01",
+        "New-EdgeSubscription",
+        FileData=data,
+        Site=SITE,
+        CreateInboundSendConnector=False,
+        CreateInternetSendConnector=False,
+    )
+    after = sources(lab)
+    for name, servers in before.items():
+        missing = [s for s in servers if s not in after.get(name, [])]
+        if missing:
+            lab.ok("EX01", "Set-SendConnector", name, SourceTransportServers={"Add": missing})
+    assert sources(lab) == before
+
+
+def change_edge(lab: Lab, edge: str) -> dict[str, Any]:
+    """DOMAIN.md §5.5 for one Edge; returns the new certificate."""
+    new = prepare_certificate(lab, edge)
+    resubscribe(lab, edge)
+    if not lab.run("EX01", "Get-ExchangeCertificate", new["Thumbprint"]).output:
+        import_renewal(lab, "EX01", edge)  # F9: Set-SendConnector needs it on EX01
+    lab.ok("EX01", "Set-SendConnector", HYBRID, TlsCertificateName=tls_name(new))
+    results = lab.ok("EX01", "Start-EdgeSynchronization", TargetServer=edge, ForceFullSync=True)
+    assert {r["Result"].text for r in results} == {"Success"}
+    assert sync_status(lab, edge) == ("Normal", "")
+    (replicated,) = lab.ok(edge, "Get-SendConnector", HYBRID)
+    assert replicated["TlsCertificateName"].to_string == tls_name(new)
+    lab.ok(edge, "Set-ReceiveConnector", receive_identity(edge), TlsCertificateName=tls_name(new))
+    (rc,) = lab.ok(edge, "Get-ReceiveConnector", receive_identity(edge))
+    assert rc["TlsDomainCapabilities"].items == [
+        "mail.protection.outlook.com:AcceptCloudServicesMail"
+    ]
+    assert mailflow.listener_state(
+        lab.store.read(), edge, "smtp", lab.store.now()
+    ) == mailflow.ListenerState(False, None)  # paused: no new connections
+    lab.ok(edge, "Restart-Service", TRANSPORT)
+    mark = last_event_index(lab, edge)
+    assert served(lab, edge, "smtp") == new["Thumbprint"]
+    default = default_thumbprint(lab, edge)
+    assert served(lab, edge, "ldaps") == default == subscribed_thumbprint(lab, edge)
+    send_mail(lab, edge, CLOUD_RECIPIENT, INTERNAL_RECIPIENT)
+    assert lab.queue(edge, HYBRID)["MessageCount"] == 0
+    assert lab.queue(edge, INBOUND)["MessageCount"] == 0
+    lab.ok(edge, "Resume-Service", TRANSPORT)
+    assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Running"
+    assert events_since(lab, edge, mark, 12014) == []
+    return new
+
+
+def test_full_change_one_edge_at_a_time(tmp_path):
+    lab = make(tmp_path)
+    started = {edge: last_event_index(lab, edge) for edge in EDGES}
+    new = change_edge(lab, "EDGE01")
+    # EDGE02 keeps delivering with its old certificate meanwhile (binding kept until restart)
+    send_mail(lab, "EDGE02", CLOUD_RECIPIENT)
+    assert lab.queue("EDGE02", HYBRID)["MessageCount"] == 0
+    assert change_edge(lab, "EDGE02")["Thumbprint"] == new["Thumbprint"]
+    marks = {edge: last_event_index(lab, edge) for edge in EDGES}
+    lab.store.advance(10)  # traffic keeps flowing (2 + 3 messages a minute per Edge)
+    for edge in EDGES:
+        queues = lab.ok(edge, "Get-Queue")
+        assert [q["Identity"] for q in queues if q["Status"].text == "Retry"] == []
+        assert all(q["MessageCount"] == 0 for q in queues)
+        assert events_since(lab, edge, marks[edge], 12014) == []
+        assert sync_status(lab, edge) == ("Normal", "")
+        health = lab.ok(edge, "Get-ServerHealth", edge, HealthSet="EdgeTransport")
+        assert {h["Name"]: h["AlertValue"].text for h in health}[
+            "Transport.ServerCertMismatch.Monitor"
+        ] == "Healthy"
+        assert events_since(lab, edge, started[edge], 12013) == []
+    assert {s["Name"] for s in lab.ok("EX01", "Get-EdgeSubscription")} == set(EDGES)
+    assert {s["SyncStatus"].text for s in lab.ok("EX01", "Test-EdgeSynchronization")} == {"Normal"}
+
+
+def test_incident_certificate_changed_but_tls_certificate_name_left_on_the_old_issuer(tmp_path):
+    lab = make(tmp_path)
+    new = {}
+    for edge in EDGES:
+        new = import_renewal(lab, edge, edge)
+        lab.ok(
+            edge,
+            "Enable-ExchangeCertificate",
+            new["Thumbprint"],
+            Services=["SMTP"],
+            WarningAction="SilentlyContinue",
+        )
+        (old,) = [
+            c
+            for c in lab.ok(edge, "Get-ExchangeCertificate")
+            if not c["IsSelfSigned"] and c["Thumbprint"] != new["Thumbprint"]
+        ]
+        lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
+        lab.ok(edge, "Restart-Service", TRANSPORT)
+        send_mail(lab, edge, CLOUD_RECIPIENT)
+    queue = lab.queue("EDGE01", HYBRID)
+    assert queue["Status"].text == "Retry"
+    assert queue["LastError"] == ERR_TLS_NAME
+    events = lab.ok("EDGE01", "Get-EventLog", "Application", InstanceId=["12014"])
+    assert any("<I>CN=DigiCert Global CA G2" in e["Message"] for e in events)
+    assert served(lab, "EDGE01", "smtp") is None  # the receive connector names the old one too
+    health = lab.ok("EDGE01", "Get-ServerHealth", "EDGE01", HealthSet="EdgeTransport")
+    assert {h["Name"]: h["AlertValue"].text for h in health}[
+        "Transport.ServerCertMismatch.Monitor"
+    ] == "Degraded"
+    # the fix: the new name on EX01 (certificate imported there first, F9), sync, restart
+    import_renewal(lab, "EX01", "EDGE01")
+    lab.ok("EX01", "Set-SendConnector", HYBRID, TlsCertificateName=tls_name(new))
+    marks = {}
+    for edge in EDGES:
+        lab.ok("EX01", "Start-EdgeSynchronization", TargetServer=edge, ForceFullSync=True)
+        lab.ok(
+            edge, "Set-ReceiveConnector", receive_identity(edge), TlsCertificateName=tls_name(new)
+        )
+        assert lab.queue(edge, HYBRID)["LastError"] == ERR_TLS_NAME  # F11 until restarted
+        lab.ok(edge, "Restart-Service", TRANSPORT)
+        marks[edge] = last_event_index(lab, edge)
+    lab.store.advance(5)
+    for edge in EDGES:
+        queue = lab.queue(edge, HYBRID)
+        assert (queue["Status"].text, queue["MessageCount"], queue["LastError"]) == (
+            "Ready",
+            0,
+            None,
+        )
+        assert served(lab, edge, "smtp") == new["Thumbprint"]
+        assert events_since(lab, edge, marks[edge], 12014) == []
+        assert sync_status(lab, edge) == ("Normal", "")  # no resubscription was needed
+
+
+def test_f7_ad_lds_keeps_its_certificate_until_adam_restarts(tmp_path):
+    lab = make(tmp_path)
+    edge = "EDGE01"
+    old_default = default_thumbprint(lab, edge)
+    assert served(lab, edge, "ldaps") == old_default == subscribed_thumbprint(lab, edge)
+    new = import_renewal(lab, edge, edge)
+    lab.ok(edge, "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"], Force=True)
+    assert default_thumbprint(lab, edge) == new["Thumbprint"]  # F12: the new default
+    org = lab.store.read()
+    chosen = certinfo.adam_choice(org.server(edge), clock(org))
+    assert chosen is not None and chosen.thumbprint == new["Thumbprint"]  # eligible at next start
+    assert served(lab, edge, "ldaps") == old_default  # ...but AD LDS has not restarted
+    status, detail = sync_status(lab, edge)
+    assert status == "Failed" and "couldn't match certificate" in detail
+    lab.ok(edge, "New-EdgeSubscription", FileName=SUBSCRIPTION_FILE, Force=True)
+    (data,) = lab.ok(edge, "Get-Content", Path=SUBSCRIPTION_FILE, Encoding="Byte", ReadCount=0)
+    lab.ok("EX01", "New-EdgeSubscription", FileData=data, Site=SITE)
+    assert subscribed_thumbprint(lab, edge) == new["Thumbprint"]
+    assert sync_status(lab, edge) == ("Failed", LDAP_UNAVAILABLE)  # the seed's misleading text
+    results = lab.ok("EX01", "Start-EdgeSynchronization", TargetServer=edge)
+    assert {r["Result"].text for r in results} == {"CouldNotConnect"}
+    assert served(lab, edge, "ldaps") == old_default
+    lab.ok(edge, "Restart-Service", ADAM, Force=True)
+    assert served(lab, edge, "ldaps") == new["Thumbprint"]
+    lab.ok(edge, "Start-Service", TRANSPORT)
+    assert sync_status(lab, edge) == ("Normal", "")
+    send_mail(lab, edge, INTERNAL_RECIPIENT)
+    assert lab.queue(edge, INBOUND)["MessageCount"] == 0
+
+
+def test_f10_remove_edge_subscription_and_restore_source_servers(tmp_path):
+    lab = make(tmp_path)
+    before = sources(lab)
+    assert before == {HYBRID: ["EDGE01", "EDGE02"], INBOUND: list(EDGES), INTERNET: list(EDGES)}
+    lab.ok("EX01", "Remove-EdgeSubscription", "EDGE01", Confirm=False)
+    assert sources(lab) == {name: ["EDGE02"] for name in before}  # connectors kept
+    assert [s["Name"] for s in lab.ok("EX01", "Get-EdgeSubscription")] == ["EDGE02"]
+    # EDGE01 has no server object in the organisation until it is subscribed again
+    message = lab.fails(
+        "EX01", "Set-SendConnector", HYBRID, SourceTransportServers={"Add": "EDGE01"}
+    )
+    assert "EDGE01" in message
+    lab.ok("EDGE01", "New-EdgeSubscription", FileName=SUBSCRIPTION_FILE)
+    (data,) = lab.ok("EDGE01", "Get-Content", Path=SUBSCRIPTION_FILE, Encoding="Byte", ReadCount=0)
+    lab.ok(
+        "EX01",
+        "New-EdgeSubscription",
+        FileData=data,
+        Site=SITE,
+        CreateInboundSendConnector=False,
+        CreateInternetSendConnector=False,
+    )
+    assert sources(lab) == {name: ["EDGE02"] for name in before}
+    for name in before:
+        lab.ok("EX01", "Set-SendConnector", name, SourceTransportServers={"Add": "EDGE01"})
+    assert {name: sorted(s) for name, s in sources(lab).items()} == before
+    lab.ok("EX01", "Start-EdgeSynchronization", TargetServer="EDGE01", ForceFullSync=True)
+    assert sync_status(lab, "EDGE01") == ("Normal", "")
+    replicated = lab.ok("EDGE01", "Get-SendConnector")
+    assert {c["Name"] for c in replicated} == set(before)
+    send_mail(lab, "EDGE01", CLOUD_RECIPIENT, INTERNAL_RECIPIENT)
+    assert lab.queue("EDGE01", HYBRID)["MessageCount"] == 0
+    assert lab.queue("EDGE01", INBOUND)["MessageCount"] == 0
