@@ -287,3 +287,27 @@ def test_transport_service_and_event_log_queries(lab):
     event = events[0]
     assert default in event["Message"] and event["EntryType"].text == "Error"
     assert event["InstanceId"] == 0xC0000000 | 12013
+
+
+def test_get_date_is_the_lab_clock(lab):
+    lab.store.advance(120)
+    (now,) = lab.run("EDGE01", "Get-Date").output
+    assert abs(now - clock(lab.store.read())) < dt.timedelta(seconds=5)
+    assert now - dt.datetime.now(dt.UTC) > dt.timedelta(minutes=119)
+
+
+def test_select_object_projects_properties_into_selected_objects(lab):
+    result = lab.pipeline(
+        "EDGE01",
+        [
+            CommandCall("Get-Service", {"Name": ["MSExchangeTransport"]}),
+            CommandCall("Select-Object", {"Property": ["name", "Status"]}),
+        ],
+    )
+    (row,) = result.output
+    assert row.type_names[:2] == [
+        f"Selected.{T.SERVICE_CONTROLLER}",
+        "System.Management.Automation.PSCustomObject",
+    ]
+    assert list(row.properties) == ["Name", "Status"]  # the object's own spelling
+    assert row["Name"] == "MSExchangeTransport"

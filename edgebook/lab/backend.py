@@ -183,6 +183,8 @@ class LabBackend:
 
 def _pipeline_value(item: Any, param: Param, first: bool) -> Any:
     """ValueFromPipelineByPropertyName (objects) or ValueFromPipeline (plain values)."""
+    if param.whole:
+        return item
     if isinstance(item, ExObject):
         names = {param.name.casefold(), *(a.casefold() for a in param.aliases)}
         return next((v for k, v in item.properties.items() if k.casefold() in names), None)

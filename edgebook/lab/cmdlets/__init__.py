@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from edgebook.lab.cmdlets import certificates, connectors, files, services, subscriptions, transport
+from edgebook.lab.cmdlets import (
+    certificates,
+    connectors,
+    files,
+    services,
+    subscriptions,
+    transport,
+    utility,
+)
 from edgebook.lab.cmdlets.base import Cmdlet
 
 REGISTRY: dict[str, Cmdlet] = {
     cmdlet.name.casefold(): cmdlet
-    for module in (certificates, connectors, files, services, subscriptions, transport)
+    for module in (certificates, connectors, files, services, subscriptions, transport, utility)
     for cmdlet in module.CMDLETS
 }

@@ -51,6 +51,7 @@ class Param:
     position: int | None = None
     mandatory: bool = False
     pipeline: bool = False  # ValueFromPipelineByPropertyName
+    whole: bool = False  # ValueFromPipeline: the whole input object (e.g. -InputObject)
     aliases: tuple[str, ...] = ()
 
 

@@ -211,11 +211,6 @@ def get_pssnapin(ctx: Context, params: dict[str, Any]) -> list[Any]:
     return [snapin_object()] if loaded else []
 
 
-def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Get-Date: the server's clock (the lab clock)."""
-    return [ctx.now]
-
-
 _SVC = [
     Param("Name", "strs", position=0, mandatory=True, pipeline=True, aliases=("ServiceName",)),
     Param("PassThru", "bool"),
@@ -243,7 +238,6 @@ CMDLETS = [
         task=OS_TASK,
         exchange=False,
     ),
-    Cmdlet("Get-Date", get_date, [], task=OS_TASK, exchange=False),
     Cmdlet(
         "Get-PSSnapin",
         get_pssnapin,

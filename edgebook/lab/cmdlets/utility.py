@@ -1,0 +1,44 @@
+"""Utility cmdlets of Windows PowerShell the runbooks use on the Edge: Get-Date, Select-Object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.objects import ExObject
+
+UTILITY_TASK = "Microsoft.PowerShell.Commands"
+PS_CUSTOM_OBJECT = ["System.Management.Automation.PSCustomObject", "System.Object"]
+
+
+def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-Date: the server's clock (the lab clock)."""
+    return [ctx.now]
+
+
+def select_object(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Select-Object -Property: a PSCustomObject typed 'Selected.<type>' with those properties."""
+    item = params.get("InputObject")
+    names = params.get("Property") or []
+    if not isinstance(item, ExObject) or not names:
+        return [] if item is None else [item]
+    properties = {}
+    for name in names:
+        found = next((key for key in item.properties if key.casefold() == name.casefold()), name)
+        properties[found] = item.properties.get(found)
+    return [ExObject([f"Selected.{item.type_names[0]}", *PS_CUSTOM_OBJECT], properties)]
+
+
+CMDLETS = [
+    Cmdlet("Get-Date", get_date, [], task=UTILITY_TASK, exchange=False),
+    Cmdlet(
+        "Select-Object",
+        select_object,
+        [
+            Param("Property", "strs", position=0),
+            Param("InputObject", "any", pipeline=True, whole=True),
+        ],
+        task=UTILITY_TASK,
+        exchange=False,
+    ),
+]
