@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from edgebook.errors import EdgebookError
 from edgebook.lab import files
 from edgebook.lab.scenarios import load_scenario
@@ -189,4 +191,37 @@ def ensure_running(directory: Path | None = None) -> Path:
     directory = (directory or default_directory()).resolve()
     if running_description(directory) is None:
         start(directory)
+    return files.inventory_path(directory)
+
+
+LAB_REFERENCE_KEYS = {"lab_dir", "scenario"}
+
+
+def lab_reference(path: Path) -> tuple[Path, str] | None:
+    """(lab folder, scenario) when the parameters file names a lab instead of servers.
+
+    Such a file (see parameters/lab/) holds only `lab_dir` (relative to the file) and
+    optionally `scenario`; any other file returns None.
+    """
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(document, dict) or "lab_dir" not in document:
+        return None
+    unknown = set(document) - LAB_REFERENCE_KEYS
+    if unknown:
+        raise LabError(f"{path}: a lab reference holds only lab_dir and scenario, not {unknown}")
+    directory = (path.parent / str(document["lab_dir"])).resolve()
+    return directory, str(document.get("scenario") or DEFAULT_SCENARIO)
+
+
+def ensure_lab_inventory(path: Path) -> Path:
+    """The inventory of the lab a reference file names, started with its scenario if needed."""
+    reference = lab_reference(path)
+    if reference is None:
+        return path
+    directory, scenario = reference
+    if running_description(directory) is None:
+        start(directory, None if has_state(directory) else scenario)
     return files.inventory_path(directory)
