@@ -196,10 +196,17 @@ class _SmtpDialogue:
         return line.rstrip(b"\r").decode("utf-8", "replace")
 
     def reply(self) -> tuple[int, list[str]]:
-        """One (possibly multi-line) reply: its code and its lines as received."""
+        """One (possibly multi-line) reply: its code and its lines as received (64 KiB at most)."""
         lines = [self._line()]
+        size = len(lines[0])
         while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            if size > _MAX_REPLY:
+                raise _Failure(
+                    f"not an SMTP server: a reply of more than {_MAX_REPLY} bytes "
+                    f"({self._deadline.stage})"
+                )
             lines.append(self._line())
+            size += len(lines[-1])
         code = lines[-1][:3]
         if not code.isdigit():
             raise _Failure(f"not an SMTP reply: {lines[-1][:80]!r}")
@@ -245,7 +252,10 @@ def _handshake(sock: socket.socket, sni: str | None, deadline: _Deadline) -> SSL
     context.set_cipher_list(b"ALL:!aNULL:!eNULL:@SECLEVEL=0")
     connection = SSL.Connection(context, sock)
     if sni:
-        connection.set_tlsext_host_name(sni.encode("idna"))
+        try:
+            connection.set_tlsext_host_name(sni.encode("idna"))
+        except UnicodeError as exc:
+            raise _Failure(f"{sni!r} is not a valid DNS name for SNI ({exc})") from exc
     connection.set_connect_state()
     sock.setblocking(False)
     deadline.stage = "during the TLS handshake"
@@ -267,6 +277,11 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _bare(host: str) -> str:
+    """An IPv6 literal without its URL brackets ([::1] -> ::1); other hosts unchanged."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def _target(host: str, port: int) -> str:
@@ -386,6 +401,7 @@ def smtp_certificate(
     verify_at checks validity at another moment (the lab's clock); default now.
     """
     store = _trust_store(ca_file)
+    host = _bare(host)
     probe = SmtpProbe(target=_target(host, port))
     deadline = _Deadline(timeout)
     sock: socket.socket | None = None
@@ -437,6 +453,7 @@ def ldaps_certificate(
 ) -> LdapsProbe:
     """Direct TLS (LDAPS, AD LDS on 50636): the certificate chain as sent and its verification."""
     store = _trust_store(ca_file)
+    host = _bare(host)
     probe = LdapsProbe(target=_target(host, port))
     deadline = _Deadline(timeout)
     sock: socket.socket | None = None

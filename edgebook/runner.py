@@ -19,8 +19,10 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from edgebook.errors import EdgebookError
 from edgebook.record import read_records
+from edgebook.secrets import REFERENCE_HELP, looks_like_reference
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+SECRET_WORDS = ("password", "secret", "passphrase", "token", "private_key")
 
 
 @dataclass
@@ -50,6 +52,22 @@ def reserve(path: Path) -> Path:
     return path
 
 
+def refuse_secrets(parameters: Any, path: str = "parameters") -> None:
+    """Refuse a secret-like parameter that is not a reference: papermill writes parameters
+    into the notebook (injected cell and metadata) in clear text."""
+    items = parameters.items() if isinstance(parameters, dict) else enumerate(parameters)
+    for key, value in items:
+        where = f"{path}[{key!r}]"
+        secret_key = isinstance(key, str) and any(w in key.lower() for w in SECRET_WORDS)
+        if secret_key and value is not None and not looks_like_reference(value):
+            raise EdgebookError(
+                f"{where}: a secret cannot be a notebook parameter (papermill writes parameters "
+                f"into the evidence in clear text); pass a reference instead: {REFERENCE_HELP}"
+            )
+        if isinstance(value, dict | list | tuple):
+            refuse_secrets(value, where)
+
+
 def execute_phase(
     notebook: Path,
     output_dir: Path,
@@ -61,6 +79,7 @@ def execute_phase(
     """Run one notebook into output_dir/<utc>_<run_id>.ipynb and render HTML beside it."""
     if not notebook.is_file():
         raise EdgebookError(f"notebook {notebook} not found")
+    refuse_secrets(parameters)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     output = reserve(output_dir / f"{stamp}_{run_id}.ipynb")
     verdict, error = "completed", None

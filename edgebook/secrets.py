@@ -149,15 +149,30 @@ def _from_prompt(_argument: str, what: str) -> str:
             f"{what}: 'prompt' needs a terminal or an interactive notebook, and none is "
             "available here (e.g. under papermill); use env:NAME or keyring:service/user"
         )
-    return getpass.getpass(f"{what}: ")
+    try:
+        return getpass.getpass(f"{what}: ")
+    except EOFError:
+        raise SecretError(
+            f"{what}: the input ended before a password was typed; type it at the prompt, "
+            "or use env:NAME or keyring:service/user"
+        ) from None
 
 
 def _from_file(argument: str, what: str) -> str:
     path = Path(argument).expanduser()
     try:
         info = path.stat()
-    except OSError:
+    except FileNotFoundError:
         raise SecretError(f"{what}: the secret file {path} does not exist") from None
+    except NotADirectoryError:
+        raise SecretError(
+            f"{what}: the secret file {path} does not exist (a part of its path is a file, "
+            "not a folder)"
+        ) from None
+    except OSError as exc:
+        raise SecretError(
+            f"{what}: the secret file {path} cannot be read ({exc.strerror or exc})"
+        ) from None
     if not stat.S_ISREG(info.st_mode):
         raise SecretError(f"{what}: the secret file {path} is not a regular file")
     if os.name == "posix" and info.st_mode & 0o077:
@@ -165,5 +180,16 @@ def _from_file(argument: str, what: str) -> str:
             f"{what}: the secret file {path} is readable by group or others "
             f"(mode {stat.S_IMODE(info.st_mode):o}); run: chmod 600 {path}"
         )
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SecretError(
+            f"{what}: the secret file {path} is not UTF-8 text; write the password as the "
+            "first line of a UTF-8 text file"
+        ) from None
+    except OSError as exc:
+        raise SecretError(
+            f"{what}: the secret file {path} cannot be read ({exc.strerror or exc}); check "
+            "that it belongs to the user running edgebook"
+        ) from None
     return text.splitlines()[0] if text else ""

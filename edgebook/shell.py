@@ -12,6 +12,13 @@ every call; `run_batch` sends several statements in ONE pipeline (principle 7). 
 normalised by edgebook.normalize. Errors written by cmdlets raise ExchangeCommandError (or are
 returned with ``errors="return"``); transport failures raise ExchangeConnectionError.
 
+Time bounds: each HTTP request waits at most connection_timeout to connect and
+operation_timeout + 10 s for the answer, and is never retried (pypsrp would retry a Receive
+five times with growing pauses: minutes). Each call (`open`, `run`, `run_batch`, the session
+opening included; a password prompt excepted) ends within call_timeout plus a few seconds (a
+last poll, stopping the pipeline): a cmdlet that never finishes is stopped and reported as
+ExchangeConnectionError.
+
 Thread-safety: one shell per thread. A shell may move between threads (asyncio.to_thread),
 but two threads using it at the same time get an EdgebookError.
 """
@@ -21,18 +28,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, overload
 
+import requests
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
 from pypsrp.wsman import WSMan
 
+from edgebook import wire_log
 from edgebook.config import EDGE, MAILBOX, CredentialRef, Inventory, WinRMEndpoint
 from edgebook.errors import ConfigError, EdgebookError
 from edgebook.exchange_types import EXCHANGE_SNAPIN
@@ -41,6 +51,7 @@ from edgebook.secrets import Credential
 from edgebook.shell_errors import (
     RESPONSE_ERRORS,
     TRANSPORT_ERRORS,
+    CallTimeout,
     ExchangeCommandError,
     ExchangeConnectionError,
     UnreadableResponse,
@@ -48,17 +59,27 @@ from edgebook.shell_errors import (
 )
 
 log = logging.getLogger(__name__)
+wire_log.install()  # no NTLM token or PSRP payload in anybody's debug log
 
 ErrorMode = Literal["raise", "return"]
 _INT32 = range(-(2**31), 2**31)
+READ_MARGIN_S = 10  # an answer may come this long after the WSMan OperationTimeout
+CALL_GRACE_S = 2.0  # a request may end this long after the call timeout (a last poll)
+STOP_GRACE_S = 5.0  # time left to stop a pipeline that ran past the call timeout
 
 
 @dataclass(frozen=True)
 class Command:
-    """One cmdlet with its parameters (a statement of a batched pipeline)."""
+    """One cmdlet with its parameters (a statement of a batched pipeline); `then` pipes its
+    output into further cmdlets of the same statement (e.g. Select-Object)."""
 
     name: str
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    then: tuple[Command, ...] = ()
+
+    def chain(self) -> tuple[Command, ...]:
+        """This command and the ones it pipes into, in order."""
+        return (self, *self.then)
 
 
 @dataclass(frozen=True)
@@ -82,16 +103,32 @@ class ShellStats:
 
 
 class _CountingTransport:
-    """Wraps pypsrp's transport to count WSMan requests; everything else is delegated."""
+    """Wraps pypsrp's transport: counts WSMan requests, bounds each by the call's deadline and
+    turns off pypsrp's retries after a read timeout; everything else is delegated."""
 
-    def __init__(self, inner: Any, stats: ShellStats) -> None:
+    def __init__(self, inner: Any, stats: ShellStats, remaining: Callable[[], float | None]):
         self._inner = inner
         self._stats = stats
+        self._remaining = remaining
 
     def send(self, message: bytes, **kwargs: Any) -> bytes:
-        """Count and forward one WSMan request."""
+        """Count and forward one WSMan request, within what is left of the call's time."""
+        kwargs["retries_on_read_timeout"] = 0
+        left = self._remaining()
+        if left is not None:
+            timeout = kwargs.get("timeout") or (
+                getattr(self._inner, "connection_timeout", left),
+                getattr(self._inner, "read_timeout", left),
+            )
+            connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+            limit = left + CALL_GRACE_S
+            kwargs["timeout"] = (min(connect, limit), min(read, limit))
         self._stats.wsman_requests += 1
-        return self._inner.send(message, **kwargs)
+        try:
+            return self._inner.send(message, **kwargs)
+        except requests.exceptions.Timeout:
+            self._remaining()  # when the call's time is up, CallTimeout says so
+            raise
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -111,6 +148,7 @@ class ExchangeShell:
         wsman: WSMan | None = None,
         operation_timeout: int = 20,
         connection_timeout: int = 15,
+        call_timeout: float = 300.0,
     ) -> None:
         if role not in (MAILBOX, EDGE):
             raise ValueError(f"role must be {MAILBOX!r} or {EDGE!r}, not {role!r}")
@@ -119,8 +157,12 @@ class ExchangeShell:
         self.role = role
         self.lab = lab
         self.url = winrm.url
+        if operation_timeout < 1 or connection_timeout <= 0 or call_timeout <= 0:
+            raise ValueError("timeouts must be positive (operation_timeout at least 1 s)")
         self.operation_timeout = operation_timeout
         self.connection_timeout = connection_timeout
+        self.call_timeout = call_timeout
+        self._deadline: float | None = None
         self.last_warnings: list[str] = []
         self._credential = credential
         self._wsman = wsman
@@ -219,18 +261,32 @@ class ExchangeShell:
                 f"{self.name}: this ExchangeShell is already in use by another thread; "
                 "use one shell per thread"
             )
+        self._deadline = time.monotonic() + self.call_timeout
         try:
             yield
         finally:
+            self._deadline = None
             self._busy.release()
+
+    def _remaining(self) -> float | None:
+        """Seconds left of the running call (None outside a call); past the end: CallTimeout."""
+        if self._deadline is None:
+            return None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise CallTimeout(self.call_timeout)
+        return left
 
     def _ensure_pool(self) -> RunspacePool:
         if self._pool is not None:
             return self._pool
-        wsman = self._wsman or self._build_wsman()
+        if self._wsman is None:
+            self._wsman = self._build_wsman()
+            if self._deadline is not None:  # time spent at a password prompt does not count
+                self._deadline = time.monotonic() + self.call_timeout
+        wsman = self._wsman
         if not isinstance(wsman.transport, _CountingTransport):
-            wsman.transport = _CountingTransport(wsman.transport, self._stats)
-        self._wsman = wsman
+            wsman.transport = _CountingTransport(wsman.transport, self._stats, self._remaining)
         pool = RunspacePool(
             wsman,
             configuration_name=self.winrm.configuration_name,
@@ -248,7 +304,8 @@ class ExchangeShell:
         for key in ("ca_file", "certificate_pem", "certificate_key_pem"):
             path: Path | None = getattr(self.winrm, key)
             if path is not None and not path.is_file():
-                raise ConfigError(f"{self.name}: winrm.{key} {path} does not exist")
+                problem = "is a folder, not a file" if path.is_dir() else "does not exist"
+                raise ConfigError(f"{self.name}: winrm.{key} {path} {problem}")
         username = password = None
         credential = self._credential
         if isinstance(credential, CredentialRef):
@@ -275,7 +332,7 @@ class ExchangeShell:
             encryption="never" if http and self.winrm.auth == "basic" else "auto",
             operation_timeout=self.operation_timeout,
             connection_timeout=self.connection_timeout,
-            read_timeout=self.operation_timeout + 10,
+            read_timeout=self.operation_timeout + READ_MARGIN_S,
             no_proxy=self.winrm.is_loopback,
             certificate_pem=_str(self.winrm.certificate_pem),
             certificate_key_pem=_str(self.winrm.certificate_key_pem),
@@ -288,20 +345,21 @@ class ExchangeShell:
         statements = [Command("Add-PSSnapin", {"Name": EXCHANGE_SNAPIN})] if load_snapin else []
         statements += commands
         ps = PowerShell(pool)
-        for command in statements:
-            ps.add_cmdlet(command.name)
-            for parameter, value in command.parameters.items():
-                ps.add_parameter(parameter, _wire_value(command.name, parameter, value))
+        for statement in statements:
+            for command in statement.chain():
+                ps.add_cmdlet(command.name)
+                for parameter, value in command.parameters.items():
+                    ps.add_parameter(parameter, _wire_value(command.name, parameter, value))
             ps.add_statement()
         self._stats.pipelines += 1
         self._stats.cmdlets += len(statements)
         self._stats.by_cmdlet.update(command.name for command in statements)
         try:
-            output = ps.invoke()
-            ps.close()
+            output = self._complete(ps)
         except TRANSPORT_ERRORS as exc:
-            self._pool = None  # the session is in an unknown state: reopen next time
-            self._snapin_loaded = False
+            if not (isinstance(exc, CallTimeout) and exc.stopped):
+                self._pool = None  # the session is in an unknown state: reopen next time
+                self._snapin_loaded = False
             raise self._connection_error(exc) from None
         except RESPONSE_ERRORS as exc:  # pypsrp could not read the answer (malformed CLIXML)
             self._pool = None
@@ -320,6 +378,24 @@ class ExchangeShell:
         for warning in warnings:
             log.info("%s: warning: %s", self.name, warning)
         return Result([normalize(item) for item in output], errors, warnings)
+
+    def _complete(self, ps: PowerShell) -> list[Any]:
+        """Invoke and poll until the pipeline ends; past the call timeout, stop it."""
+        ps.begin_invoke()
+        while ps.state == PSInvocationState.RUNNING:
+            assert self._deadline is not None
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                self._deadline = time.monotonic() + STOP_GRACE_S
+                try:
+                    ps.stop()
+                except TRANSPORT_ERRORS:
+                    raise CallTimeout(self.call_timeout) from None
+                raise CallTimeout(self.call_timeout, stopped=True)
+            # The server answers a poll within its OperationTimeout (whole seconds, 1 at least).
+            ps.poll_invoke(timeout=max(1, min(self.operation_timeout, int(left))))
+        ps.close()
+        return ps.output
 
     def _snapin_outcome(self, errors: list[CommandError]) -> list[CommandError]:
         """Drop 'already added' from the snap-in load; a failed load comes first, explained."""

@@ -29,7 +29,17 @@ class UnreadableResponse(Exception):
         self.__cause__ = original
 
 
+class CallTimeout(Exception):
+    """A call (session opening or pipeline) ran past the shell's call_timeout."""
+
+    def __init__(self, seconds: float, *, stopped: bool = False) -> None:
+        super().__init__(f"no complete answer within {seconds:g} s")
+        self.seconds = seconds
+        self.stopped = stopped  # a running pipeline was stopped: the session is still usable
+
+
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    CallTimeout,
     WinRMError,
     requests.RequestException,
     SpnegoError,
@@ -122,6 +132,11 @@ def connection_error(
         cause = (
             f"{auth} authentication could not be set up ({_first_line(exc)}); for kerberos "
             "install pyspnego[kerberos] and check DNS/SPN, or choose ntlm"
+        )
+    elif isinstance(exc, CallTimeout):
+        cause = (
+            f"no complete answer within {exc.seconds:g} s (the call timeout) — the server, "
+            "the network or a cmdlet is too slow: check the server, or allow more time"
         )
     elif isinstance(exc, UnreadableResponse):
         cause = f"the server's answer could not be read ({_first_line(exc.__cause__ or exc)})"

@@ -80,7 +80,21 @@ def test_generate_csr_rejects_unknown_key_type():
         generate_csr(SUBJECT, ["a.b.c"], "rsa1024")
 
 
-@pytest.mark.parametrize("dns", ["", "a b.com", "mail.*.com", "*", "a..b"])
+@pytest.mark.parametrize(
+    "dns",
+    [
+        "",
+        "a b.com",
+        "mail.*.com",
+        "*",
+        "a..b",
+        "a" * 64 + ".com",
+        "xn--zz.com",
+        "my_host.com",
+        "-edge.contoso.com",
+        ".".join(["a" * 60] * 5),
+    ],
+)
 def test_generate_csr_rejects_bad_dns_names(dns):
     with pytest.raises(CertificateError, match="invalid DNS name"):
         generate_csr(SUBJECT, [dns], "p256")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 import edgebook.cli as cli
+import edgebook.commands.cert as cert_command
 
 FQDN = "hybrid.msxfaq.de"
 TLS_NAME = (
@@ -391,3 +392,40 @@ def test_pfx_missing_key_file(capsys, files, key_file):
     argv = _pfx_argv(files, key_file)
     argv[argv.index("--key") + 1] = files["dir"] / "none.key"
     assert_user_error(*run(capsys, *argv), "none.key: file not found")
+
+
+def test_csr_into_a_missing_folder_writes_no_key(capsys, files, monkeypatch):
+    monkeypatch.setenv("KEY_PW", "pw")
+    argv = _csr_argv(files)
+    argv[argv.index("--out") + 1] = files["dir"] / "absent" / "new.csr"
+    assert_user_error(*run(capsys, *argv), "the folder", "absent does not exist")
+    assert not (files["dir"] / "new.key").exists()
+
+
+def test_csr_failing_to_write_the_request_removes_the_key(capsys, files, monkeypatch):
+    monkeypatch.setenv("KEY_PW", "pw")
+
+    def full_disk(csr: object, path: object) -> None:
+        raise cert_command.CertificateError(f"{path}: cannot be created (No space left)")
+
+    monkeypatch.setattr(cert_command, "write_csr", full_disk)
+    assert_user_error(*run(capsys, *_csr_argv(files)), "No space left")
+    assert not (files["dir"] / "new.key").exists()
+
+
+def test_csr_prompt_with_closed_input_is_one_line(capsys, files, monkeypatch):
+    monkeypatch.delenv("KEY_PW", raising=False)
+    monkeypatch.setattr("sys.stdin", FakeTty())
+
+    def closed(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", closed)
+    assert_user_error(*run(capsys, *_csr_argv(files)), "input ended")
+    assert not (files["dir"] / "new.key").exists()
+
+
+def test_pfx_into_a_missing_folder(capsys, files, key_file):
+    argv = _pfx_argv(files, key_file)
+    argv[argv.index("--out") + 1] = files["dir"] / "absent" / "out.pfx"
+    assert_user_error(*run(capsys, *argv), "absent does not exist")

@@ -152,7 +152,7 @@ def test_relative_file_reference_resolves_against_the_file(tmp_path: Path):
             ("AcceptCloudServicesMail", "AcceptOorgProtocol"),
         ),
         ({"lab": "no"}, "lab", ("true or false",)),
-        ({"edges": []}, "edges", ("at least 1",)),
+        ({"edges": []}, "edges", ("at least one entry",)),
     ],
 )
 def test_invalid_values_name_file_key_found_and_expected(tmp_path, changes, key, fragments):
@@ -278,3 +278,32 @@ def test_inventory_is_frozen(tmp_path: Path):
     inventory = load_inventory(write(tmp_path, BASE))
     with pytest.raises(AttributeError):
         inventory.lab = True  # type: ignore[misc]
+
+
+def test_folder_or_path_under_a_file_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="is a folder, not a parameters file"):
+        load_inventory(tmp_path)
+    plain = write(tmp_path, BASE)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_inventory(plain / "inventory.yaml")
+
+
+def test_optional_list_of_wrong_type_says_a_list(tmp_path: Path):
+    document = variant(change={"expected_fqdns": "mail.contoso.com"})
+    error = expect_error(tmp_path, document, "change.expected_fqdns", "expected a list")
+    assert "at least 0" not in str(error)
+    expect_error(tmp_path, variant(edges=[]), "edges", "a list of at least one entry")
+
+
+def test_bracketed_ipv6_hosts_are_stored_without_brackets(tmp_path: Path):
+    document = variant(
+        edges__0__winrm={"host": "[::1]"},
+        edges__0__smtp={"host": "[2001:db8::25]"},
+        edges__0__ldaps={"host": "::1"},
+    )
+    edge = load_inventory(write(tmp_path, document)).edges[0]
+    assert edge.winrm.host == "::1"
+    assert edge.winrm.url == "https://[::1]:5986/wsman"
+    assert (edge.smtp.host, edge.ldaps.host) == ("2001:db8::25", "::1")
+    expect_error(tmp_path, variant(edges__0__smtp={"host": "[10.0.0.1]"}), "edges[0].smtp.host")
+    expect_error(tmp_path, variant(edges__0__smtp={"host": "[edge01]"}), "edges[0].smtp.host")

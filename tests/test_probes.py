@@ -298,3 +298,71 @@ def test_probe_targets_default_to_the_exchange_ports() -> None:
     )
     assert [r.target for r in results] == ["127.0.0.1:25", "[::1]:50636"]
     assert [type(r) for r in results] == [probes.SmtpProbe, probes.LdapsProbe]
+
+
+def _serve_once(talk: object) -> tuple[socket.socket, threading.Thread]:
+    """A one-connection server running talk(conn) in a thread."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def run() -> None:
+        conn, _ = server.accept()
+        with conn, contextlib.suppress(OSError):  # the probe hangs up first
+            talk(conn)  # type: ignore[operator]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _endless_banner(conn: socket.socket) -> None:
+    while True:
+        conn.sendall(b"220-" + b"A" * 1000 + b"\r\n")
+
+
+def _endless_ehlo(conn: socket.socket) -> None:
+    conn.sendall(b"220 hello\r\n")
+    conn.recv(100)
+    while True:
+        conn.sendall(b"250-" + b"B" * 1000 + b"\r\n")
+
+
+@pytest.mark.parametrize(("talk", "stage"), [(_endless_banner, "banner"), (_endless_ehlo, "EHLO")])
+def test_endless_multiline_reply_is_cut_off_quickly(talk: object, stage: str) -> None:
+    """A server that never ends a multi-line reply must not fill memory until the timeout."""
+    server, thread = _serve_once(talk)
+    started = time.monotonic()
+    result = smtp_certificate("127.0.0.1", server.getsockname()[1], 5.0)
+    assert time.monotonic() - started < 2.0
+    assert result.error is not None
+    assert result.error.startswith("not an SMTP server: a reply of more than 65536 bytes")
+    assert stage in result.error
+    server.close()
+    thread.join()
+
+
+def test_bracketed_ipv6_literal_is_probed() -> None:
+    server = socket.socket(socket.AF_INET6)
+    try:
+        server.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def talk() -> None:
+        conn, _ = server.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.sendall(b"220 hello\r\n")
+            conn.recv(100)
+            conn.sendall(b"250-edge\r\n250 SIZE\r\n")
+            conn.recv(100)
+
+    thread = threading.Thread(target=talk, daemon=True)
+    thread.start()
+    result = smtp_certificate("[::1]", port, 2.0)
+    assert result.target == f"[::1]:{port}"
+    assert result.error == "STARTTLS not offered"
+    server.close()
+    thread.join()

@@ -84,3 +84,26 @@ def test_read_records_ignores_other_outputs():
     ]
     nb.cells = [cell]
     assert read_records(nb) == {"a": 2}
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"password": "Sup3r-S3cret!"},
+        {"servers": [{"name": "EDGE01", "edge_password": "Sup3r-S3cret!"}]},
+        {"settings": {"PfxPassphrase": "Sup3r-S3cret!"}},
+    ],
+)
+def test_a_literal_secret_parameter_is_refused_before_anything_is_written(tmp_path, parameters):
+    nb = _notebook(tmp_path / "ok.ipynb", "pass")
+    with pytest.raises(EdgebookError, match="cannot be a notebook parameter") as info:
+        execute_phase(nb, tmp_path / "out", parameters, run_id="r5")
+    assert "Sup3r-S3cret!" not in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_secret_references_are_fine_as_parameters(tmp_path):
+    nb = _notebook(tmp_path / "ok.ipynb", "from edgebook.record import record\nrecord('v', value)")
+    run = execute_phase(nb, tmp_path / "out", {"value": 1, "password": "env:PW"}, run_id="r6")
+    assert run.verdict == "completed"
+    assert "env:PW" in run.notebook.read_text()

@@ -168,3 +168,42 @@ def test_credential_repr_hides_the_password():
     assert SECRET not in repr(credential)
     assert SECRET not in str(credential)
     assert "hidden" in repr(credential)
+
+
+def test_file_reference_not_utf8_is_a_clear_error(tmp_path: Path):
+    secret_file = tmp_path / "pw"
+    secret_file.write_bytes(b"\xff\xfe" + SECRET.encode("utf-16-le"))
+    secret_file.chmod(0o600)
+    with pytest.raises(SecretError, match="not UTF-8 text") as info:
+        resolve_secret(f"file:{secret_file}", what="lab")
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_file_reference_under_a_file_names_the_problem(tmp_path: Path):
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    with pytest.raises(SecretError, match="a part of its path is a file"):
+        resolve_secret(f"file:{plain / 'pw'}", what="lab")
+
+
+def test_file_reference_unreadable_is_a_clear_error(tmp_path: Path, monkeypatch):
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(SECRET)
+    secret_file.chmod(0o600)
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(SecretError, match=r"cannot be read \(Permission denied\)"):
+        resolve_secret(f"file:{secret_file}", what="lab")
+
+
+def test_prompt_with_closed_input_is_a_clear_error(monkeypatch):
+    def closed_getpass(prompt: str = "") -> str:
+        raise EOFError
+
+    closed_getpass.__module__ = "ipykernel.kernelbase"
+    monkeypatch.setattr(getpass, "getpass", closed_getpass)
+    with pytest.raises(SecretError, match="input ended"):
+        resolve_secret("prompt", what="EDGE01")

@@ -39,11 +39,16 @@ def _dns_name(name: str) -> str:
             f"invalid DNS name {name!r}: give host names like mail.contoso.com "
             "(a wildcard only as the whole left-most label, *.contoso.com)"
         )
-    if not host.isascii():
-        try:
-            host = idna.encode(host, uts46=True).decode("ascii")
-        except idna.IDNAError as exc:
-            raise CertificateError(f"invalid DNS name {name!r}: {exc}") from exc
+    try:
+        host = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise CertificateError(
+            f"invalid DNS name {name!r}: {exc}; give host names like mail.contoso.com"
+        ) from None
+    if len(host) > 253:
+        raise CertificateError(
+            f"invalid DNS name {name[:40]!r}...: {len(host)} characters, at most 253 allowed"
+        )
     return ("*." if wildcard else "") + host.lower()
 
 

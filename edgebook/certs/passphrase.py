@@ -13,11 +13,18 @@ class SecretError(EdgebookError):
     """A secret (password, passphrase) could not be obtained."""
 
 
+def _ask(text: str, prompt: str) -> str:
+    try:
+        return getpass.getpass(text)
+    except EOFError:
+        raise SecretError(f"{prompt}: the input ended before it was typed") from None
+
+
 def _prompt(prompt: str, confirm: bool) -> str:
-    first = getpass.getpass(f"{prompt}: ")
+    first = _ask(f"{prompt}: ", prompt)
     if not first:
         raise SecretError(f"{prompt}: an empty value is not accepted")
-    if confirm and getpass.getpass(f"{prompt} (again): ") != first:
+    if confirm and _ask(f"{prompt} (again): ", prompt) != first:
         raise SecretError(f"{prompt}: the two entries differ")
     return first
 

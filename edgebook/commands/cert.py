@@ -128,9 +128,15 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _refuse_existing(*paths: str) -> None:
+    """Check every output before anything is written: new files in existing folders."""
     for path in paths:
         if Path(path).exists():
             raise CertificateError(f"{path}: already exists and is never overwritten")
+        folder = Path(path).parent
+        if not folder.is_dir():
+            raise CertificateError(
+                f"{path}: the folder {folder} does not exist: create it or choose another path"
+            )
     if len({Path(p).resolve() for p in paths}) != len(paths):
         raise CertificateError("the output files must be different files")
 
@@ -141,8 +147,12 @@ def _csr(args: argparse.Namespace) -> int:
         args.passphrase_env, "Passphrase for the new private key", confirm=True
     )
     csr, key = generate_csr(args.subject, args.dns, args.key_type)
-    write_private_key(key, args.key_out, passphrase)
-    write_csr(csr, args.out)
+    key_file = write_private_key(key, args.key_out, passphrase)
+    try:
+        write_csr(csr, args.out)
+    except BaseException:
+        key_file.unlink(missing_ok=True)  # a key without its request is of no use
+        raise
     print(f"Private key (encrypted PKCS#8, mode 0600): {args.key_out}")
     print(f"Certificate request: {args.out}")
     print(f"Key type: {args.key_type}; DNS names: {', '.join(args.dns)}")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from edgebook import monitoring
 from edgebook.errors import EdgebookError
@@ -15,16 +15,60 @@ if TYPE_CHECKING:
     from edgebook.phases.inspect import InspectResult
 
 
+INSPECT_TIMEOUT_S = 300.0
+CHECK_TIMEOUT_S = 50.0  # below the usual 60 s plugin timeout of Nagios and Icinga
+
+
+class _PluginParser(argparse.ArgumentParser):
+    """A plugin's usage error is UNKNOWN (exit 3) on one status line, not argparse's exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(monitoring.unknown(f"usage: {message}")[1])
+        sys.exit(monitoring.UNKNOWN)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, not {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(
+            f"a number of seconds above 0 and at most 86400, not {text}"
+        )
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `inspect` and `check` commands."""
-    for name, func, text in (
-        ("inspect", _inspect, "inspect the Edges and the organisation; print the findings"),
-        ("check", _check, "monitoring plugin (Nagios/Icinga): exit 0 OK .. 3 UNKNOWN"),
+    for name, func, text, timeout in (
+        (
+            "inspect",
+            _inspect,
+            "inspect the Edges and the organisation; print the findings",
+            INSPECT_TIMEOUT_S,
+        ),
+        (
+            "check",
+            _check,
+            "monitoring plugin (Nagios/Icinga): exit 0 OK .. 3 UNKNOWN",
+            CHECK_TIMEOUT_S,
+        ),
     ):
         parser = subparsers.add_parser(name, help=text, description=text)
+        if name == "check":
+            parser.__class__ = _PluginParser
         parser.add_argument("inventory", type=Path, help="the parameters file (YAML)")
         parser.add_argument("--edge", help="only this Edge (default: all)")
         parser.add_argument("--warning-days", type=int, help="override change.warning_days")
+        parser.add_argument(
+            "--timeout",
+            type=_seconds,
+            default=timeout,
+            metavar="SECONDS",
+            help=f"the most each server's read may take; probes take 10 s at most "
+            f"(default {timeout:g})",
+        )
         if name == "inspect":
             parser.add_argument("--json", action="store_true", help="print JSON")
         parser.set_defaults(func=func)
@@ -36,7 +80,7 @@ def _run(args: argparse.Namespace) -> InspectResult:
     from edgebook.phases.inspect import inspect, resolve_inventory
 
     inventory = resolve_inventory(args.inventory)
-    return inspect(inventory, args.edge, warning_days=args.warning_days)
+    return inspect(inventory, args.edge, warning_days=args.warning_days, timeout=args.timeout)
 
 
 def _inspect(args: argparse.Namespace) -> int:

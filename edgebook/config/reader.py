@@ -43,8 +43,12 @@ def load_yaml(path: Path) -> Any:
     """Parse a YAML file; a missing file or a syntax error is a ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(f"{path}: the parameters file does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path}: is a folder, not a parameters file; give the path of the YAML file"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the parameters file: {exc}") from None
     try:
@@ -153,7 +157,10 @@ class Section:
         if value is MISSING and minimum == 0:
             return []
         if not isinstance(value, list) or len(value) < minimum:
-            raise self.error(self.key(key), value, f"a list of at least {minimum} entries")
+            expected = {0: "a list", 1: "a list of at least one entry"}.get(
+                minimum, f"a list of at least {minimum} entries"
+            )
+            raise self.error(self.key(key), value, expected)
         return [(join(self.key(key), index), item) for index, item in enumerate(value)]
 
     def text(self, key: str, default: Any = MISSING) -> str:
@@ -166,11 +173,11 @@ class Section:
         return value.strip()
 
     def host(self, key: str, default: Any = MISSING) -> str:
-        """A DNS name or an IP address."""
+        """A DNS name or an IP address; an IPv6 literal loses its brackets ([::1] -> ::1)."""
         value = self.text(key, default)
         if not is_host(value):
             raise self.error(self.key(key), value, "a DNS name or an IP address")
-        return value
+        return value[1:-1] if value.startswith("[") and value.endswith("]") else value
 
     def integer(self, key: str, default: Any, low: int, high: int) -> int:
         """An integer in [low, high]."""
@@ -238,9 +245,10 @@ def resolve_path(file: Path, value: str) -> Path:
 
 
 def is_host(value: str) -> bool:
-    """Whether a string is a DNS name or an IP address."""
+    """Whether a string is a DNS name or an IP address (an IPv6 literal may be in brackets)."""
+    bracketed = value.startswith("[") and value.endswith("]")
     try:
-        ipaddress.ip_address(value.strip("[]"))
-        return True
+        address = ipaddress.ip_address(value[1:-1] if bracketed else value)
     except ValueError:
-        return bool(_HOST.match(value))
+        return not bracketed and bool(_HOST.match(value))
+    return address.version == 6 or not bracketed

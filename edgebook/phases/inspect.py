@@ -14,18 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from edgebook import exchange_types as types
-from edgebook.certs import load_certificate_list
+from edgebook.certs import CertificateError, load_certificate_list
 from edgebook.config import EdgeServer, Inventory, load_inventory
-from edgebook.errors import EdgebookError
+from edgebook.errors import ConfigError
 from edgebook.facts import EdgeFacts, InspectSettings, MailboxServerFact, OrgFacts, facts_to_dict
 from edgebook.findings import Finding, Severity
 from edgebook.normalize import CommandError, PSRecord
 from edgebook.probes import ProbeTarget, TlsProbe, probe_many
 from edgebook.rules import evaluate
+from edgebook.secrets import Credential
 from edgebook.shell import Command, ExchangeConnectionError, ExchangeShell
 
 PROBE_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = 300.0  # the most one server's read may take (WinRM call timeout)
 EDGE_SERVICES = ["MSExchangeTransport", "ADAM_MSExchange"]
+EVENT_PROPERTIES = ["EventID", "InstanceId", "EntryType", "Source", "TimeGenerated", "Message"]
+EVENTS_TYPE = f"Selected.{types.EVENT_LOG_ENTRY}"
 # Get-EventLog writes this when the window holds no entry: not a failure.
 NO_EVENTS = "No matches found"
 
@@ -68,6 +72,9 @@ def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
         Command(
             "Get-EventLog",
             {"LogName": "Application", "Source": "MSExchangeTransport", "After": since.isoformat()},
+            # only what the rules read: EventLogEntry.Data is an often empty byte[], which
+            # pypsrp 0.9.1 cannot deserialise
+            then=(Command("Select-Object", {"Property": EVENT_PROPERTIES}),),
         ),
     ]
 
@@ -140,17 +147,36 @@ class _EdgeRead:
     clock: dt.datetime | None
     failures: list[Finding]
     stats: dict[str, int]
-    reached: bool = True
+    unreachable: ExchangeConnectionError | None = None
 
 
-def _unreachable(server: str, error: ExchangeConnectionError) -> Finding:
+def _probe_outcome(probe: TlsProbe) -> str:
+    if probe.ok:
+        return f"{probe.kind.upper()} {probe.target} served certificate {probe.thumbprint}"
+    return f"{probe.kind.upper()} {probe.target} failed ({probe.error})"
+
+
+def _unreachable(
+    server: str, error: ExchangeConnectionError, probes: tuple[TlsProbe, ...] = ()
+) -> Finding:
+    """WinRM failed; the Edge's SMTP and LDAPS probes are reported apart, in the same finding."""
+    evidence: dict[str, Any] = {"url": error.url, "cause": error.cause}
+    seen = ""
+    if probes:
+        seen = f" Probes from here: {'; '.join(_probe_outcome(p) for p in probes)}."
+        evidence["probes"] = [
+            {"target": p.target, "ok": p.ok, "error": p.error, "thumbprint": p.thumbprint}
+            for p in probes
+        ]
+    text = str(error)
     return Finding(
         "server-unreachable",
         Severity.ERROR,
-        f"{error} The other servers were inspected; findings that need {server}'s facts are "
-        "missing until it can be reached.",
+        f"{text}{'' if text.endswith(('.', '?', ')')) else '.'} The other servers were "
+        f"inspected; findings that need {server}'s facts are missing until it can be "
+        f"reached.{seen}",
         server,
-        {"url": error.url, "cause": error.cause},
+        evidence,
     )
 
 
@@ -162,7 +188,7 @@ def _read_edge(
             records, errors = run_all(shell, edge_commands(edge, since))
             stats = shell.stats
     except ExchangeConnectionError as exc:
-        return _EdgeRead({}, None, [_unreachable(edge.name, exc)], {}, reached=False)
+        return _EdgeRead({}, None, [], {}, unreachable=exc)
     return _EdgeRead(
         _by_type(records),
         _server_clock(records),
@@ -210,11 +236,63 @@ def _accepted_capabilities(configured: str) -> tuple[str, ...]:
     return (configured,)
 
 
-def _settings(inventory: Inventory, warning_days: int | None, now: dt.datetime) -> InspectSettings:
+def _trust_anchors(inventory: Inventory) -> tuple[Any, ...] | None:
+    """The change.trust_anchors certificates; a bad file is a ConfigError naming the key."""
+    if inventory.change.trust_anchors is None:
+        return None
+    try:
+        return tuple(load_certificate_list(inventory.change.trust_anchors))
+    except CertificateError as exc:
+        raise ConfigError(
+            f"{inventory.path}: change.trust_anchors: {exc} (give a PEM file of the root CAs "
+            "to trust besides the system store, or remove the key)"
+        ) from None
+
+
+def _credentials(inventory: Inventory) -> dict[str, Credential | None]:
+    """The password of every server inspect reaches, resolved one after the other before any
+    thread starts: prompts do not interleave, and a missing secret stops the run before any
+    connection. A reference shared by several servers (same user) is resolved once."""
+    resolved: dict[tuple[str, str], Credential] = {}
+    credentials: dict[str, Credential | None] = {}
+    for server in (inventory.organisation.mailbox_servers[0], *inventory.edges):
+        reference = server.credential
+        if reference is None:
+            credentials[server.name] = None
+            continue
+        key = (reference.username, reference.password)
+        if key not in resolved:
+            resolved[key] = reference.resolve(what=f"{server.name} ({server.winrm.url})")
+        credentials[server.name] = resolved[key]
+    return credentials
+
+
+def _shell_factory(credentials: dict[str, Credential | None], timeout: float) -> ShellFactory:
+    """Shells with the resolved credentials and every wait bounded by timeout seconds."""
+
+    def factory(inventory: Inventory, name: str) -> ExchangeShell:
+        server = inventory.server(name)
+        return ExchangeShell(
+            server.name,
+            server.winrm,
+            credentials[server.name],
+            role=server.role,
+            lab=inventory.lab,
+            call_timeout=timeout,
+            connection_timeout=min(15.0, timeout),
+            operation_timeout=max(1, min(20, int(timeout))),
+        )
+
+    return factory
+
+
+def _settings(
+    inventory: Inventory,
+    warning_days: int | None,
+    now: dt.datetime,
+    roots: tuple[Any, ...] | None,
+) -> InspectSettings:
     change = inventory.change
-    roots = None
-    if change.trust_anchors is not None:
-        roots = tuple(load_certificate_list(change.trust_anchors))
     return InspectSettings(
         hybrid=change.hybrid,
         expected_fqdns=change.expected_fqdns,
@@ -232,15 +310,25 @@ def inspect(
     *,
     warning_days: int | None = None,
     event_days: int | None = None,
-    shell_factory: ShellFactory = ExchangeShell.for_server,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    shell_factory: ShellFactory | None = None,
 ) -> InspectResult:
-    """Gather the facts of every server concurrently, then evaluate the rules."""
+    """Gather the facts of every server concurrently, then evaluate the rules.
+
+    timeout bounds each server's read (a WinRM call) and each probe (10 s at most); a server
+    that does not answer in time is a server-unreachable finding.
+    """
+    if timeout <= 0:
+        raise ConfigError(f"the timeout must be more than 0 seconds, not {timeout:g}")
     if edge is not None:
         edge = inventory.edge(edge).name  # a clear error for an unknown name
+    roots = _trust_anchors(inventory)  # a bad file stops here, before any connection
+    shell_factory = shell_factory or _shell_factory(_credentials(inventory), timeout)
     now = dt.datetime.now(dt.UTC)
     since = now - dt.timedelta(days=event_days or inventory.change.event_days)
+    probe_timeout = min(PROBE_TIMEOUT_S, timeout)
     with ThreadPoolExecutor(max_workers=len(inventory.edges) + 2) as pool:
-        probes_job = pool.submit(probe_many, _probe_targets(inventory), PROBE_TIMEOUT_S)
+        probes_job = pool.submit(probe_many, _probe_targets(inventory), probe_timeout)
         mailbox_job = pool.submit(_read_mailbox, inventory, shell_factory)
         edge_jobs = {
             e.name: pool.submit(_read_edge, inventory, e, since, shell_factory)
@@ -250,20 +338,21 @@ def inspect(
         mailbox_records, failures, mailbox_name, mailbox_stats = mailbox_job.result()
         edge_reads = {name: job.result() for name, job in edge_jobs.items()}
     clocks = [r.clock for r in edge_reads.values() if r.clock]
-    settings = _settings(inventory, warning_days, max(clocks) if clocks else now)
+    settings = _settings(inventory, warning_days, max(clocks) if clocks else now, roots)
     org = _org_facts(inventory, mailbox_records, mailbox_name, settings)
     if not mailbox_records:  # the organisation was not read: its rules stay silent
         org.mailbox_servers.clear()
     edges = []
     for index, server in enumerate(inventory.edges):
         read = edge_reads[server.name]
+        smtp, ldaps = probes[2 * index], probes[2 * index + 1]
         failures += read.failures
-        if read.reached:
-            edges.append(
-                _edge_facts(server, read.records, probes[2 * index], probes[2 * index + 1])
-            )
+        if read.unreachable is not None:
+            failures.append(_unreachable(server.name, read.unreachable, (smtp, ldaps)))
+        else:
+            edges.append(_edge_facts(server, read.records, smtp, ldaps))
     findings = [f for f in evaluate(org, edges) + failures if _concerns(f, edge, inventory)]
-    round_trips = {name: read.stats for name, read in edge_reads.items() if read.reached}
+    round_trips = {name: read.stats for name, read in edge_reads.items() if read.stats}
     if mailbox_stats:
         round_trips[mailbox_name] = mailbox_stats
     return InspectResult(inventory, edge, org, edges, findings, round_trips)
@@ -290,7 +379,7 @@ def _edge_facts(
         send_connectors=records.get(types.SEND_CONNECTOR, []),
         queues=records.get(types.QUEUE, []),
         health=records.get(types.SERVER_HEALTH, []),
-        events=records.get(types.EVENT_LOG_ENTRY, []),
+        events=records.get(EVENTS_TYPE, []),
         smtp_probe=smtp,
         ldaps_probe=ldaps,
     )
@@ -327,14 +416,14 @@ def _org_facts(
 
 def resolve_inventory(inventory: str | Path) -> Inventory:
     """Load a parameters file; "lab" means the built-in lab (started if it does not run)."""
-    if str(inventory) == "lab":
-        from edgebook.lab.control import ensure_running
+    from edgebook.lab.control import ensure_lab_inventory, ensure_running
 
+    if str(inventory) == "lab":
         return load_inventory(ensure_running())
     path = Path(inventory)
-    if not path.is_file():
-        raise EdgebookError(f"parameters file {path} not found")
-    return load_inventory(path)
+    if path.is_file():  # parameters/lab/*.yaml name a lab: start it if needed
+        path = ensure_lab_inventory(path)
+    return load_inventory(path)  # names a missing file, a folder, bad YAML
 
 
 def run(
@@ -343,6 +432,7 @@ def run(
     *,
     warning_days: int | None = None,
     event_days: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> InspectResult:
     """The notebook's entry point: resolve the inventory, default to its first Edge, inspect."""
     loaded = resolve_inventory(inventory)
@@ -351,4 +441,5 @@ def run(
         edge or loaded.edges[0].name,
         warning_days=warning_days,
         event_days=event_days,
+        timeout=timeout,
     )
