@@ -18,6 +18,7 @@ PARAMETERS = {
         "edge": "str",
         "warning_days": "int",
         "event_days": "int",
+        "timeout": "float",
     },
 }
 
