@@ -4,8 +4,6 @@ message encryption and over HTTPS, plus the wire rules (connection binding, Allo
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,10 +12,6 @@ import pytest
 import requests
 import spnego
 import spnego._ntlm
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from lab_fake_backend import PASSWORD, FakeBackend
 from pypsrp.encryption import WinRMEncryption
 from pypsrp.exceptions import AuthenticationError, WSManFaultError
@@ -26,6 +20,7 @@ from pypsrp.wsman import WSMan
 
 from edgebook.errors import EdgebookError
 from edgebook.lab import ntlm
+from edgebook.lab.endpoint_tls import EndpointTls
 from edgebook.lab.httpserver import RunningServer, serve
 from edgebook.lab.wsman import WSManEndpoint
 
@@ -73,37 +68,9 @@ def http_lab(backend: FakeBackend) -> Iterator[tuple[WSManEndpoint, RunningServe
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
-    """A self-signed certificate for 127.0.0.1: (ca, cert, key) PEM paths (ca is the cert)."""
-    folder = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "server.pem", folder / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(cert_path), str(key_path)
+def tls(tmp_path_factory: pytest.TempPathFactory) -> EndpointTls:
+    """The lab's own endpoint identity: a throw-away CA and an encrypted loopback key."""
+    return EndpointTls.create(tmp_path_factory.mktemp("tls"))
 
 
 def connect(
@@ -181,16 +148,16 @@ def test_negotiate_falls_back_to_ntlm_for_every_local_name_form(
 @pytest.mark.parametrize("auth", ["ntlm", "negotiate"])
 def test_ntlm_over_https_uses_tls_instead_of_message_encryption(
     backend: FakeBackend,
-    tls_files: tuple[str, str, str],
+    tls: EndpointTls,
     monkeypatch: pytest.MonkeyPatch,
     auth: str,
 ) -> None:
     endpoint = WSManEndpoint(backend, "EDGE01", path="wsman", auth=("negotiate",))
-    server = serve(endpoint, tls=(tls_files[1], tls_files[2]))
+    server = serve(endpoint, tls=tls.server_context())
     spy = Spy(monkeypatch)
     try:
         with (
-            connect(server, auth=auth, ssl=True, cert_validation=tls_files[0]) as wsman,
+            connect(server, auth=auth, ssl=True, cert_validation=str(tls.ca_file)) as wsman,
             RunspacePool(wsman) as pool,
         ):
             assert echo(pool, FileData=BIG)["Parameters"]["FileData"] == BIG

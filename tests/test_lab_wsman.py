@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -13,10 +11,6 @@ from collections.abc import Iterator
 import psrpcore
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from lab_fake_backend import PASSWORD, USERNAME, FakeBackend
 from psrpcore.types import PSDateTime, PSList, deserialize
 from pypsrp.complex_objects import GenericComplexObject
@@ -25,6 +19,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import NAMESPACES, WSMan
 
 from edgebook.exchange_types import EXCHANGE_CERTIFICATE
+from edgebook.lab.endpoint_tls import EndpointTls
 from edgebook.lab.httpserver import serve
 from edgebook.lab.objects import MVP_STRING
 from edgebook.lab.transport import connect_in_process
@@ -65,62 +60,16 @@ def backend() -> FakeBackend:
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
-    """A throw-away CA and a server certificate for 127.0.0.1: (ca, cert, key) PEM paths."""
-    folder = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Lab test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = (folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(paths[0]), str(paths[1]), str(paths[2])
+def tls(tmp_path_factory: pytest.TempPathFactory) -> EndpointTls:
+    """The lab's own endpoint identity: a throw-away CA and an encrypted loopback key."""
+    return EndpointTls.create(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
-def https_lab(
-    backend: FakeBackend, tls_files: tuple[str, str, str]
-) -> Iterator[tuple[WSManEndpoint, int, str]]:
+def https_lab(backend: FakeBackend, tls: EndpointTls) -> Iterator[tuple[WSManEndpoint, int, str]]:
     endpoint = edge(backend)
-    server = serve(endpoint, tls=(tls_files[1], tls_files[2]))
-    yield endpoint, server.port, tls_files[0]
+    server = serve(endpoint, tls=tls.server_context())
+    yield endpoint, server.port, str(tls.ca_file)
     server.stop()
 
 

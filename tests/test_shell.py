@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,14 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from edgebook.config import WinRMEndpoint, load_inventory
 from edgebook.errors import ConfigError, EdgebookError
 from edgebook.exchange_types import EXCHANGE_CERTIFICATE, EXCHANGE_SNAPIN
+from edgebook.lab.endpoint_tls import EndpointTls
 from edgebook.lab.httpserver import serve
 from edgebook.lab.objects import MVP_STRING, ExEnum, ExList, ExObject
 from edgebook.lab.protocol import CommandCall, ErrorInfo, Invocation, Session, Statement
@@ -435,40 +431,9 @@ def test_basic_over_http_is_refused_unless_lab_loopback():
         ExchangeShell("EDGE01", lab_winrm("Microsoft.PowerShell"), None, role="Edge", lab=False)
 
 
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "listener.pem", tmp_path / "listener.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 def test_tls_is_verified_by_default(edge: Lab, tmp_path: Path):
-    cert_file, key_file = self_signed(tmp_path)
-    running = serve(edge.endpoint, tls=(str(cert_file), str(key_file)))
+    tls = EndpointTls.create(tmp_path)
+    running = serve(edge.endpoint, tls=tls.server_context())
 
     def https(ca_file: Path | None) -> ExchangeShell:
         winrm = WinRMEndpoint(
@@ -482,7 +447,7 @@ def test_tls_is_verified_by_default(edge: Lab, tmp_path: Path):
             pytest.raises(ExchangeConnectionError, match="TLS certificate verification failed"),
         ):
             shell.run("Get-ExchangeCertificate")
-        with https(cert_file) as shell:
+        with https(tls.ca_file) as shell:
             assert len(shell.run("Get-ExchangeCertificate")) == 1
     finally:
         running.stop()

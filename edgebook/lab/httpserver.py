@@ -52,12 +52,9 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    tls: tuple[str, str] | ssl.SSLContext | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> RunningServer:
-    """Serve the endpoints (distinct paths) on host:port; HTTPS when tls is given.
-
-    tls is (certfile, keyfile) or a ready server SSLContext (e.g. one with an encrypted key).
-    """
+    """Serve the endpoints (distinct paths) on host:port; HTTPS with the tls server context."""
     listed = [endpoints] if isinstance(endpoints, WSManEndpoint) else list(endpoints)
     routes: dict[str, WSManEndpoint] = {}
     for endpoint in listed:
@@ -68,10 +65,7 @@ def serve(
                 f"/{endpoint.path}; serve them on different ports"
             )
         routes[key] = endpoint
-    context = tls if isinstance(tls, ssl.SSLContext) else None
-    if isinstance(tls, tuple):
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*tls)
+    context = tls
     server = _Server((host, port), _handler_class(routes, context))
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="wsman", daemon=True
