@@ -215,14 +215,7 @@ class SubscriptionFact:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "name": self.name,
-            "site": self.site,
-            "domain": self.domain,
-            "create_utc": v.iso(self.create_utc),
-            "lease_type": self.lease_type,
-            "is_valid": self.is_valid,
-        }
+        return v.to_json(self)
 
 
 @dataclass(frozen=True)
@@ -250,14 +243,7 @@ class EdgeSyncFact:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "name": self.name,
-            "sync_status": self.sync_status,
-            "failure_detail": self.failure_detail,
-            "lease_type": self.lease_type,
-            "lease_holder": self.lease_holder,
-            "last_synchronized_utc": v.iso(self.last_synchronized_utc),
-        }
+        return v.to_json(self)
 
 
 @dataclass

@@ -152,15 +152,7 @@ class ReceiveConnectorFact:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "identity": self.identity,
-            "name": self.name,
-            "fqdn": self.fqdn,
-            "bindings": list(self.bindings),
-            "tls_certificate_name": self.tls_certificate_name,
-            "tls_domain_capabilities": list(self.tls_domain_capabilities),
-            "enabled": self.enabled,
-        }
+        return v.to_json(self)
 
 
 @dataclass(frozen=True)
@@ -212,21 +204,7 @@ class SendConnectorFact:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "identity": self.identity,
-            "name": self.name,
-            "address_spaces": list(self.address_spaces),
-            "smart_hosts": list(self.smart_hosts),
-            "source_transport_servers": list(self.source_transport_servers),
-            "tls_certificate_name": self.tls_certificate_name,
-            "tls_domain": self.tls_domain,
-            "tls_auth_level": self.tls_auth_level,
-            "require_tls": self.require_tls,
-            "fqdn": self.fqdn,
-            "cloud_services_mail_enabled": self.cloud_services_mail_enabled,
-            "domain_secure_enabled": self.domain_secure_enabled,
-            "enabled": self.enabled,
-        }
+        return v.to_json(self)
 
 
 # --- transport state -----------------------------------------------------------------------
@@ -257,14 +235,7 @@ class QueueFact:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "identity": self.identity,
-            "status": self.status,
-            "message_count": self.message_count,
-            "next_hop_domain": self.next_hop_domain,
-            "last_error": self.last_error,
-            "delivery_type": self.delivery_type,
-        }
+        return v.to_json(self)
 
 
 @dataclass(frozen=True)
@@ -290,13 +261,7 @@ class HealthFact:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "name": self.name,
-            "health_set": self.health_set,
-            "alert_value": self.alert_value,
-            "target_resource": self.target_resource,
-            "state": self.state,
-        }
+        return v.to_json(self)
 
 
 @dataclass(frozen=True)
@@ -325,13 +290,7 @@ class EventFact:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "event_id": self.event_id,
-            "time": v.iso(self.time),
-            "message": self.message,
-            "entry_type": self.entry_type,
-            "source": self.source,
-        }
+        return v.to_json(self)
 
 
 # --- probes --------------------------------------------------------------------------------

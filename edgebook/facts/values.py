@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -126,3 +127,16 @@ def certificate(value: Any, thumb: str) -> x509.Certificate | None:
         raise FactsError(
             f"certificate {thumb or '?'}: RawData is not a DER certificate ({exc})"
         ) from exc
+
+
+def to_json(fact: Any) -> dict[str, Any]:
+    """A flat fact dataclass, JSON-ready: its fields in order, datetimes ISO 8601, tuples lists."""
+    out: dict[str, Any] = {}
+    for item in dataclasses.fields(fact):
+        value = getattr(fact, item.name)
+        if isinstance(value, dt.datetime):
+            value = iso(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[item.name] = value
+    return out
