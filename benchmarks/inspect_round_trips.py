@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgebook.config import Inventory, load_inventory
+from edgebook.exchange.shell import ExchangeShell
 from edgebook.lab import control
 from edgebook.phases.inspect import edge_commands
-from edgebook.shell import ExchangeShell
 
 
 def batched(inventory: Inventory) -> int:

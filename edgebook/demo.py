@@ -6,8 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from edgebook.evidence.runner import NOTEBOOKS, PhaseRun, execute_phase, new_run_id
 from edgebook.lab import control
-from edgebook.runner import NOTEBOOKS, PhaseRun, execute_phase, new_run_id
 
 DEMO_SCENARIO = "seed-incident"
 

@@ -7,9 +7,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgebook.exchange_types import EXCHANGE_CERTIFICATE
-from edgebook.lab.objects import MVP_STRING, ExEnum, ExList, ExObject
-from edgebook.lab.protocol import ErrorInfo, Invocation, Session, Statement
+from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE
+from edgebook.lab.winrm.objects import MVP_STRING, ExEnum, ExList, ExObject
+from edgebook.lab.winrm.protocol import ErrorInfo, Invocation, Session, Statement
 
 USERNAME = "LAB\\Administrator"
 PASSWORD = "Lab-Pa55word!"

@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgebook.exchange_types import EXCHANGE_SNAPIN
+from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
 from edgebook.lab.backend import LabBackend
-from edgebook.lab.protocol import CommandCall, Invocation, Session
-from edgebook.lab.store import LabStore
+from edgebook.lab.org.store import LabStore
+from edgebook.lab.winrm.protocol import CommandCall, Invocation, Session
 
 PASSWORD = "Lab-Passw0rd!"
 _TEMPLATES: dict[str, Path] = {}

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from edgebook.cli import main
-from edgebook.config import CredentialRef, Inventory, load_inventory
+from edgebook.config import CredentialRef, Inventory, load_inventory, resolve_inventory
 from edgebook.errors import ConfigError
-from edgebook.phases.inspect import inspect, resolve_inventory
+from edgebook.phases.inspect import inspect
 from edgebook.secrets import SecretError
 
 

@@ -11,7 +11,7 @@ from edgebook.cli import main
 from edgebook.config import load_inventory
 from edgebook.findings import Severity
 from edgebook.lab import control
-from edgebook.lab.store import LabStore
+from edgebook.lab.org.store import LabStore
 from edgebook.phases.inspect import InspectResult, inspect
 
 # (severity, server, slug) of every error and warning each shipped scenario must show.

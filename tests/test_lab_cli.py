@@ -21,7 +21,7 @@ from pypsrp.wsman import WSMan
 from edgebook import certs
 from edgebook.cli import main
 from edgebook.lab import control
-from edgebook.lab.mailflow import listener_state
+from edgebook.lab.org.mailflow import listener_state
 
 
 def edgebook(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

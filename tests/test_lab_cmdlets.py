@@ -9,11 +9,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from lab_support import PASSWORD, Lab, lab_copy
 
-from edgebook import exchange_types as T
-from edgebook.lab import mailflow, pki
+from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.faults import set_fault, set_service_failure
-from edgebook.lab.protocol import CommandCall, Session
-from edgebook.lab.store import clock
+from edgebook.lab.org import mailflow, pki
+from edgebook.lab.org.store import clock
+from edgebook.lab.winrm.protocol import CommandCall, Session
 
 
 @pytest.fixture

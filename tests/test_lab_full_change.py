@@ -12,10 +12,10 @@ from cryptography import x509
 from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.certs import thumbprint
-from edgebook.lab import certinfo, mailflow
-from edgebook.lab.edgesync import LDAP_UNAVAILABLE
-from edgebook.lab.model import ADAM, TRANSPORT
-from edgebook.lab.store import clock
+from edgebook.lab.org import certstore, mailflow
+from edgebook.lab.org.edgesync import LDAP_UNAVAILABLE
+from edgebook.lab.org.model import ADAM, TRANSPORT
+from edgebook.lab.org.store import clock
 
 SITE = "Default-First-Site-Name"
 HYBRID = "Outbound to Office 365"
@@ -296,7 +296,7 @@ def test_f7_ad_lds_keeps_its_certificate_until_adam_restarts(tmp_path):
     lab.ok(edge, "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"], Force=True)
     assert default_thumbprint(lab, edge) == new["Thumbprint"]  # F12: the new default
     org = lab.store.read()
-    chosen = certinfo.adam_choice(org.server(edge), clock(org))
+    chosen = certstore.adam_choice(org.server(edge), clock(org))
     assert chosen is not None and chosen.thumbprint == new["Thumbprint"]  # eligible at next start
     assert served(lab, edge, "ldaps") == old_default  # ...but AD LDS has not restarted
     status, detail = sync_status(lab, edge)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from edgebook.errors import EdgebookError
-from edgebook.lab.listeners import LdapsListener, SmtpListener
+from edgebook.lab.net.listeners import LdapsListener, SmtpListener
 
 FQDN = "edge.contoso.test"
 PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)

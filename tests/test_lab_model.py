@@ -8,7 +8,7 @@ import pytest
 from lab_support import lab_copy
 
 from edgebook.errors import EdgebookError
-from edgebook.lab.model import Org, org_from_json, org_to_json
+from edgebook.lab.org.model import Org, org_from_json, org_to_json
 
 
 @pytest.fixture

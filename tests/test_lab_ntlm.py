@@ -19,10 +19,10 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from edgebook.errors import EdgebookError
-from edgebook.lab import ntlm
-from edgebook.lab.endpoint_tls import EndpointTls
-from edgebook.lab.httpserver import RunningServer, serve
-from edgebook.lab.wsman import WSManEndpoint
+from edgebook.lab.winrm import ntlm
+from edgebook.lab.winrm.endpoint_tls import EndpointTls
+from edgebook.lab.winrm.httpserver import RunningServer, serve
+from edgebook.lab.winrm.wsman import WSManEndpoint
 
 BIG = bytes(range(256)) * 2400  # 614 400 bytes: several encrypted Send messages
 SOAP = (

@@ -9,7 +9,7 @@ import yaml
 
 from edgebook.config import load_inventory
 from edgebook.lab import control
-from edgebook.lab.scenarios import list_scenarios
+from edgebook.lab.org.scenarios import list_scenarios
 
 SHIPPED = Path(__file__).resolve().parent.parent / "parameters" / "lab"
 

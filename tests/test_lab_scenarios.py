@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lab_support import Lab, lab_copy
 
-from edgebook.lab.scenarios import ScenarioError, list_scenarios, load_scenario
+from edgebook.lab.org.scenarios import ScenarioError, list_scenarios, load_scenario
 
 SHIPPED = ["duplicate-subject", "edge-hub-clash", "expired", "healthy", "seed-incident"]
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from lab_support import PASSWORD, lab_copy
 
 from edgebook.errors import EdgebookError
-from edgebook.lab.store import LabStateError, LabStore
+from edgebook.lab.org.store import LabStateError, LabStore
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from cryptography import x509
 from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.certs import thumbprint, tls_certificate_name
-from edgebook.lab import mailflow
-from edgebook.lab.protocol import CommandCall
-from edgebook.lab.store import clock
+from edgebook.lab.org import mailflow
+from edgebook.lab.org.store import clock
+from edgebook.lab.winrm.protocol import CommandCall
 
 SITE = "Default-First-Site-Name"
 HYBRID = "Outbound to Office 365"

@@ -10,9 +10,9 @@ import pytest
 from lab_fake_backend import NOT_AFTER, SERVICES_TYPE, certificate
 from psrpcore.types import PSDateTime, PSList, deserialize, serialize
 
-from edgebook.exchange_types import EXCHANGE_CERTIFICATE
-from edgebook.lab.objects import MVP_STRING, ExEnum, ExList, ExObject
-from edgebook.lab.wire import collection_type_names, from_wire, to_wire
+from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE
+from edgebook.lab.winrm.objects import MVP_STRING, ExEnum, ExList, ExObject
+from edgebook.lab.winrm.wire import collection_type_names, from_wire, to_wire
 
 CRYPTO = psrpcore.PSRemotingCrypto()
 

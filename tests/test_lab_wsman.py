@@ -18,12 +18,12 @@ from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFau
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import NAMESPACES, WSMan
 
-from edgebook.exchange_types import EXCHANGE_CERTIFICATE
-from edgebook.lab.endpoint_tls import EndpointTls
-from edgebook.lab.httpserver import serve
-from edgebook.lab.objects import MVP_STRING
-from edgebook.lab.transport import connect_in_process
-from edgebook.lab.wsman import WSManEndpoint
+from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE
+from edgebook.lab.winrm.endpoint_tls import EndpointTls
+from edgebook.lab.winrm.httpserver import serve
+from edgebook.lab.winrm.inprocess import connect_in_process
+from edgebook.lab.winrm.objects import MVP_STRING
+from edgebook.lab.winrm.wsman import WSManEndpoint
 
 NO_LANGUAGE = (
     "The syntax is not supported by this runspace. This can occur if the runspace is in "

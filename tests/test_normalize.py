@@ -12,8 +12,8 @@ from pypsrp.complex_objects import GenericComplexObject
 from pypsrp.messages import ErrorRecordMessage
 from pypsrp.serializer import Serializer
 
-from edgebook.exchange_types import EXCHANGE_CERTIFICATE, SEND_CONNECTOR
-from edgebook.normalize import PSRecord, command_error, normalize, split_flags
+from edgebook.exchange.normalize import PSRecord, command_error, normalize, split_flags
+from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE, SEND_CONNECTOR
 
 FIXTURES = Path(__file__).parent / "fixtures" / "clixml"
 

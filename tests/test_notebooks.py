@@ -8,8 +8,8 @@ import nbformat
 import papermill
 import pytest
 
+from edgebook.evidence.runner import NOTEBOOKS, execute_phase
 from edgebook.lab import control
-from edgebook.runner import NOTEBOOKS, execute_phase
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 PARAMETERS = {

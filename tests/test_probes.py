@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from edgebook import certs, probes
 from edgebook.errors import EdgebookError
-from edgebook.lab.listeners import LdapsListener, SmtpListener
+from edgebook.lab.net.listeners import LdapsListener, SmtpListener
 from edgebook.probes import ProbeTarget, hostname_error, ldaps_certificate, smtp_certificate
 
 FQDN = "edge.contoso.test"

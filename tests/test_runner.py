@@ -9,8 +9,8 @@ import nbformat
 import pytest
 
 from edgebook.errors import EdgebookError
-from edgebook.record import MIMETYPE, read_records
-from edgebook.runner import execute_phase, new_run_id, reserve
+from edgebook.evidence.records import MIMETYPE, read_records
+from edgebook.evidence.runner import execute_phase, new_run_id, reserve
 
 
 def _notebook(path: Path, body: str) -> Path:
@@ -29,7 +29,7 @@ def _notebook(path: Path, body: str) -> Path:
 def test_completed_run_keeps_records_and_renders_html(tmp_path):
     nb = _notebook(
         tmp_path / "ok.ipynb",
-        "from edgebook.record import record\nrecord('doubled', value * 2)",
+        "from edgebook.evidence.records import record\nrecord('doubled', value * 2)",
     )
     run = execute_phase(nb, tmp_path / "out", {"value": 21}, run_id="r1")
     assert run.verdict == "completed"
@@ -103,7 +103,9 @@ def test_a_literal_secret_parameter_is_refused_before_anything_is_written(tmp_pa
 
 
 def test_secret_references_are_fine_as_parameters(tmp_path):
-    nb = _notebook(tmp_path / "ok.ipynb", "from edgebook.record import record\nrecord('v', value)")
+    nb = _notebook(
+        tmp_path / "ok.ipynb", "from edgebook.evidence.records import record\nrecord('v', value)"
+    )
     run = execute_phase(nb, tmp_path / "out", {"value": 1, "password": "env:PW"}, run_id="r6")
     assert run.verdict == "completed"
     assert "env:PW" in run.notebook.read_text()

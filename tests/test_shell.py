@@ -13,22 +13,22 @@ import pytest
 
 from edgebook.config import WinRMEndpoint, load_inventory
 from edgebook.errors import ConfigError, EdgebookError
-from edgebook.exchange_types import EXCHANGE_CERTIFICATE, EXCHANGE_SNAPIN
-from edgebook.lab.endpoint_tls import EndpointTls
-from edgebook.lab.httpserver import serve
-from edgebook.lab.objects import MVP_STRING, ExEnum, ExList, ExObject
-from edgebook.lab.protocol import CommandCall, ErrorInfo, Invocation, Session, Statement
-from edgebook.lab.transport import connect_in_process
-from edgebook.lab.wsman import WSManEndpoint
-from edgebook.normalize import PSRecord
-from edgebook.secrets import Credential
-from edgebook.shell import (
+from edgebook.exchange.normalize import PSRecord
+from edgebook.exchange.shell import (
     Command,
     ExchangeCommandError,
     ExchangeConnectionError,
     ExchangeShell,
     Result,
 )
+from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE, EXCHANGE_SNAPIN
+from edgebook.lab.winrm.endpoint_tls import EndpointTls
+from edgebook.lab.winrm.httpserver import serve
+from edgebook.lab.winrm.inprocess import connect_in_process
+from edgebook.lab.winrm.objects import MVP_STRING, ExEnum, ExList, ExObject
+from edgebook.lab.winrm.protocol import CommandCall, ErrorInfo, Invocation, Session, Statement
+from edgebook.lab.winrm.wsman import WSManEndpoint
+from edgebook.secrets import Credential
 
 USER, PASSWORD = "lab\\admin", "Lab-Pa55!"
 ALREADY_ADDED = (

@@ -12,12 +12,12 @@ from lab_fake_backend import PASSWORD, USERNAME, FakeBackend
 
 from edgebook.config import CredentialRef, WinRMEndpoint
 from edgebook.errors import ConfigError
-from edgebook.lab.httpserver import RunningServer, serve
-from edgebook.lab.runspace import ShellRunspace
-from edgebook.lab.soap import TIMED_OUT, SoapRequest, WSManFault
-from edgebook.lab.wsman import WSManEndpoint
+from edgebook.exchange.shell import ExchangeConnectionError, ExchangeShell
+from edgebook.lab.winrm.httpserver import RunningServer, serve
+from edgebook.lab.winrm.runspace import ShellRunspace
+from edgebook.lab.winrm.soap import TIMED_OUT, SoapRequest, WSManFault
+from edgebook.lab.winrm.wsman import WSManEndpoint
 from edgebook.secrets import Credential
-from edgebook.shell import ExchangeConnectionError, ExchangeShell
 
 PIPELINE_RECEIVE = "{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}DesiredStream"
 

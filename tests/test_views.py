@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgebook import views
 from edgebook.config import load_inventory
 from edgebook.lab import control
+from edgebook.notebook import views
 from edgebook.phases.inspect import inspect
 
 

@@ -8,13 +8,13 @@ import spnego
 from lab_fake_backend import PASSWORD, USERNAME, FakeBackend
 
 from edgebook.config import WinRMEndpoint
-from edgebook.lab.httpserver import serve
-from edgebook.lab.wsman import WSManEndpoint
+from edgebook.exchange.shell import ExchangeShell
+from edgebook.lab.winrm.httpserver import serve
+from edgebook.lab.winrm.wsman import WSManEndpoint
 from edgebook.secrets import Credential
-from edgebook.shell import ExchangeShell
 
 PAYLOAD = "ESRAPassword-Do-Not-Log"
-CLIENT_LOGGERS = ("pypsrp", "spnego", "requests", "urllib3", "edgebook.shell")
+CLIENT_LOGGERS = ("pypsrp", "spnego", "requests", "urllib3", "edgebook.exchange.shell")
 
 
 def test_a_shell_run_logs_no_password_or_payload_at_debug(caplog):

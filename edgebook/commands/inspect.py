@@ -77,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> InspectResult:
     if args.warning_days is not None and args.warning_days < 1:
         raise EdgebookError(f"--warning-days must be 1 or more, not {args.warning_days}")
-    from edgebook.phases.inspect import inspect, resolve_inventory
+    from edgebook.config import resolve_inventory
+    from edgebook.phases.inspect import inspect
 
     inventory = resolve_inventory(args.inventory)
     return inspect(inventory, args.edge, warning_days=args.warning_days, timeout=args.timeout)

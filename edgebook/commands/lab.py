@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgebook.lab import control
 from edgebook.lab.cmdlets.faults import clear_faults, set_fault, set_service_failure
-from edgebook.lab.scenarios import list_scenarios
+from edgebook.lab.org.scenarios import list_scenarios
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -53,6 +53,7 @@ from edgebook.config.model import (
     WinRMEndpoint,
     is_loopback,
 )
+from edgebook.config.resolve import resolve_inventory
 
 __all__ = [
     "AUTH_METHODS",
@@ -69,4 +70,5 @@ __all__ = [
     "WinRMEndpoint",
     "is_loopback",
     "load_inventory",
+    "resolve_inventory",
 ]

@@ -31,6 +31,7 @@ from edgebook.config.reader import (
     refuse_literal_secrets,
 )
 from edgebook.errors import ConfigError
+from edgebook.exchange.wire_types import EDGE_SHAPE, MAILBOX_SHAPE
 
 TOP_KEYS = ("lab", "organisation", "edges", "change")
 ORGANISATION_KEYS = ("name", "ad_site", "mailbox_servers")
@@ -64,8 +65,8 @@ _CAPABILITIES = re.compile(r"^(?P<domain>[^:\s]+):(?P<capabilities>[A-Za-z, ]+)$
 
 # Role defaults: (scheme, auth, path, configuration, {scheme: port})
 _ROLE_DEFAULTS: dict[str, tuple[str, str, str, str, dict[str, int]]] = {
-    MAILBOX: ("http", "kerberos", "PowerShell", "Microsoft.Exchange", {"http": 80, "https": 443}),
-    EDGE: ("https", "ntlm", "wsman", "Microsoft.PowerShell", {"http": 5985, "https": 5986}),
+    MAILBOX: ("http", "kerberos", *MAILBOX_SHAPE, {"http": 80, "https": 443}),
+    EDGE: ("https", "ntlm", *EDGE_SHAPE, {"http": 5985, "https": 5986}),
 }
 
 

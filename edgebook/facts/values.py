@@ -12,7 +12,7 @@ from typing import Any
 from cryptography import x509
 
 from edgebook.errors import EdgebookError
-from edgebook.exchange_types import SERVICE_FLAGS
+from edgebook.exchange.wire_types import SERVICE_FLAGS
 
 Record = Mapping[str, Any]
 

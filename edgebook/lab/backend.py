@@ -1,4 +1,4 @@
-"""LabBackend: runs PSRP pipelines against the simulated organisation (edgebook.lab.protocol).
+"""LabBackend: runs PSRP pipelines against the simulated organisation (edgebook.lab.winrm.protocol).
 
 One invoke() is one transaction on the lab state: the simulation catches up with the lab clock,
 then each statement runs as a pipeline (a command's output is the next command's input).
@@ -10,8 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from edgebook.exchange_types import EXCHANGE_SNAPIN
-from edgebook.lab import mailflow, pki
+from edgebook.exchange.wire_types import EXCHANGE_CONFIGURATION, EXCHANGE_SNAPIN
 from edgebook.lab.cmdlets import REGISTRY
 from edgebook.lab.cmdlets.base import (
     Cmdlet,
@@ -23,13 +22,12 @@ from edgebook.lab.cmdlets.base import (
     coerce,
 )
 from edgebook.lab.cmdlets.faults import check_fault
-from edgebook.lab.model import Org, Server
-from edgebook.lab.objects import ExObject
-from edgebook.lab.protocol import CommandCall, ErrorInfo, Invocation, Session, Statement
-from edgebook.lab.scenarios import password_hash
-from edgebook.lab.store import LabStore, clock
-
-EXCHANGE_CONFIGURATION = "Microsoft.Exchange"
+from edgebook.lab.org import mailflow, pki
+from edgebook.lab.org.model import Org, Server
+from edgebook.lab.org.scenarios import password_hash
+from edgebook.lab.org.store import LabStore, clock
+from edgebook.lab.winrm.objects import ExObject
+from edgebook.lab.winrm.protocol import CommandCall, ErrorInfo, Invocation, Session, Statement
 
 
 def command_not_found(name: str) -> CmdletError:

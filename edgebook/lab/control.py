@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 
 from edgebook.errors import EdgebookError
-from edgebook.lab import files
-from edgebook.lab.scenarios import load_scenario
-from edgebook.lab.store import LabStore
+from edgebook.lab import folder
+from edgebook.lab.org.scenarios import load_scenario
+from edgebook.lab.org.store import LabStore
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -32,7 +32,7 @@ class LabError(EdgebookError):
 def running_description(directory: Path) -> dict[str, Any] | None:
     """The endpoints of the lab running in DIR, or None when it does not run."""
     try:
-        description = json.loads(files.endpoints_path(directory).read_text())
+        description = json.loads(folder.endpoints_path(directory).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     return description if _alive(description["pid"]) else None
@@ -57,7 +57,7 @@ def create(directory: Path, scenario: str | Path) -> None:
     """Create the organisation of a scenario in DIR (which must not hold one yet)."""
     load_scenario(scenario)  # refuses a bad scenario before anything is written
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    password, _ = files.lab_password(directory)
+    password, _ = folder.lab_password(directory)
     LabStore.create(directory, scenario, password)
 
 
@@ -79,8 +79,8 @@ def start(
             )
     else:
         create(directory, scenario or DEFAULT_SCENARIO)
-    files.endpoints_path(directory).unlink(missing_ok=True)
-    with files.log_path(directory).open("ab") as log:
+    folder.endpoints_path(directory).unlink(missing_ok=True)
+    with folder.log_path(directory).open("ab") as log:
         process = subprocess.Popen(
             [*DAEMON, "--dir", str(directory), "--latency-ms", str(latency_ms)],
             stdin=subprocess.DEVNULL,
@@ -95,7 +95,7 @@ def start(
             return description
         if process.poll() is not None:
             raise LabError(
-                f"the lab failed to start; see {files.log_path(directory)}:\n{_tail(directory)}"
+                f"the lab failed to start; see {folder.log_path(directory)}:\n{_tail(directory)}"
             )
         time.sleep(0.05)
     process.terminate()
@@ -103,7 +103,7 @@ def start(
 
 
 def _tail(directory: Path, lines: int = 15) -> str:
-    text = files.log_path(directory).read_text(errors="replace").splitlines()
+    text = folder.log_path(directory).read_text(errors="replace").splitlines()
     return "\n".join(text[-lines:])
 
 
@@ -121,7 +121,7 @@ def stop(directory: Path) -> bool:
         time.sleep(0.05)
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
-    files.endpoints_path(directory).unlink(missing_ok=True)
+    folder.endpoints_path(directory).unlink(missing_ok=True)
     return True
 
 
@@ -180,9 +180,9 @@ def default_directory() -> Path:
     if os.environ.get("EDGEBOOK_LAB_DIR"):
         return Path(os.environ["EDGEBOOK_LAB_DIR"]).resolve()
     here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").exists() and (folder / "edgebook").is_dir():
-            return folder / ".lab"
+    for parent in (here, *here.parents):
+        if (parent / "pyproject.toml").exists() and (parent / "edgebook").is_dir():
+            return parent / ".lab"
     return Path.home() / ".edgebook" / "lab"
 
 
@@ -191,7 +191,7 @@ def ensure_running(directory: Path | None = None) -> Path:
     directory = (directory or default_directory()).resolve()
     if running_description(directory) is None:
         start(directory)
-    return files.inventory_path(directory)
+    return folder.inventory_path(directory)
 
 
 LAB_REFERENCE_KEYS = {"lab_dir", "scenario"}
@@ -224,4 +224,15 @@ def ensure_lab_inventory(path: Path) -> Path:
     directory, scenario = reference
     if running_description(directory) is None:
         start(directory, None if has_state(directory) else scenario)
-    return files.inventory_path(directory)
+    return folder.inventory_path(directory)
+
+
+def inventory_provider(reference: str) -> Path | None:
+    """edgebook.config.resolve's provider: "lab" is the built-in lab (started if it does not
+    run); a parameters file that names a lab (parameters/lab/) is that lab's inventory."""
+    if reference == "lab":
+        return ensure_running()
+    path = Path(reference)
+    if path.is_file() and lab_reference(path) is not None:
+        return ensure_lab_inventory(path)
+    return None

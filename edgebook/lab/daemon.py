@@ -17,18 +17,16 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from edgebook.lab import files
+from edgebook.exchange.wire_types import EDGE_SHAPE, MAILBOX_SHAPE
+from edgebook.lab import folder
 from edgebook.lab.backend import LabBackend
-from edgebook.lab.endpoint_tls import EndpointTls
-from edgebook.lab.httpserver import serve
-from edgebook.lab.listeners import CertSource, LdapsListener, RunningSource, SmtpListener
-from edgebook.lab.mailflow import ListenerState, accept_mail, listener_state
-from edgebook.lab.model import Org
-from edgebook.lab.store import LabStore
-from edgebook.lab.wsman import WSManEndpoint
-
-MAILBOX_SHAPE = ("PowerShell", "Microsoft.Exchange")
-EDGE_SHAPE = ("wsman", "Microsoft.PowerShell")
+from edgebook.lab.net.listeners import CertSource, LdapsListener, RunningSource, SmtpListener
+from edgebook.lab.org.mailflow import ListenerState, accept_mail, listener_state
+from edgebook.lab.org.model import Org
+from edgebook.lab.org.store import LabStore
+from edgebook.lab.winrm.endpoint_tls import EndpointTls
+from edgebook.lab.winrm.httpserver import serve
+from edgebook.lab.winrm.wsman import WSManEndpoint
 
 
 class LabProcess:
@@ -97,7 +95,7 @@ class LabProcess:
             x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
             for der in roots
         )
-        files.write_atomic(anchors, pem)
+        folder.write_atomic(anchors, pem)
         return {
             "warning_days": 30,
             "expected_fqdns": sorted(fqdns),
@@ -145,12 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     lab = LabProcess(args.dir, args.latency_ms)
     try:
         description = lab.start()
-        files.write_inventory(args.dir, description)
-        files.write_json_atomic(files.endpoints_path(args.dir), description)
+        folder.write_inventory(args.dir, description)
+        folder.write_json_atomic(folder.endpoints_path(args.dir), description)
         stop.wait()
     finally:
         lab.stop()
-        files.endpoints_path(args.dir).unlink(missing_ok=True)
+        folder.endpoints_path(args.dir).unlink(missing_ok=True)
     return 0
 
 

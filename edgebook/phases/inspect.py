@@ -7,26 +7,26 @@ Mailbox side ONE batched pipeline, whatever the number of Edges; the probes in p
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebook import exchange_types as types
 from edgebook.certs import CertificateError, load_certificate_list
-from edgebook.config import EdgeServer, Inventory, load_inventory
+from edgebook.config import EdgeServer, Inventory, resolve_inventory
 from edgebook.errors import ConfigError
+from edgebook.exchange import connect
+from edgebook.exchange import wire_types as types
+from edgebook.exchange.batch import by_type, run_all
+from edgebook.exchange.connect import DEFAULT_TIMEOUT_S, ShellFactory, resolve_credentials
+from edgebook.exchange.normalize import CommandError, PSRecord
+from edgebook.exchange.shell import Command, ExchangeConnectionError
 from edgebook.facts import EdgeFacts, InspectSettings, MailboxServerFact, OrgFacts, facts_to_dict
 from edgebook.findings import Finding, Severity
-from edgebook.normalize import CommandError, PSRecord
 from edgebook.probes import ProbeTarget, TlsProbe, probe_many
 from edgebook.rules import evaluate
-from edgebook.secrets import Credential
-from edgebook.shell import Command, ExchangeConnectionError, ExchangeShell
 
 PROBE_TIMEOUT_S = 10.0
-DEFAULT_TIMEOUT_S = 300.0  # the most one server's read may take (WinRM call timeout)
 EDGE_SERVICES = ["MSExchangeTransport", "ADAM_MSExchange"]
 EVENT_PROPERTIES = ["EventID", "InstanceId", "EntryType", "Source", "TimeGenerated", "Message"]
 EVENTS_TYPE = f"Selected.{types.EVENT_LOG_ENTRY}"
@@ -88,14 +88,6 @@ MAILBOX_COMMANDS = [
 ]
 
 
-def _by_type(records: list[Any]) -> dict[str, list[PSRecord]]:
-    grouped: dict[str, list[PSRecord]] = {}
-    for record in records:
-        names = getattr(record, "type_names", None) or [type(record).__name__]
-        grouped.setdefault(names[0], []).append(record)
-    return grouped
-
-
 def _server_clock(records: list[Any]) -> dt.datetime | None:
     for record in records:
         if isinstance(record, dt.datetime):
@@ -121,24 +113,6 @@ def _read_failures(server: str, errors: list[CommandError]) -> list[Finding]:
         for error in errors
         if NO_EVENTS not in error.message
     ]
-
-
-def run_all(shell: ExchangeShell, commands: list[Command]) -> tuple[list[Any], list[CommandError]]:
-    """Run the commands as one batch; a terminating error stops a batch, so what came after
-    the failed command runs in the next one (one more round trip only when something failed)."""
-    records: list[Any] = []
-    errors: list[CommandError] = []
-    pending = list(commands)
-    while pending:
-        result = shell.run_batch(pending, errors="return")
-        records += result.records
-        errors += result.errors
-        names = [command.name.casefold() for command in pending]
-        stop = next((e for e in result.errors if e.terminating), None)
-        if stop is None or not stop.cmdlet or stop.cmdlet.casefold() not in names:
-            break
-        pending = pending[names.index(stop.cmdlet.casefold()) + 1 :]
-    return records, errors
 
 
 @dataclass
@@ -190,7 +164,7 @@ def _read_edge(
     except ExchangeConnectionError as exc:
         return _EdgeRead({}, None, [], {}, unreachable=exc)
     return _EdgeRead(
-        _by_type(records),
+        by_type(records),
         _server_clock(records),
         _read_failures(edge.name, errors),
         {"pipelines": stats.pipelines, "cmdlets": stats.cmdlets, "requests": stats.wsman_requests},
@@ -212,10 +186,7 @@ def _read_mailbox(
         "cmdlets": stats.cmdlets,
         "requests": stats.wsman_requests,
     }
-    return _by_type(records), _read_failures(server.name, errors), server.name, counts
-
-
-ShellFactory = Callable[[Inventory, str], ExchangeShell]
+    return by_type(records), _read_failures(server.name, errors), server.name, counts
 
 
 def _probe_targets(inventory: Inventory) -> list[ProbeTarget]:
@@ -247,43 +218,6 @@ def _trust_anchors(inventory: Inventory) -> tuple[Any, ...] | None:
             f"{inventory.path}: change.trust_anchors: {exc} (give a PEM file of the root CAs "
             "to trust besides the system store, or remove the key)"
         ) from None
-
-
-def _credentials(inventory: Inventory) -> dict[str, Credential | None]:
-    """The password of every server inspect reaches, resolved one after the other before any
-    thread starts: prompts do not interleave, and a missing secret stops the run before any
-    connection. A reference shared by several servers (same user) is resolved once."""
-    resolved: dict[tuple[str, str], Credential] = {}
-    credentials: dict[str, Credential | None] = {}
-    for server in (inventory.organisation.mailbox_servers[0], *inventory.edges):
-        reference = server.credential
-        if reference is None:
-            credentials[server.name] = None
-            continue
-        key = (reference.username, reference.password)
-        if key not in resolved:
-            resolved[key] = reference.resolve(what=f"{server.name} ({server.winrm.url})")
-        credentials[server.name] = resolved[key]
-    return credentials
-
-
-def _shell_factory(credentials: dict[str, Credential | None], timeout: float) -> ShellFactory:
-    """Shells with the resolved credentials and every wait bounded by timeout seconds."""
-
-    def factory(inventory: Inventory, name: str) -> ExchangeShell:
-        server = inventory.server(name)
-        return ExchangeShell(
-            server.name,
-            server.winrm,
-            credentials[server.name],
-            role=server.role,
-            lab=inventory.lab,
-            call_timeout=timeout,
-            connection_timeout=min(15.0, timeout),
-            operation_timeout=max(1, min(20, int(timeout))),
-        )
-
-    return factory
 
 
 def _settings(
@@ -323,7 +257,8 @@ def inspect(
     if edge is not None:
         edge = inventory.edge(edge).name  # a clear error for an unknown name
     roots = _trust_anchors(inventory)  # a bad file stops here, before any connection
-    shell_factory = shell_factory or _shell_factory(_credentials(inventory), timeout)
+    servers = (inventory.organisation.mailbox_servers[0], *inventory.edges)
+    shell_factory = shell_factory or connect.shell_factory(resolve_credentials(servers), timeout)
     now = dt.datetime.now(dt.UTC)
     since = now - dt.timedelta(days=event_days or inventory.change.event_days)
     probe_timeout = min(PROBE_TIMEOUT_S, timeout)
@@ -412,18 +347,6 @@ def _org_facts(
         edgesync=records.get(types.EDGE_SYNC_STATUS, []),
         settings=settings,
     )
-
-
-def resolve_inventory(inventory: str | Path) -> Inventory:
-    """Load a parameters file; "lab" means the built-in lab (started if it does not run)."""
-    from edgebook.lab.control import ensure_lab_inventory, ensure_running
-
-    if str(inventory) == "lab":
-        return load_inventory(ensure_running())
-    path = Path(inventory)
-    if path.is_file():  # parameters/lab/*.yaml name a lab: start it if needed
-        path = ensure_lab_inventory(path)
-    return load_inventory(path)  # names a missing file, a folder, bad YAML
 
 
 def run(

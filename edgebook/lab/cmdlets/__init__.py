@@ -5,7 +5,7 @@ from __future__ import annotations
 from edgebook.lab.cmdlets import (
     certificates,
     connectors,
-    files,
+    filesystem,
     services,
     subscriptions,
     transport,
@@ -15,6 +15,14 @@ from edgebook.lab.cmdlets.base import Cmdlet
 
 REGISTRY: dict[str, Cmdlet] = {
     cmdlet.name.casefold(): cmdlet
-    for module in (certificates, connectors, files, services, subscriptions, transport, utility)
+    for module in (
+        certificates,
+        connectors,
+        filesystem,
+        services,
+        subscriptions,
+        transport,
+        utility,
+    )
     for cmdlet in module.CMDLETS
 }

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgebook.lab.model import Org, Server
-from edgebook.lab.objects import ExEnum, ExList, ExObject
-from edgebook.lab.protocol import CommandCall, ErrorInfo, Session
+from edgebook.lab.org.model import Org, Server
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
+from edgebook.lab.winrm.protocol import CommandCall, ErrorInfo, Session
 
 COMMON = {
     "ErrorAction": "any",

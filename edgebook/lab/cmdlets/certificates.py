@@ -8,14 +8,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from edgebook import exchange_types as T
 from edgebook.certs import issuer_name, subject_name, thumbprint, windows_name
-from edgebook.lab import certinfo, pki
+from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.cmdlets.common import enum, target_server
-from edgebook.lab.model import CertEntry, Server
-from edgebook.lab.objects import ExEnum, ExList, ExObject
-from edgebook.lab.scenarios import add_certificate
+from edgebook.lab.org import certstore, pki
+from edgebook.lab.org.model import CertEntry, Server
+from edgebook.lab.org.scenarios import add_certificate
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
 
 STATUSES = [
     "Unknown",
@@ -34,7 +34,7 @@ OVERWRITE_PROMPT = "Overwrite the existing default SMTP certificate?"
 
 def certificate_object(ctx: Context, server: Server, entry: CertEntry) -> ExObject:
     """The ExchangeCertificate object of a store entry."""
-    cert = certinfo.cert_of(entry)
+    cert = certstore.cert_of(entry)
     der = cert.public_bytes(serialization.Encoding.DER)
     domains = entry.request_domains if entry.pending_request else pki.domains_of(cert)
     props: dict[str, Any] = {
@@ -46,13 +46,13 @@ def certificate_object(ctx: Context, server: Server, entry: CertEntry) -> ExObje
         "NotBefore": cert.not_valid_before_utc,
         "PublicKeySize": cert.public_key().key_size,  # type: ignore[union-attr]
         "RootCAType": enum(
-            T.CERTIFICATE_AUTHORITY_TYPE, CA_TYPES, certinfo.root_ca_type(ctx.org, entry)
+            T.CERTIFICATE_AUTHORITY_TYPE, CA_TYPES, certstore.root_ca_type(ctx.org, entry)
         ),
         "SerialNumber": f"{cert.serial_number:X}",
         "Services": enum_services(entry.services),
-        "ServicesStringForm": certinfo.services_string_form(entry.services),
+        "ServicesStringForm": certstore.services_string_form(entry.services),
         "Status": enum(
-            T.CERTIFICATE_STATUS, STATUSES, certinfo.status(ctx.org, server, entry, ctx.now)
+            T.CERTIFICATE_STATUS, STATUSES, certstore.status(ctx.org, server, entry, ctx.now)
         ),
         "Subject": entry.request_subject if entry.pending_request else subject_name(cert),
         "FriendlyName": entry.friendly_name,
@@ -68,7 +68,7 @@ def certificate_object(ctx: Context, server: Server, entry: CertEntry) -> ExObje
 
 def enum_services(value: int) -> Any:
     """The AllowedServices flags value."""
-    return ExEnum(T.ALLOWED_SERVICES, certinfo.services_text(value), value)
+    return ExEnum(T.ALLOWED_SERVICES, certstore.services_text(value), value)
 
 
 def find(ctx: Context, server: Server, params: dict[str, Any]) -> CertEntry:
@@ -118,12 +118,12 @@ def get_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
     if params.get("DomainName"):
         wanted = params["DomainName"]
         entries = [
-            e for e in entries if any(pki.matches_domain(certinfo.cert_of(e), d) for d in wanted)
+            e for e in entries if any(pki.matches_domain(certstore.cert_of(e), d) for d in wanted)
         ]
         entries.sort(
             key=lambda e: (
-                bool(e.services & certinfo.SMTP),
-                certinfo.cert_of(e).not_valid_before_utc,
+                bool(e.services & certstore.SMTP),
+                certstore.cert_of(e).not_valid_before_utc,
             ),
             reverse=True,
         )
@@ -148,7 +148,7 @@ def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     server = _server_of(ctx, params)
     entry = find(ctx, server, params)
     try:
-        services = certinfo.services_value(params["Services"])
+        services = certstore.services_value(params["Services"])
     except ValueError as exc:
         raise ctx.fail(
             f"Cannot bind parameter 'Services' to the target. Exception setting \"Services\": "
@@ -168,12 +168,12 @@ def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             f"The certificate with thumbprint {entry.thumbprint} doesn't have a private key and "
             "can't be enabled."
         )
-    if not certinfo.time_valid(entry, ctx.now):
+    if not certstore.time_valid(entry, ctx.now):
         raise ctx.fail(
             f"The certificate with thumbprint {entry.thumbprint} is expired or not yet valid and "
             "can't be enabled."
         )
-    if server.role == "Edge" and services & (certinfo.SERVICE_FLAGS["IIS"] | 1 | 2):
+    if server.role == "Edge" and services & (certstore.SERVICE_FLAGS["IIS"] | 1 | 2):
         raise ctx.fail(
             "IMAP, POP and IIS can't be enabled on an Edge Transport server: those services "
             "aren't installed there. Enable SMTP only."
@@ -181,7 +181,7 @@ def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     if ctx.whatif:
         return []
     entry.services |= services
-    if services & certinfo.SMTP:
+    if services & certstore.SMTP:
         _set_default(ctx, server, entry, bool(params.get("Force")))
     return []
 
@@ -225,7 +225,7 @@ def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     pending = _pending_for(ctx, server, cert) if key is None else None
     if pending is not None:
         server.certificates.remove(pending)
-        key = certinfo.key_of(ctx.org, pending)
+        key = certstore.key_of(ctx.org, pending)
     friendly = params.get("FriendlyName") or (pending.friendly_name if pending else "")
     entry = add_certificate(
         ctx.org, server, (cert, key), 0, bool(params.get("PrivateKeyExportable")), friendly, ctx.now
@@ -258,7 +258,7 @@ def _pending_for(ctx: Context, server: Server, cert: Any) -> CertEntry | None:
     public = cert.public_key().public_numbers()
     for entry in server.certificates:
         if entry.pending_request and entry.key_sealed:
-            key = certinfo.key_of(ctx.org, entry)
+            key = certstore.key_of(ctx.org, entry)
             if key is not None and key.public_key().public_numbers() == public:
                 return entry
     return None
@@ -275,7 +275,7 @@ def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             exception="System.Security.Cryptography.CryptographicException",
             target=entry.thumbprint,
         )
-    cert = certinfo.cert_of(entry)
+    cert = certstore.cert_of(entry)
     if entry.key_sealed is None:
         data = cert.public_bytes(serialization.Encoding.DER)
     else:
@@ -286,7 +286,7 @@ def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             )
         chain = [pki.load(d) for d in server.ca_store]
         data = pki.pfx(
-            cert, certinfo.key_of(ctx.org, entry), chain, params["Password"], entry.friendly_name
+            cert, certstore.key_of(ctx.org, entry), chain, params["Password"], entry.friendly_name
         )
     if not params.get("BinaryEncoded"):
         data = base64.b64encode(data)
@@ -298,7 +298,7 @@ def remove_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     stopped)."""
     server = _server_of(ctx, params)
     entry = find(ctx, server, params)
-    from edgebook.lab.model import STOPPED, TRANSPORT
+    from edgebook.lab.org.model import STOPPED, TRANSPORT
 
     if (
         entry.thumbprint == server.internal_transport_thumbprint
@@ -368,12 +368,12 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
         ctx.org,
         server,
         pair,
-        certinfo.services_value(services_param),
+        certstore.services_value(services_param),
         exportable,
         params.get("FriendlyName") or "Microsoft Exchange",
         ctx.now,
     )
-    if entry.services & certinfo.SMTP:
+    if entry.services & certstore.SMTP:
         _set_default(ctx, server, entry, bool(params.get("Force")))
     return [certificate_object(ctx, server, entry)]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from edgebook.lab.cmdlets.base import CmdletError, Context
-from edgebook.lab.model import Server
-from edgebook.lab.objects import MVP_STRING, ExEnum, ExList
+from edgebook.lab.org.model import Server
+from edgebook.lab.winrm.objects import MVP_STRING, ExEnum, ExList
 
 NOT_FOUND = "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
 INVALID_OPERATION = "System.InvalidOperationException"

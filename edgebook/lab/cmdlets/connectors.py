@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgebook import exchange_types as T
 from edgebook.certs import parse_tls_certificate_name
 from edgebook.errors import EdgebookError
-from edgebook.lab import certinfo
+from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.cmdlets.common import enum, mvp, not_found, not_on_subscribed_edge, target_server
-from edgebook.lab.model import ReceiveConnector, SendConnector, Server
-from edgebook.lab.objects import ExEnum, ExObject
+from edgebook.lab.org import certstore
+from edgebook.lab.org.model import ReceiveConnector, SendConnector, Server
+from edgebook.lab.winrm.objects import ExEnum, ExObject
 
 TLS_AUTH_LEVELS = ["EncryptionOnly", "CertificateValidation", "DomainValidation"]
 
@@ -95,7 +95,7 @@ def _check_tls_name(ctx: Context, server: Server, name: str) -> None:
             exception="System.ArgumentException",
             category="InvalidArgument",
         ) from exc
-    if not any(certinfo.names_tls(name, c) for c in server.certificates):  # F9
+    if not any(certstore.names_tls(name, c) for c in server.certificates):  # F9
         raise ctx.fail(
             f"The certificate specified by TlsCertificateName '{name}' couldn't be found on "
             f"server {server.name}. The certificate must be installed on the server where you "

@@ -7,7 +7,7 @@ from typing import Any
 
 from edgebook.errors import EdgebookError
 from edgebook.lab.cmdlets.base import Context
-from edgebook.lab.model import ADAM, TRANSPORT, Fault, ServiceFailure
+from edgebook.lab.org.model import ADAM, TRANSPORT, Fault, ServiceFailure
 
 
 def set_fault(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgebook import exchange_types as T
-from edgebook.lab import mailflow
+from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
-from edgebook.lab.model import ADAM, PAUSED, RUNNING, STOPPED, TRANSPORT
-from edgebook.lab.objects import ExEnum, ExObject
+from edgebook.lab.org import mailflow
+from edgebook.lab.org.model import ADAM, PAUSED, RUNNING, STOPPED, TRANSPORT
+from edgebook.lab.winrm.objects import ExEnum, ExObject
 
 STATUS_VALUES = {"Stopped": 1, "Running": 4, "Paused": 7}
 DISPLAY = {TRANSPORT: "Microsoft Exchange Transport", ADAM: "Microsoft Exchange ADAM"}

@@ -9,14 +9,14 @@ import secrets
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from edgebook import exchange_types as T
 from edgebook.certs import thumbprint
-from edgebook.lab import edgesync, pki
+from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.cmdlets.common import INVALID_OPERATION, enum, mailbox_only, not_found
-from edgebook.lab.model import Replica, Server
-from edgebook.lab.objects import ExObject
-from edgebook.lab.scenarios import subscribe
+from edgebook.lab.org import edgesync, pki
+from edgebook.lab.org.model import Replica, Server
+from edgebook.lab.org.scenarios import subscribe
+from edgebook.lab.winrm.objects import ExObject
 
 DEFAULT_LIFETIME = dt.timedelta(minutes=1440)
 MIN_LIFETIME = dt.timedelta(minutes=2)

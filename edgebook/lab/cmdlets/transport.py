@@ -7,12 +7,12 @@ import fnmatch
 import re
 from typing import Any
 
-from edgebook import exchange_types as T
-from edgebook.lab import certinfo, mailflow
+from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.cmdlets.common import enum, not_found, target_server
-from edgebook.lab.model import PAUSED, RUNNING, STOPPED, TRANSPORT, Queue, Server
-from edgebook.lab.objects import ExEnum, ExObject
+from edgebook.lab.org import certstore, mailflow
+from edgebook.lab.org.model import PAUSED, RUNNING, STOPPED, TRANSPORT, Queue, Server
+from edgebook.lab.winrm.objects import ExEnum, ExObject
 
 QUEUE_STATUSES = ["None", "Active", "Ready", "Retry", "Suspended", "Connecting"]
 DELIVERY_TYPES = [
@@ -208,9 +208,9 @@ def health_alerts(ctx: Context, server: Server) -> dict[str, str]:
         )
         for binding in server.transport.send.values():
             entry = server.certificate(binding.thumbprint) if binding.thumbprint else None
-            broken |= entry is None or not certinfo.usable(entry, ctx.now)
+            broken |= entry is None or not certstore.usable(entry, ctx.now)
             if entry is not None and entry.thumbprint != server.transport.default_thumbprint:
-                left = certinfo.cert_of(entry).not_valid_after_utc - ctx.now
+                left = certstore.cert_of(entry).not_valid_after_utc - ctx.now
                 if left <= mailflow.EXPIRY_WARNING:
                     alerts["Transport.ServerCertExpireSoon.Monitor"] = "Degraded"
         if broken:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
-from edgebook.lab.objects import ExObject
+from edgebook.lab.winrm.objects import ExObject
 
 UTILITY_TASK = "Microsoft.PowerShell.Commands"
 PS_CUSTOM_OBJECT = ["System.Management.Automation.PSCustomObject", "System.Object"]

@@ -2,9 +2,9 @@
 carrying PSRP, served over HTTP(S) with Basic and, optionally, Negotiate (NTLM) authentication.
 
 One WSManEndpoint serves one lab server. `handle()` answers one SOAP request and is used both
-by the HTTP server (edgebook.lab.httpserver) and by the in-process transport
-(edgebook.lab.transport, Basic only). Negotiate authenticates a connection, so the HTTP server
-passes each connection's NegotiateSession (edgebook.lab.ntlm); over plain HTTP its bodies are
+by the HTTP server (edgebook.lab.winrm.httpserver) and by the in-process transport
+(edgebook.lab.winrm.inprocess, Basic only). Negotiate authenticates a connection, so the HTTP server
+passes each connection's NegotiateSession (edgebook.lab.winrm.ntlm); over plain HTTP its bodies are
 WinRM-encrypted.
 """
 
@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import cast
 from xml.sax.saxutils import escape
 
-from edgebook.lab import ntlm
-from edgebook.lab.protocol import Backend, CredentialSource, Session
-from edgebook.lab.runspace import PSRPDataError, ShellRunspace, UnknownCommandError
-from edgebook.lab.soap import (
+from edgebook.exchange.wire_types import EDGE_SHAPE, MAILBOX_SHAPE
+from edgebook.lab.winrm import ntlm
+from edgebook.lab.winrm.protocol import Backend, CredentialSource, Session
+from edgebook.lab.winrm.runspace import PSRPDataError, ShellRunspace, UnknownCommandError
+from edgebook.lab.winrm.soap import (
     ANONYMOUS,
     BASIC_CHALLENGE,
     NS,
@@ -101,8 +102,8 @@ class WSManEndpoint:
         self.server = server
         self.path = path.strip("/")
         if configuration_names is None:
-            default = "Microsoft.Exchange" if self.path.lower() == "powershell" else None
-            configuration_names = {default or "Microsoft.PowerShell"}
+            mailbox = self.path.lower() == MAILBOX_SHAPE[0].lower()
+            configuration_names = {MAILBOX_SHAPE[1] if mailbox else EDGE_SHAPE[1]}
         self.configuration_names = set(configuration_names)
         self.latency_s = latency_s
         self._lock = threading.Lock()

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
-from edgebook.lab.runspace import Received, ShellRunspace
+from edgebook.lab.winrm.runspace import Received, ShellRunspace
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",

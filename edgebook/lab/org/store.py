@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgebook.errors import EdgebookError
-from edgebook.lab.files import write_atomic
-from edgebook.lab.model import Org, org_from_json, org_to_json
+from edgebook.lab.folder import write_atomic
+from edgebook.lab.org.model import Org, org_from_json, org_to_json
 
 STATE = "state.json"
 COUNTERS = "counters.json"
@@ -57,7 +57,7 @@ class LabStore:
         cls, directory: Path, scenario: str | Path, password: str, reset: bool = False
     ) -> LabStore:
         """Build the scenario's organisation in directory (refused if one exists, unless reset)."""
-        from edgebook.lab.scenarios import build, load_scenario
+        from edgebook.lab.org.scenarios import build, load_scenario
 
         directory = Path(directory)
         loaded = load_scenario(scenario)

@@ -18,6 +18,13 @@ PS_SNAPIN_INFO = "System.Management.Automation.PSSnapInInfo"
 
 EXCHANGE_SNAPIN = "Microsoft.Exchange.Management.PowerShell.SnapIn"
 
+# The two endpoint shapes (docs/domain.md, "Endpoints"): Mailbox servers at /PowerShell with the
+# NoLanguage configuration Microsoft.Exchange; Edges at the default /wsman, Microsoft.PowerShell.
+EXCHANGE_CONFIGURATION = "Microsoft.Exchange"
+POWERSHELL_CONFIGURATION = "Microsoft.PowerShell"
+MAILBOX_SHAPE = ("PowerShell", EXCHANGE_CONFIGURATION)  # (path, configuration name)
+EDGE_SHAPE = ("wsman", POWERSHELL_CONFIGURATION)
+
 # Enum and value types of properties (appended for the lab's cmdlets).
 ALLOWED_SERVICES = "Microsoft.Exchange.Management.SystemConfigurationTasks.AllowedServices"
 CERTIFICATE_STATUS = "Microsoft.Exchange.Management.SystemConfigurationTasks.CertificateStatus"

@@ -1,6 +1,6 @@
 """The contract between the lab's WSMan/PSRP endpoint and the simulated organisation.
 
-The endpoint (edgebook.lab.wsman) decodes PSRP pipelines into Statement lists and calls
+The endpoint (edgebook.lab.winrm.wsman) decodes PSRP pipelines into Statement lists and calls
 Backend.invoke; the organisation (edgebook.lab.backend) runs them and returns an Invocation.
 """
 

@@ -1,6 +1,6 @@
 """The simulated Exchange organisation as dataclasses, with a JSON round trip.
 
-Names follow DOMAIN.md. Private keys are held encrypted (edgebook.lab.pki.seal) with the lab's
+Names follow DOMAIN.md. Private keys are held encrypted (edgebook.lab.org.pki.seal) with the lab's
 key file; the key itself lives on Org.secret, which is never serialised.
 """
 

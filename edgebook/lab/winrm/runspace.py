@@ -1,6 +1,6 @@
 """One WSMan shell as a PSRP runspace pool: decode pipelines, run them, queue the replies.
 
-The WSMan layer (edgebook.lab.wsman) hands over raw PSRP fragments; this module owns the
+The WSMan layer (edgebook.lab.winrm.wsman) hands over raw PSRP fragments; this module owns the
 psrpcore ServerRunspacePool, turns each CreatePipeline into Statement lists, calls
 Backend.invoke synchronously, and keeps the outgoing fragments per target (pool or pipeline)
 until a Receive picks them up.
@@ -37,12 +37,19 @@ from psrpcore.types import (
     PSInvocationState,
 )
 
-from edgebook.lab.protocol import Backend, CommandCall, ErrorInfo, Invocation, Session, Statement
-from edgebook.lab.wire import from_wire, to_wire
+from edgebook.exchange.wire_types import EXCHANGE_CONFIGURATION
+from edgebook.lab.winrm.protocol import (
+    Backend,
+    CommandCall,
+    ErrorInfo,
+    Invocation,
+    Session,
+    Statement,
+)
+from edgebook.lab.winrm.wire import from_wire, to_wire
 
 log = logging.getLogger(__name__)
 
-EXCHANGE_CONFIGURATION = "Microsoft.Exchange"
 SIGNAL_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
 NO_LANGUAGE = ErrorInfo(
     message=(

@@ -9,8 +9,9 @@ Two endpoint shapes (DESIGN.md principle 6):
 
 One runspace pool (min = max = 1, so session state persists) is opened lazily and reused for
 every call; `run_batch` sends several statements in ONE pipeline (principle 7). Outputs are
-normalised by edgebook.normalize. Errors written by cmdlets raise ExchangeCommandError (or are
-returned with ``errors="return"``); transport failures raise ExchangeConnectionError.
+normalised by edgebook.exchange.normalize. Errors written by cmdlets raise
+ExchangeCommandError (or are returned with ``errors="return"``); transport failures raise
+ExchangeConnectionError.
 
 Time bounds: each HTTP request waits at most connection_timeout to connect and
 operation_timeout + 10 s for the answer, and is never retried (pypsrp would retry a Receive
@@ -42,13 +43,10 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
 from pypsrp.wsman import WSMan
 
-from edgebook import wire_log
 from edgebook.config import EDGE, MAILBOX, CredentialRef, Inventory, WinRMEndpoint
 from edgebook.errors import ConfigError, EdgebookError
-from edgebook.exchange_types import EXCHANGE_SNAPIN
-from edgebook.normalize import CommandError, command_error, normalize
-from edgebook.secrets import Credential
-from edgebook.shell_errors import (
+from edgebook.exchange import wire_log
+from edgebook.exchange.errors import (
     RESPONSE_ERRORS,
     TRANSPORT_ERRORS,
     CallTimeout,
@@ -57,6 +55,9 @@ from edgebook.shell_errors import (
     UnreadableResponse,
     connection_error,
 )
+from edgebook.exchange.normalize import CommandError, command_error, normalize
+from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
+from edgebook.secrets import Credential
 
 log = logging.getLogger(__name__)
 wire_log.install()  # no NTLM token or PSRP payload in anybody's debug log

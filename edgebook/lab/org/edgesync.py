@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 
-from edgebook.lab.model import ADAM, RUNNING, Org, Replica, SendConnector, Server
+from edgebook.lab.org.model import ADAM, RUNNING, Org, Replica, SendConnector, Server
 
 TLS_NAME_LIMIT = 256
 LDAP_UNAVAILABLE = "SubscriptionConnectionError(LDAP server unavailable)"

@@ -1,7 +1,7 @@
 """Exchange-shaped values as the lab's cmdlets return them, before they go on the wire.
 
 The cmdlets know nothing of PSRP: they return ExObject/ExEnum/ExList and plain Python values
-(None, bool, int, str, bytes, aware datetime, timedelta). edgebook.lab.wire turns these into
+(None, bool, int, str, bytes, aware datetime, timedelta). edgebook.lab.winrm.wire turns these into
 psrpcore objects with Exchange's real wire type names.
 """
 

@@ -8,9 +8,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from edgebook.certs import issuer_name, subject_name, tls_name_matches
-from edgebook.exchange_types import SERVICE_FLAGS
-from edgebook.lab import pki
-from edgebook.lab.model import CertEntry, Org, Server
+from edgebook.exchange.wire_types import SERVICE_FLAGS
+from edgebook.lab.org import pki
+from edgebook.lab.org.model import CertEntry, Org, Server
 
 SMTP = SERVICE_FLAGS["SMTP"]
 # ServicesStringForm: I P U W S F C

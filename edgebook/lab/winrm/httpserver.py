@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from edgebook.lab import ntlm
-from edgebook.lab.wsman import WSManEndpoint
+from edgebook.lab.winrm import ntlm
+from edgebook.lab.winrm.wsman import WSManEndpoint
 
 log = logging.getLogger(__name__)
 

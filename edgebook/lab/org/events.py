@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from edgebook.lab.model import EventEntry, Server
+from edgebook.lab.org.model import EventEntry, Server
 
 TRANSPORT_SOURCE = "MSExchangeTransport"
 EDGESYNC_SOURCE = "MSExchange EdgeSync"

@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 from edgebook.certs import thumbprint, tls_certificate_name
-from edgebook.lab import certinfo, edgesync, mailflow, pki
-from edgebook.lab.model import (
+from edgebook.lab.org import certstore, edgesync, mailflow, pki
+from edgebook.lab.org.model import (
     ADAM,
     EDGESYNC,
     RUNNING,
@@ -28,7 +28,7 @@ from edgebook.lab.model import (
     Server,
     Subscription,
 )
-from edgebook.lab.scenario_schema import Scenario, ScenarioError, parse
+from edgebook.lab.org.scenario_schema import Scenario, ScenarioError, parse
 
 __all__ = ["Scenario", "ScenarioError", "build", "list_scenarios", "load_scenario"]
 
@@ -120,7 +120,7 @@ def build(
                 org,
                 server,
                 pair,
-                certinfo.services_value(install.services),
+                certstore.services_value(install.services),
                 install.exportable,
                 install.friendly_name,
                 now,
@@ -253,7 +253,7 @@ def _self_signed_default(org: Org, server: Server, now: dt.datetime) -> None:
         start,
         start + dt.timedelta(days=5 * 365),
     )
-    services = certinfo.services_value(
+    services = certstore.services_value(
         ["SMTP"] if server.role == "Edge" else ["IMAP, POP, IIS, SMTP"]
     )
     entry = add_certificate(org, server, pair, services, False, "Microsoft Exchange", now)

@@ -18,7 +18,7 @@ import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from edgebook.errors import EdgebookError
-from edgebook.record import read_records
+from edgebook.evidence.records import read_records
 from edgebook.secrets import REFERENCE_HELP, looks_like_reference
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"

@@ -25,7 +25,7 @@ from psrpcore.types import (
     PSVersion,
 )
 
-from edgebook.lab.objects import ExEnum, ExList, ExObject
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
 
 ARRAY_TYPE_NAMES = ["System.Object[]", "System.Array", "System.Object"]
 MVP_PREFIX = "Microsoft.Exchange.Data.MultiValuedProperty`1"

@@ -4,7 +4,7 @@ Everything is evaluated lazily against the lab clock (evaluate(org, now) runs be
 pipeline). Rules of the lab, documented in docs/lab-scenarios.md:
 - transport binds its certificates when it starts (F11); AD LDS binds its certificate when
   ADAM_MSExchange starts (F7), choosing the default certificate if eligible, else the newest
-  eligible one (certinfo.adam_choice);
+  eligible one (certstore.adam_choice);
 - an outbound mutual-TLS connector fails when its bound certificate is gone (F3, 454 4.7.5),
   shares its subject with another certificate (F2), or was selected by FQDN without SMTP (F15);
 - Edge-to-Mailbox delivery needs the Edge default certificate in the store (F14) and equal to
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edgebook.errors import EdgebookError
-from edgebook.lab import certinfo, events, pki
-from edgebook.lab.edgesync import replicate, sync_failure
-from edgebook.lab.model import (
+from edgebook.lab.org import certstore, events, pki
+from edgebook.lab.org.edgesync import replicate, sync_failure
+from edgebook.lab.org.model import (
     ADAM,
     PAUSED,
     RUNNING,
@@ -74,15 +74,15 @@ def mutual_tls(connector: SendConnector) -> bool:
 def resolve_send(server: Server, connector: SendConnector, now: dt.datetime) -> SendBinding:
     """Resolve the certificate of a send connector the way transport does at start."""
     if connector.tls_certificate_name:
-        found = certinfo.by_tls_name(server, connector.tls_certificate_name, now)
+        found = certstore.by_tls_name(server, connector.tls_certificate_name, now)
         if not found:
             return SendBinding(connector.tls_certificate_name, None, "missing")
-        found.sort(key=lambda c: certinfo.cert_of(c).not_valid_after_utc, reverse=True)
+        found.sort(key=lambda c: certstore.cert_of(c).not_valid_after_utc, reverse=True)
         return SendBinding(connector.tls_certificate_name, found[0].thumbprint)
     if connector.fqdn:
-        chosen = certinfo.by_fqdn(server, connector.fqdn, now)
+        chosen = certstore.by_fqdn(server, connector.fqdn, now)
         if chosen is not None:
-            error = None if chosen.services & certinfo.SMTP else "not-smtp"
+            error = None if chosen.services & certstore.SMTP else "not-smtp"
             return SendBinding(None, chosen.thumbprint, error)
     return SendBinding(None, server.internal_transport_thumbprint)
 
@@ -92,7 +92,7 @@ def resolve_receive(server: Server, now: dt.datetime) -> dict[str, str | None]:
     bound: dict[str, str | None] = {}
     for rc in server.receive_connectors:
         if rc.tls_certificate_name:
-            found = certinfo.by_tls_name(server, rc.tls_certificate_name, now)
+            found = certstore.by_tls_name(server, rc.tls_certificate_name, now)
             bound[rc.name] = found[0].thumbprint if found else None
             if not found:
                 events.log(
@@ -104,8 +104,8 @@ def resolve_receive(server: Server, now: dt.datetime) -> dict[str, str | None]:
                     fqdn=rc.fqdn,
                 )
             continue
-        chosen = certinfo.by_fqdn(server, rc.fqdn, now)
-        if chosen is not None and chosen.services & certinfo.SMTP:
+        chosen = certstore.by_fqdn(server, rc.fqdn, now)
+        if chosen is not None and chosen.services & certstore.SMTP:
             bound[rc.name] = chosen.thumbprint
         elif chosen is None and _default_usable(server, now):
             bound[rc.name] = server.internal_transport_thumbprint
@@ -118,7 +118,7 @@ def resolve_receive(server: Server, now: dt.datetime) -> dict[str, str | None]:
 def _default_usable(server: Server, now: dt.datetime) -> bool:
     thumb = server.internal_transport_thumbprint
     entry = server.certificate(thumb) if thumb else None
-    return entry is not None and certinfo.usable(entry, now)
+    return entry is not None and certstore.usable(entry, now)
 
 
 def replicated_connectors(server: Server) -> list[SendConnector]:
@@ -167,7 +167,7 @@ def _bind_send(server: Server, connector: SendConnector, now: dt.datetime) -> Se
 def start_adam(server: Server, now: dt.datetime) -> None:
     """Start ADAM_MSExchange: AD LDS binds its LDAPS certificate."""
     server.services[ADAM] = RUNNING
-    chosen = certinfo.adam_choice(server, now)
+    chosen = certstore.adam_choice(server, now)
     server.adam_thumbprint = chosen.thumbprint if chosen else None
 
 
@@ -195,17 +195,17 @@ def warn_expiry(server: Server, now: dt.datetime, force: bool = False) -> None:
         entry = server.certificate(thumb)
         if entry is None or thumb == server.transport.default_thumbprint:
             continue
-        left = certinfo.cert_of(entry).not_valid_after_utc - now
+        left = certstore.cert_of(entry).not_valid_after_utc - now
         if dt.timedelta(0) < left <= EXPIRY_WARNING:
             every = dt.timedelta(0) if force else dt.timedelta(days=1)
-            domains = pki.domains_of(certinfo.cert_of(entry))
+            domains = pki.domains_of(certstore.cert_of(entry))
             events.log_throttled(
                 server,
                 12018,
                 now,
                 every if not force else dt.timedelta(hours=1),
                 thumb,
-                subject=domains[0] if domains else certinfo.subject(entry),
+                subject=domains[0] if domains else certstore.subject(entry),
                 thumbprint=thumb,
                 hours=int(left.total_seconds() // 3600),
             )
@@ -237,7 +237,7 @@ def queue_error(org: Org, server: Server, queue: Queue, now: dt.datetime) -> str
     if binding.error == "not-smtp":
         return ERR_NOT_SMTP
     entry = server.certificate(binding.thumbprint) if binding.thumbprint else None
-    if binding.error == "missing" or entry is None or not certinfo.usable(entry, now):
+    if binding.error == "missing" or entry is None or not certstore.usable(entry, now):
         events.log_throttled(
             server,
             12014,
@@ -249,7 +249,7 @@ def queue_error(org: Org, server: Server, queue: Queue, now: dt.datetime) -> str
             fqdn=connector.fqdn or server.fqdn,
         )
         return ERR_TLS_NAME
-    if len(certinfo.same_subject(server, entry)) > 1:
+    if len(certstore.same_subject(server, entry)) > 1:
         return ERR_DUPLICATE
     return None
 
@@ -407,7 +407,7 @@ def accept_mail(
     store: object, edge_name: str, mail_from: str, rcpt_tos: list[str], data: bytes
 ) -> None:
     """Mail accepted by an Edge's SMTP listener lands in its queues (one message per recipient)."""
-    from edgebook.lab.store import LabStore, clock
+    from edgebook.lab.org.store import LabStore, clock
 
     if not isinstance(store, LabStore):
         raise TypeError("accept_mail needs a LabStore")
@@ -449,10 +449,10 @@ def served_certificate(
 
 def _material(org: Org, server: Server, thumbprint: str | None) -> tuple[bytes, bytes] | None:
     entry = server.certificate(thumbprint) if thumbprint else None
-    key = certinfo.key_of(org, entry) if entry else None
+    key = certstore.key_of(org, entry) if entry else None
     if entry is None or key is None:
         return None
-    cert = certinfo.cert_of(entry)
+    cert = certstore.cert_of(entry)
     chain = [pki.pem(cert)]
     pool = [pki.load(d) for d in server.ca_store]
     while not pki.is_self_signed(cert):

@@ -16,9 +16,10 @@ from pypsrp.exceptions import (
 from spnego.exceptions import SpnegoError
 
 from edgebook.errors import EdgebookError
+from edgebook.exchange.wire_types import EDGE_SHAPE, MAILBOX_SHAPE
 
 if TYPE_CHECKING:
-    from edgebook.normalize import CommandError
+    from edgebook.exchange.normalize import CommandError
 
 
 class UnreadableResponse(Exception):
@@ -153,8 +154,8 @@ def _fault(exc: WSManFaultError, configuration_name: str) -> str:
     if code == RESOURCE_NOT_FOUND:
         return (
             f"the endpoint has no PowerShell configuration {configuration_name} "
-            "(WSMan fault 0x8033803B); Mailbox servers use path PowerShell with "
-            "Microsoft.Exchange, Edges path wsman with Microsoft.PowerShell"
+            f"(WSMan fault 0x8033803B); Mailbox servers use path {MAILBOX_SHAPE[0]} with "
+            f"{MAILBOX_SHAPE[1]}, Edges path {EDGE_SHAPE[0]} with {EDGE_SHAPE[1]}"
         )
     if code == SHELL_NOT_FOUND:
         return "the session no longer exists on the server (WSMan fault 0x8033805B); retry"

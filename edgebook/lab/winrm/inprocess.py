@@ -11,7 +11,7 @@ import base64
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError
 from pypsrp.wsman import WSMan
 
-from edgebook.lab.wsman import SOAP_CONTENT_TYPE, WSManEndpoint
+from edgebook.lab.winrm.wsman import SOAP_CONTENT_TYPE, WSManEndpoint
 
 
 class InProcessTransport:

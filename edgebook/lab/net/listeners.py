@@ -36,7 +36,7 @@ from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 from cryptography.hazmat.primitives import serialization
 
 from edgebook.errors import EdgebookError
-from edgebook.lab.ldap_lite import LdapProtocolError, LdapResponder, split_message
+from edgebook.lab.net.ldap_lite import LdapProtocolError, LdapResponder, split_message
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +448,7 @@ class _LdapsConnection(asyncio.Protocol):
 
 
 class LdapsListener(_LoopListener):
-    """AD LDS's LDAPS port (50636 on an Edge): direct TLS, then edgebook.lab.ldap_lite."""
+    """AD LDS's LDAPS port (50636 on an Edge): direct TLS, then edgebook.lab.net.ldap_lite."""
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""Evidence: the papermill runner, records, manifests, reports and their verification."""

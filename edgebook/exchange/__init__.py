@@ -1,0 +1,1 @@
+"""The Exchange client: pypsrp shell, batching, connections, errors, normalisation, wire types."""

@@ -1,0 +1,1 @@
+"""The Edges' TLS listeners: SMTP STARTTLS and LDAPS."""

@@ -1,0 +1,1 @@
+"""The simulated organisation: model, store, scenarios, mail flow, EdgeSync, events, PKI."""
