@@ -56,6 +56,7 @@ CATALOGUE: dict[str, str] = {
     "cert-not-yet-valid": "A certificate in use is not valid yet (NotBefore in the future).",
     "cert-revoked": "Exchange reports a certificate in use as Revoked.",
     "cert-revocation-unknown": "Exchange could not check a certificate's revocation status.",
+    "cert-facts-unknown": "Exchange's Services, Status or key facts of a certificate are unknown.",
     "san-missing-fqdn": "An expected FQDN is not in the public certificate's SAN.",
     "eku-missing-server-auth": "A certificate in use lacks the Server Authentication EKU.",
     "weak-key": "A certificate in use has a weak key (RSA < 2048, EC < 256, DSA).",

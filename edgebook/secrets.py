@@ -9,6 +9,8 @@ A reference is one of:
 * ``file:PATH`` — the first line of a file readable by its owner only (used by the lab).
 
 Resolved secrets are never logged, never shown by ``repr()`` and never put in exceptions.
+`read_secret` serves the command line (an environment variable or a terminal prompt), and
+SECRET_WORDS says which keys and parameters hold secrets.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import keyring
 import keyring.errors
 
 from edgebook.errors import EdgebookError
+from edgebook.textfile import SECRET_LIMIT, read_text
 
+SECRET_WORDS = ("password", "secret", "passphrase", "token", "private_key", "credential")
 REFERENCE_HELP = "env:NAME, keyring:service/user, prompt or file:PATH"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -54,6 +58,11 @@ class Credential:
 
     def __repr__(self) -> str:
         return f"Credential(username={self.username!r}, password=<hidden>)"
+
+
+def is_secret_name(name: object) -> bool:
+    """Whether a key or parameter name says it holds a secret (password, credential, ...)."""
+    return isinstance(name, str) and any(word in name.lower() for word in SECRET_WORDS)
 
 
 def looks_like_reference(value: object) -> bool:
@@ -181,15 +190,42 @@ def _from_file(argument: str, what: str) -> str:
             f"(mode {stat.S_IMODE(info.st_mode):o}); run: chmod 600 {path}"
         )
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SecretError(
-            f"{what}: the secret file {path} is not UTF-8 text; write the password as the "
-            "first line of a UTF-8 text file"
-        ) from None
-    except OSError as exc:
-        raise SecretError(
-            f"{what}: the secret file {path} cannot be read ({exc.strerror or exc}); check "
-            "that it belongs to the user running edgebook"
-        ) from None
+        text = read_text(path, what="secret file", limit=SECRET_LIMIT, error=SecretError)
+    except SecretError as exc:
+        raise SecretError(f"{what}: {exc}") from None
     return text.splitlines()[0] if text else ""
+
+
+def read_secret(
+    env_var: str | None, prompt: str, *, confirm: bool = False, allow_prompt: bool = True
+) -> str:
+    """The secret from env_var; if it is unset and a terminal is there, ask for it.
+
+    confirm asks twice (for a new passphrase); allow_prompt=False makes an unset variable an
+    error even on a terminal. Empty secrets are refused.
+    """
+    if env_var:
+        value = os.environ.get(env_var)
+        if value is not None:
+            if not value:
+                raise SecretError(f"environment variable {env_var} is empty: {prompt} must be set")
+            return value
+    if allow_prompt and _stdin_available():
+        first = _ask(f"{prompt}: ", prompt)
+        if not first:
+            raise SecretError(f"{prompt}: an empty value is not accepted")
+        if confirm and _ask(f"{prompt} (again): ", prompt) != first:
+            raise SecretError(f"{prompt}: the two entries differ")
+        return first
+    if env_var:
+        raise SecretError(
+            f"environment variable {env_var} is not set: export it with the {prompt.lower()}"
+        )
+    raise SecretError(f"{prompt} needed: name an environment variable that holds it")
+
+
+def _ask(text: str, prompt: str) -> str:
+    try:
+        return getpass.getpass(text)
+    except EOFError:
+        raise SecretError(f"{prompt}: the input ended before it was typed") from None

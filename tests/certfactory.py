@@ -1,6 +1,9 @@
 """Throw-away test PKI built with cryptography: CAs, leaves and files in every format.
 
-Nothing here is a real key; everything is generated per test run. Typical use:
+Every certificate starts from the lab's builder (edgebook.lab.org.pki.certificate_builder:
+names, serial, validity, SKI, AKI). This module adds what only tests need and the lab must
+never make: EC and weak keys, SHA-1/MD5 signatures, leaves without EKU, a validity relative to
+now. Nothing here is a real key; everything is generated per test run. Typical use:
 
     root = make_ca(name((NameOID.COUNTRY_NAME, "US"), (NameOID.COMMON_NAME, "Test Root")))
     ica = make_ca(name((NameOID.COMMON_NAME, "Test ICA")), issuer=root)
@@ -21,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edgebook.lab.org.pki import certificate_builder
 
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
@@ -76,28 +81,21 @@ def make_key(key_type: str = "p256") -> PrivateKeyTypes:
 
 def _builder(
     subject: x509.Name,
-    issuer: x509.Name,
-    public_key,
+    issuer: Issued | None,
+    key: PrivateKeyTypes,
     days_valid: int,
     not_before_offset: float,
 ) -> x509.CertificateBuilder:
+    """The lab's builder, signed by issuer (None: self-signed), valid from NOW + offset days."""
     not_before = NOW + dt.timedelta(days=not_before_offset)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + dt.timedelta(days=days_valid))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
+    return certificate_builder(
+        subject,
+        issuer.cert.subject if issuer else subject,
+        key.public_key(),
+        not_before,
+        not_before + dt.timedelta(days=days_valid),
+        issuer.key if issuer else key,
     )
-
-
-def _aki(builder: x509.CertificateBuilder, issuer: Issued | None, key) -> x509.CertificateBuilder:
-    signer_public = issuer.key.public_key() if issuer else key.public_key()
-    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_public)
-    return builder.add_extension(aki, False)
 
 
 # AlgorithmIdentifier DER of RSA PKCS#1 v1.5 signatures; all the same length.
@@ -144,12 +142,8 @@ def make_ca(
 ) -> Issued:
     """A CA certificate: self-signed root without issuer, else an intermediate."""
     key = make_key(key_type)
-    subject_name = _as_name(subject)
-    issuer_name = issuer.cert.subject if issuer else subject_name
-    builder = _builder(subject_name, issuer_name, key.public_key(), days_valid, not_before_offset)
-    builder = _aki(builder, issuer, key).add_extension(
-        x509.BasicConstraints(ca=True, path_length=None), True
-    )
+    builder = _builder(_as_name(subject), issuer, key, days_valid, not_before_offset)
+    builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
     builder = builder.add_extension(
         x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
     )
@@ -171,12 +165,8 @@ def make_leaf(
 ) -> Issued:
     """A TLS server certificate; issuer_ca None makes it self-signed; eku None omits EKU."""
     key = key or make_key(key_type)
-    subject_name = _as_name(subject)
-    issuer_name = issuer_ca.cert.subject if issuer_ca else subject_name
-    builder = _builder(subject_name, issuer_name, key.public_key(), days_valid, not_before_offset)
-    builder = _aki(builder, issuer_ca, key).add_extension(
-        x509.BasicConstraints(ca=False, path_length=None), True
-    )
+    builder = _builder(_as_name(subject), issuer_ca, key, days_valid, not_before_offset)
+    builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
     names = list(dns_names)
     if names:
         builder = builder.add_extension(

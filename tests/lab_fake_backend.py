@@ -70,7 +70,9 @@ class FakeBackend:
         with self._lock:
             self.requests[server] = self.requests.get(server, 0) + 1
 
-    def invoke(self, session: Session, statements: list[Statement], input: list[Any]) -> Invocation:
+    def invoke(
+        self, session: Session, statements: list[Statement], input: list[Any], host: Any = None
+    ) -> Invocation:
         """Run the statements in order; output is concatenated, the first failure ends it."""
         with self._lock:
             self.calls.append(Call(session, statements, input))

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
 from edgebook.lab.backend import LabBackend
 from edgebook.lab.org.store import LabStore
-from edgebook.lab.winrm.protocol import CommandCall, Invocation, Session
+from edgebook.lab.winrm.protocol import Choice, CommandCall, Invocation, Session
 
 PASSWORD = "Lab-Passw0rd!"
 _TEMPLATES: dict[str, Path] = {}
@@ -27,13 +28,39 @@ def lab_copy(scenario: str, target: Path) -> LabStore:
     return LabStore(target)
 
 
+class ScriptedHost:
+    """A client host UI for backend-level tests: answers each question with the next label of
+    `answers` and records (caption, message); a question beyond them fails the test."""
+
+    def __init__(self, answers: Sequence[str], questions: list[tuple[str, str]]) -> None:
+        self.pending = list(answers)
+        self.questions = questions
+
+    def prompt_for_choice(
+        self, caption: str, message: str, choices: Sequence[Choice], default: int
+    ) -> int:
+        """The index of the next scripted answer among the choices."""
+        self.questions.append((caption, message))
+        assert self.pending, f"unexpected question: {caption}: {message}"
+        label = self.pending.pop(0)
+        labels = [choice.label.replace("&", "").casefold() for choice in choices]
+        assert label.casefold() in labels, f"{label!r} is not among {labels}"
+        return labels.index(label.casefold())
+
+
 class Lab:
-    """Drives the backend like the WSMan endpoint does."""
+    """Drives the backend like the WSMan endpoint does.
+
+    A cmdlet that asks a question gets a client without a host UI (it fails as over PSRP with
+    pypsrp's default) unless the call gives `answers`, the labels to choose in order; every
+    question asked is recorded in `questions`.
+    """
 
     def __init__(self, store: LabStore) -> None:
         self.store = store
         self.backend = LabBackend(store)
         self.sessions: dict[str, Session] = {}
+        self.questions: list[tuple[str, str]] = []
 
     def session(self, server: str) -> Session:
         """One runspace per server; Edge sessions load the Exchange snap-in first."""
@@ -50,24 +77,50 @@ class Lab:
             self.sessions[server] = session
         return self.sessions[server]
 
-    def run(self, server: str, name: str, *args: Any, **params: Any) -> Invocation:
+    def run(
+        self,
+        server: str,
+        name: str,
+        *args: Any,
+        answers: Sequence[str] | None = None,
+        **params: Any,
+    ) -> Invocation:
         """One command in one invocation."""
-        return self.pipeline(server, [CommandCall(name, params, list(args))])
+        return self.pipeline(server, [CommandCall(name, params, list(args))], answers=answers)
 
-    def pipeline(self, server: str, *statements: list[CommandCall]) -> Invocation:
-        """Several statements in one invocation."""
-        return self.backend.invoke(self.session(server), list(statements), [])
+    def pipeline(
+        self, server: str, *statements: list[CommandCall], answers: Sequence[str] | None = None
+    ) -> Invocation:
+        """Several statements in one invocation; all scripted answers must be used."""
+        host = None if answers is None else ScriptedHost(answers, self.questions)
+        result = self.backend.invoke(self.session(server), list(statements), [], host)
+        assert host is None or not host.pending, f"questions not asked: {host.pending}"
+        return result
 
-    def ok(self, server: str, name: str, *args: Any, **params: Any) -> list[Any]:
+    def ok(
+        self,
+        server: str,
+        name: str,
+        *args: Any,
+        answers: Sequence[str] | None = None,
+        **params: Any,
+    ) -> list[Any]:
         """Run a command that must succeed without errors; its output."""
-        result = self.run(server, name, *args, **params)
+        result = self.run(server, name, *args, answers=answers, **params)
         assert result.terminating is None, result.terminating.message
         assert not result.errors, [e.message for e in result.errors]
         return result.output
 
-    def fails(self, server: str, name: str, *args: Any, **params: Any) -> str:
+    def fails(
+        self,
+        server: str,
+        name: str,
+        *args: Any,
+        answers: Sequence[str] | None = None,
+        **params: Any,
+    ) -> str:
         """Run a command that must fail terminating; its message."""
-        result = self.run(server, name, *args, **params)
+        result = self.run(server, name, *args, answers=answers, **params)
         assert result.terminating is not None, f"{name} did not fail: {result.output}"
         return result.terminating.message
 

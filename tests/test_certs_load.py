@@ -136,12 +136,12 @@ def test_pkcs12_needs_a_password(tmp_path, pki):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(CertificateError, match=r"nope\.pem: file not found"):
+    with pytest.raises(CertificateError, match=r"nope\.pem: the certificate file does not exist"):
         load_certificates(tmp_path / "nope.pem")
 
 
 def test_directory(tmp_path):
-    with pytest.raises(CertificateError, match="is a directory"):
+    with pytest.raises(CertificateError, match="is a folder, not a certificate file"):
         load_certificates(tmp_path)
 
 
@@ -281,5 +281,5 @@ def test_load_private_key_from_a_certificate_file(tmp_path, pki):
 
 
 def test_load_private_key_missing_file(tmp_path):
-    with pytest.raises(CertificateError, match="file not found"):
+    with pytest.raises(CertificateError, match="does not exist"):
         load_private_key(tmp_path / "k.pem", "pw")

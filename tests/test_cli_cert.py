@@ -120,7 +120,7 @@ def test_show_unset_password_variable(capsys, files, monkeypatch):
 
 
 def test_show_missing_file(capsys, files):
-    assert_user_error(*run(capsys, "cert", "show", files["dir"] / "nope.pem"), "file not found")
+    assert_user_error(*run(capsys, "cert", "show", files["dir"] / "nope.pem"), "does not exist")
 
 
 def test_show_not_a_certificate(capsys, files):
@@ -213,7 +213,7 @@ def test_check_invalid_fqdn(capsys, files):
 
 def test_check_missing_roots_file(capsys, files):
     argv = ["cert", "check", files["leaf"], "--fqdn", FQDN, "--roots", files["dir"] / "r.pem"]
-    assert_user_error(*run(capsys, *argv), "r.pem: file not found")
+    assert_user_error(*run(capsys, *argv), "r.pem: the certificate file does not exist")
 
 
 # --- csr ----------------------------------------------------------------------------------
@@ -391,7 +391,7 @@ def test_pfx_unrelated_chain(capsys, files, key_file):
 def test_pfx_missing_key_file(capsys, files, key_file):
     argv = _pfx_argv(files, key_file)
     argv[argv.index("--key") + 1] = files["dir"] / "none.key"
-    assert_user_error(*run(capsys, *argv), "none.key: file not found")
+    assert_user_error(*run(capsys, *argv), "none.key: the key file does not exist")
 
 
 def test_csr_into_a_missing_folder_writes_no_key(capsys, files, monkeypatch):

@@ -43,7 +43,7 @@ def test_certificate_from_a_full_record():
     [
         ("None", ()),
         ("", ()),
-        (None, ()),
+        (None, None),  # not projected: unknown, not "no services"
         (18, ("POP", "SMTP")),
         (["smtp", "Federation"], ("SMTP", "Federation")),
         ("IIS, SMTP", ("IIS", "SMTP")),
@@ -52,7 +52,8 @@ def test_certificate_from_a_full_record():
 def test_services_in_every_form(services, expected):
     fact = CertificateFact.from_record({"Thumbprint": "AB", "Services": services})
     assert fact.services == expected
-    assert fact.smtp == ("SMTP" in expected)
+    assert fact.smtp == ("SMTP" in (expected or ()))
+    assert ("Services" in fact.unknown()) == (expected is None)
 
 
 def test_certificate_from_raw_data_alone_derives_the_rest():
@@ -215,3 +216,15 @@ def test_facts_to_dict_is_json_without_bytes():
     assert edge["ldaps_probe"]["thumbprint"] == thumb(pki().defaults[EDGES[0]])
     assert data["org"]["settings"]["roots"] == ["CN=Contoso Test Root, C=US"]
     assert data["org"]["subscriptions"][0]["name"] == EDGES[0]
+
+
+def test_certificate_fact_reads_back_from_its_json():
+    public = pki().public
+    fact = CertificateFact.from_record(cert_record(public, Services="IMAP, POP, SMTP"))
+    again = CertificateFact.from_dict(json.loads(json.dumps(fact.to_dict())))
+    assert again == fact and again.cert == public.cert
+    unknown = CertificateFact.from_record({"RawData": cert_record(public)["RawData"]})
+    back = CertificateFact.from_dict(json.loads(json.dumps(unknown.to_dict())))
+    assert back.services is None and back.unknown() == unknown.unknown()
+    with pytest.raises(FactsError, match="not PEM"):
+        CertificateFact.from_dict({**fact.to_dict(), "pem": "garbage"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import json
 import os
 import shutil
@@ -20,7 +22,7 @@ from pypsrp.wsman import WSMan
 
 from edgebook import certs
 from edgebook.cli import main
-from edgebook.lab import control
+from edgebook.lab import channel, control
 from edgebook.lab.org.mailflow import listener_state
 
 
@@ -112,7 +114,9 @@ def test_plain_pypsrp_sees_exchange_shaped_objects(lab):
         assert first.types[0] == (
             "Microsoft.Exchange.Management.SystemConfigurationTasks.ExchangeCertificate"
         )
-        assert len(first.adapted_properties["Thumbprint"]) == 40
+        # as Exchange sends it: RawData only (X509Certificate2's type data), nothing else
+        assert set(first.adapted_properties) == {"RawData"}
+        assert x509.load_der_x509_certificate(first.adapted_properties["RawData"])
 
 
 def test_smtp_listener_presents_the_certificate_transport_uses(lab):
@@ -128,7 +132,10 @@ def test_smtp_listener_presents_the_certificate_transport_uses(lab):
         der = smtp.sock.getpeercert(binary_form=True)
     served = certs.thumbprint(x509.load_der_x509_certificate(der))
     password = (lab / ".password").read_text().strip()
-    installed = {c.adapted_properties["Thumbprint"] for c in _pypsrp(edge, password)}
+    installed = {
+        certs.thumbprint(x509.load_der_x509_certificate(c.adapted_properties["RawData"]))
+        for c in _pypsrp(edge, password)
+    }
     assert served in installed
 
 
@@ -166,7 +173,10 @@ def test_a_second_start_is_refused(lab, capsys):
     ("args", "message"),
     [
         (["lab", "status", "--dir", "{missing}"], "holds no lab"),
-        (["lab", "advance", "--dir", "{lab}", "--minutes", "-5"], "--minutes must be more than 0"),
+        (
+            ["lab", "advance", "--dir", "{lab}", "--minutes", "-5"],
+            "--minutes must be a finite number more than 0",
+        ),
         (["lab", "send", "--dir", "{lab}", "--edge", "NOPE"], "no Edge 'NOPE'"),
         (["lab", "send", "--dir", "{lab}", "--edge", "EDGE01", "--count", "0"], "--count"),
         (["lab", "fault", "--dir", "{lab}", "--service", "ADAM_MSExchange"], "needs --server"),
@@ -250,3 +260,46 @@ def test_edges_also_speak_ntlm(lab):
         ps.add_cmdlet("Get-Service").add_parameter("Name", "MSExchangeTransport")
         (service,) = ps.invoke()
     assert service.adapted_properties["Name"] == "MSExchangeTransport"
+
+
+def _banner_date(server: dict) -> dt.datetime:
+    host, port = server["smtp"].rsplit(":", 1)
+    with smtplib.SMTP(timeout=10) as smtp:
+        _, banner = smtp.connect(host, int(port))
+    banner = banner.decode()
+    return email.utils.parsedate_to_datetime(banner.split(" at ", 1)[1])
+
+
+def test_control_commands_reach_the_running_daemon(lab):
+    edge = next(s for s in status(lab)["servers"] if s["role"] == "Edge")
+    before = _banner_date(edge)
+    done = edgebook("lab", "advance", "--dir", str(lab), "--minutes", str(3 * 24 * 60))
+    assert done.returncode == 0, done.stderr
+    # the daemon's own clock moved at once: no stale copy of the state in memory
+    assert _banner_date(edge) - before >= dt.timedelta(days=3)
+    assert stat.S_IMODE((lab / channel.TOKEN_FILE).stat().st_mode) == 0o600
+
+
+def test_the_control_channel_needs_the_token(lab, tmp_path):
+    description = control.running_description(lab)
+    (tmp_path / channel.TOKEN_FILE).write_text("0" * 64)
+    with pytest.raises(channel.ChannelError, match="wrong control token"):
+        channel.request(tmp_path, description["control_port"], "advance", {"minutes": 5})
+    with pytest.raises(channel.ChannelError, match="unknown lab operation"):
+        channel.request(lab, description["control_port"], "format-disk")
+    assert control.running_description(lab) == description
+
+
+def test_reset_of_a_running_lab_restarts_it_with_the_new_state(tmp_path):
+    directory = tmp_path / "lab"
+    control.start(directory, "healthy", latency_ms=5)
+    try:
+        assert main(["lab", "fault", "--dir", str(directory), "--cmdlet", "Get-Queue"]) == 0
+        old = control.running_description(directory)
+        assert main(["lab", "reset", "--dir", str(directory), "--scenario", "expired"]) == 0
+        new = control.running_description(directory)
+        assert new is not None and new["pid"] != old["pid"]
+        assert new["scenario"] == "expired" and new["latency_ms"] == 5
+        assert control.require_state(directory).read().faults == []
+    finally:
+        control.stop(directory)

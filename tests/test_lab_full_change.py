@@ -1,4 +1,4 @@
-"""The whole certificate change of DOMAIN.md §5.5 in the seed-incident lab, one Edge at a time,
+"""The whole certificate change of docs/domain.md §9 in the seed-incident lab, one Edge at a time,
 driven through LabBackend the way the "prepare certificate" and "resubscribe" phases will drive
 it over pypsrp (backend called directly, no sockets)."""
 
@@ -12,6 +12,7 @@ from cryptography import x509
 from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.certs import thumbprint
+from edgebook.exchange.secure import SecureText
 from edgebook.lab.org import certstore, mailflow
 from edgebook.lab.org.edgesync import LDAP_UNAVAILABLE
 from edgebook.lab.org.model import ADAM, TRANSPORT
@@ -45,7 +46,9 @@ def tls_name(cert: dict[str, Any]) -> str:
 
 def import_renewal(lab: Lab, server: str, edge: str) -> dict[str, Any]:
     data = (lab.store.dir / "renewal" / f"{edge}.pfx").read_bytes()
-    (cert,) = lab.ok(server, "Import-ExchangeCertificate", FileData=data, Password=PASSWORD)
+    (cert,) = lab.ok(
+        server, "Import-ExchangeCertificate", FileData=data, Password=SecureText(PASSWORD)
+    )
     return cert
 
 
@@ -105,7 +108,8 @@ def sync_status(lab: Lab, edge: str) -> tuple[str, str]:
 
 def sources(lab: Lab) -> dict[str, list[str]]:
     return {
-        c["Name"]: c["SourceTransportServers"].items for c in lab.ok("EX01", "Get-SendConnector")
+        c["Name"]: list(map(str, c["SourceTransportServers"].items))
+        for c in lab.ok("EX01", "Get-SendConnector")
     }
 
 
@@ -126,9 +130,11 @@ def prepare_certificate(lab: Lab, edge: str) -> dict[str, Any]:
     new = import_renewal(lab, edge, edge)
     assert new["Services"].text == "None"
     assert new["Subject"] == old["Subject"] and new["Issuer"] != old["Issuer"]
-    enabled = lab.run(edge, "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"])
+    enabled = lab.run(
+        edge, "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"], answers=["No"]
+    )
     assert enabled.terminating is None and not enabled.errors
-    assert "Overwrite the existing default SMTP certificate?" in enabled.warnings[0]
+    assert lab.questions[-1][1].startswith("Overwrite the existing default SMTP certificate?")
     assert default_thumbprint(lab, edge) == default  # answered No: EdgeSync untouched (F12)
     mark = last_event_index(lab, edge)
     lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
@@ -152,7 +158,7 @@ def prepare_certificate(lab: Lab, edge: str) -> dict[str, Any]:
 def resubscribe(lab: Lab, edge: str) -> None:
     """New subscription file on the Edge, imported on EX01 without new connectors; restore the
     connectors' source servers if the import changed them (F10)."""
-    lab.ok(edge, "New-EdgeSubscription", FileName=SUBSCRIPTION_FILE)
+    lab.ok(edge, "New-EdgeSubscription", FileName=SUBSCRIPTION_FILE, answers=["Yes"])
     (data,) = lab.ok(edge, "Get-Content", Path=SUBSCRIPTION_FILE, Encoding="Byte", ReadCount=0)
     lab.ok(edge, "Remove-Item", SUBSCRIPTION_FILE)
     assert lab.run(edge, "Get-Content", SUBSCRIPTION_FILE).errors  # no credentials left behind
@@ -174,7 +180,7 @@ def resubscribe(lab: Lab, edge: str) -> None:
 
 
 def change_edge(lab: Lab, edge: str) -> dict[str, Any]:
-    """DOMAIN.md §5.5 for one Edge; returns the new certificate."""
+    """docs/domain.md §9 for one Edge; returns the new certificate."""
     new = prepare_certificate(lab, edge)
     resubscribe(lab, edge)
     if not lab.run("EX01", "Get-ExchangeCertificate", new["Thumbprint"]).output:
@@ -187,7 +193,7 @@ def change_edge(lab: Lab, edge: str) -> dict[str, Any]:
     assert replicated["TlsCertificateName"].to_string == tls_name(new)
     lab.ok(edge, "Set-ReceiveConnector", receive_identity(edge), TlsCertificateName=tls_name(new))
     (rc,) = lab.ok(edge, "Get-ReceiveConnector", receive_identity(edge))
-    assert rc["TlsDomainCapabilities"].items == [
+    assert list(map(str, rc["TlsDomainCapabilities"].items)) == [
         "mail.protection.outlook.com:AcceptCloudServicesMail"
     ]
     assert mailflow.listener_state(
@@ -242,7 +248,7 @@ def test_incident_certificate_changed_but_tls_certificate_name_left_on_the_old_i
             "Enable-ExchangeCertificate",
             new["Thumbprint"],
             Services=["SMTP"],
-            WarningAction="SilentlyContinue",
+            answers=["No"],
         )
         (old,) = [
             c
@@ -329,7 +335,7 @@ def test_f10_remove_edge_subscription_and_restore_source_servers(tmp_path):
         "EX01", "Set-SendConnector", HYBRID, SourceTransportServers={"Add": "EDGE01"}
     )
     assert "EDGE01" in message
-    lab.ok("EDGE01", "New-EdgeSubscription", FileName=SUBSCRIPTION_FILE)
+    lab.ok("EDGE01", "New-EdgeSubscription", FileName=SUBSCRIPTION_FILE, answers=["Yes"])
     (data,) = lab.ok("EDGE01", "Get-Content", Path=SUBSCRIPTION_FILE, Encoding="Byte", ReadCount=0)
     lab.ok(
         "EX01",

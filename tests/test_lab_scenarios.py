@@ -46,21 +46,27 @@ MINIMAL = "description: x\norganization: {domain: contoso.com}\nservers: [{name:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("description: x\nservers: []\n", "bad.organization: expected this key (it is required)"),
-        (MINIMAL + "colour: red\n", "bad.colour: expected one of the keys"),
-        (MINIMAL.replace("Edge", "Hub"), "bad.servers[0].role: expected one of Edge, Mailbox"),
+        (
+            "description: x\nservers: []\n",
+            "organization: found nothing (the key is missing), expected this key",
+        ),
+        (MINIMAL + "colour: red\n", "colour: unknown key; allowed here: description"),
+        (
+            MINIMAL.replace("Edge", "Hub"),
+            "servers[0].role: found 'Hub', expected one of Mailbox, Edge",
+        ),
         (
             MINIMAL + "certificates: [{id: a, subject: CN=a, issuer: nope,"
             " valid: {from_days: 0, to_days: 1}}]\n",
-            "bad.certificates[0].issuer: expected the id of a certificate authority",
+            "certificates[0].issuer: found 'nope', expected the id of a certificate authority",
         ),
         (
             MINIMAL + "certificates: [{id: a, subject: CN=a, valid: {from_days: 5, to_days: 1}}]\n",
-            "bad.certificates[0].valid.to_days: expected to_days after from_days",
+            "certificates[0].valid.to_days: found 1.0, expected to_days after from_days",
         ),
         (
             MINIMAL + "subscriptions: [{edge: E9}]\n",
-            "bad.subscriptions[0].edge: expected the name of an Edge server, found 'E9'",
+            "subscriptions[0].edge: found 'E9', expected the name of an Edge server",
         ),
         ("servers: [", "not valid YAML"),
     ],

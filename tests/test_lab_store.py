@@ -1,18 +1,22 @@
-"""LabStore: atomic persistence under a lock, transactions, the lab clock, counters, lab files."""
+"""LabStore and ResidentStore: atomic persistence, transactions, the lab clock, counters, lab
+files, and the daemon's in-memory organisation (scoped catch-up, nothing written on a read)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import multiprocessing
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
-from lab_support import PASSWORD, lab_copy
+from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.errors import EdgebookError
-from edgebook.lab.org.store import LabStateError, LabStore
+from edgebook.lab import folder
+from edgebook.lab.org.store import LabStateError, LabStore, ResidentStore
 
 
 @pytest.fixture
@@ -48,8 +52,10 @@ def test_lab_clock_advances_and_survives_a_restart(store):
     later = store.advance(90)
     assert later - before >= dt.timedelta(minutes=90)
     assert LabStore(store.dir).now() - before >= dt.timedelta(minutes=90)
-    with pytest.raises(EdgebookError, match="only moves forward"):
-        store.advance(-1)
+    for bad in (-1, 0, math.nan, math.inf, 1e12):
+        with pytest.raises(EdgebookError, match="--minutes must be"):
+            store.advance(bad)
+    assert LabStore(store.dir).now() - later < dt.timedelta(minutes=1)
 
 
 def _count(directory: str) -> None:
@@ -82,3 +88,97 @@ def test_seed_incident_writes_the_renewal_pfx(tmp_path):
 def test_missing_state_is_a_clear_error(tmp_path):
     with pytest.raises(LabStateError, match="holds no lab"):
         LabStore(tmp_path).read()
+
+
+def test_a_failed_reset_keeps_the_old_state_and_key(store, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "description: x\norganization: {domain: contoso.com}\nservers:\n"
+        "  - {name: EDGE01, role: Edge, queues: {Nope: 1}}\n"
+    )
+    before = {n: (store.dir / n).read_bytes() for n in ("state.json", ".labkey")}
+    with pytest.raises(EdgebookError, match="Nope"):
+        LabStore.create(store.dir, bad, PASSWORD, reset=True)
+    assert {n: (store.dir / n).read_bytes() for n in before} == before
+    assert store.read().scenario == "healthy"
+
+
+def test_a_file_store_refuses_changes_while_a_daemon_runs(store):
+    with folder.hold_daemon_lock(store.dir):
+        assert folder.daemon_running(store.dir)
+        with pytest.raises(LabStateError, match="a lab daemon runs"), store.transaction():
+            pass
+        assert store.read().scenario == "healthy"  # reading stays possible
+    assert not folder.daemon_running(store.dir)
+
+
+def test_resident_reads_write_nothing_and_changes_are_persisted_at_once(store):
+    resident = ResidentStore(store.dir)
+    written = store.state_path.stat().st_mtime_ns
+    with resident.transaction(["EDGE01"]) as org:
+        assert org.server("EDGE01").name == "EDGE01"
+    assert store.state_path.stat().st_mtime_ns == written
+    with resident.transaction(["EDGE01"]) as org:
+        org.server("EDGE01").traffic["Outbound to Office 365"] = 7.0
+    assert LabStore(store.dir).read().server("EDGE01").traffic["Outbound to Office 365"] == 7.0
+    with resident.transaction(()) as org:
+        org.description = "org-wide fields are always compared"
+    assert LabStore(store.dir).read().description == "org-wide fields are always compared"
+
+
+def test_resident_transaction_that_fails_returns_to_the_saved_state(store):
+    resident = ResidentStore(store.dir)
+    with pytest.raises(RuntimeError), resident.transaction(["EDGE01"]) as org:
+        org.server("EDGE01").queues.clear()
+        raise RuntimeError("boom")
+    assert resident.read().server("EDGE01").queues
+    assert resident.read().server("EDGE01").queues == store.read().server("EDGE01").queues
+
+
+def test_resident_change_outside_its_scope_is_saved_by_flush(store):
+    resident = ResidentStore(store.dir)
+    with resident.transaction(["EDGE01"]) as org:
+        org.server("EDGE02").traffic.clear()  # outside the declared scope
+    assert store.read().server("EDGE02").traffic
+    resident.flush()
+    assert store.read().server("EDGE02").traffic == {}
+
+
+def test_resident_transactions_from_many_threads_all_persist(store):
+    resident = ResidentStore(store.dir)
+
+    def bump() -> None:
+        for _ in range(20):
+            with resident.transaction(()) as org:
+                org.clock_offset_s += 1
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.read().clock_offset_s == 80
+
+
+def test_an_edge_pipeline_catches_up_that_edge_only(store):
+    resident = ResidentStore(store.dir)
+    lab = Lab(resident)
+    lab.ok("EDGE01", "Get-Queue")
+    lab.ok("EDGE02", "Get-Queue")
+    resident.advance(30)  # traffic: 2 + 3 messages a lab minute per Edge
+    before = store.read().server("EDGE02")
+    lab.ok("EDGE01", "Get-Queue")
+    after = store.read()
+    assert after.server("EDGE01").traffic_at > before.traffic_at
+    assert after.server("EDGE02").traffic_at == before.traffic_at
+    assert after.server("EDGE02").queues == before.queues
+    lab.ok("EX01", "Get-EdgeSubscription")  # the Mailbox side sees every Edge: all catch up
+    assert store.read().server("EDGE02").traffic_at > before.traffic_at
+
+
+def test_resident_counters_are_written_through(store):
+    resident = ResidentStore(store.dir)
+    resident.count("EDGE01", "requests")
+    resident.count("EDGE01", "pipelines")
+    assert LabStore(store.dir).counters()["EDGE01"] == {"requests": 1, "pipelines": 1}
+    assert resident.counters() == LabStore(store.dir).counters()

@@ -1,4 +1,4 @@
-"""Every trap of DOMAIN.md §4 happens in the lab (backend called directly, no sockets)."""
+"""Every trap of docs/domain.md §8 happens in the lab (backend called directly, no sockets)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from cryptography import x509
 from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.certs import thumbprint, tls_certificate_name
+from edgebook.exchange.secure import SecureText
 from edgebook.lab.org import mailflow
 from edgebook.lab.org.store import clock
 from edgebook.lab.winrm.protocol import CommandCall
@@ -28,7 +29,10 @@ def renewal(lab: Lab, edge: str = "EDGE01") -> bytes:
 
 def import_renewal(lab: Lab, server: str, edge: str = "EDGE01") -> dict:
     (cert,) = lab.ok(
-        server, "Import-ExchangeCertificate", FileData=renewal(lab, edge), Password=PASSWORD
+        server,
+        "Import-ExchangeCertificate",
+        FileData=renewal(lab, edge),
+        Password=SecureText(PASSWORD),
     )
     return cert
 
@@ -138,7 +142,11 @@ def test_f5_non_exportable_key_cannot_be_exported(tmp_path):
     old = next(c for c in lab.ok("EDGE01", "Get-ExchangeCertificate") if not c["IsSelfSigned"])
     assert old["PrivateKeyExportable"] is False
     message = lab.fails(
-        "EDGE01", "Export-ExchangeCertificate", old["Thumbprint"], BinaryEncoded=True, Password="x"
+        "EDGE01",
+        "Export-ExchangeCertificate",
+        old["Thumbprint"],
+        BinaryEncoded=True,
+        Password=SecureText("x"),
     )
     assert "exportable" in message
     hcw_copy = next(c for c in lab.ok("EX01", "Get-ExchangeCertificate") if not c["IsSelfSigned"])
@@ -147,7 +155,7 @@ def test_f5_non_exportable_key_cannot_be_exported(tmp_path):
         "Export-ExchangeCertificate",
         hcw_copy["Thumbprint"],
         BinaryEncoded=True,
-        Password="x",
+        Password=SecureText("x"),
     )
     assert exported["FileData"][:1] == b"\x30"
 
@@ -206,11 +214,11 @@ def test_f9_set_send_connector_needs_the_certificate_on_that_server(tmp_path):
 
 def test_f10_remove_edge_subscription_strips_sources_and_deletes_sole_source_connectors(tmp_path):
     lab = make(tmp_path, "healthy")
-    lab.ok("EX01", "Remove-EdgeSubscription", "EDGE01", Force=True)
+    lab.ok("EX01", "Remove-EdgeSubscription", "EDGE01", Confirm=False)
     connectors = lab.ok("EX01", "Get-SendConnector")
     assert {c["Name"] for c in connectors} == {HYBRID, INBOUND, f"EdgeSync - {SITE} to Internet"}
-    assert all(c["SourceTransportServers"].items == ["EDGE02"] for c in connectors)
-    lab.ok("EX01", "Remove-EdgeSubscription", "EDGE02", Force=True)
+    assert all(list(map(str, c["SourceTransportServers"].items)) == ["EDGE02"] for c in connectors)
+    lab.ok("EX01", "Remove-EdgeSubscription", "EDGE02", Confirm=False)
     assert lab.ok("EX01", "Get-SendConnector") == []
 
 
@@ -218,7 +226,9 @@ def test_f11_transport_keeps_the_old_certificate_until_restarted(tmp_path):
     lab = make(tmp_path, "seed-incident")
     old = served_thumbprint(lab, "EDGE01", "smtp")
     new = import_renewal(lab, "EDGE01")
-    lab.ok("EDGE01", "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"])
+    lab.ok(
+        "EDGE01", "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"], answers=["No"]
+    )
     name = f"<I>{new['Issuer']}<S>{new['Subject']}"
     lab.ok(
         "EDGE01",
@@ -235,8 +245,15 @@ def test_f12_enable_smtp_with_force_replaces_the_default_and_breaks_edgesync(tmp
     lab = make(tmp_path, "healthy")
     before = default_thumbprint(lab, "EDGE01")
     (cert,) = lab.ok("EDGE01", "New-ExchangeCertificate", Services=["None"])
-    result = lab.run("EDGE01", "Enable-ExchangeCertificate", cert["Thumbprint"], Services=["SMTP"])
-    assert "Overwrite the existing default SMTP certificate?" in result.warnings[0]
+    lab.ok(
+        "EDGE01",
+        "Enable-ExchangeCertificate",
+        cert["Thumbprint"],
+        Services=["SMTP"],
+        Confirm=False,  # does not answer the question (only -Force does)
+        answers=["No"],
+    )
+    assert lab.questions[-1][1].startswith("Overwrite the existing default SMTP certificate?")
     assert default_thumbprint(lab, "EDGE01") == before
     lab.ok(
         "EDGE01", "Enable-ExchangeCertificate", cert["Thumbprint"], Services=["SMTP"], Force=True
@@ -292,7 +309,7 @@ def test_f15_certificate_selected_by_fqdn_without_smtp(tmp_path):
         "Enable-ExchangeCertificate",
         cert["Thumbprint"],
         Services=["SMTP"],
-        WarningAction="SilentlyContinue",
+        answers=["No"],
     )
     lab.ok("EDGE01", "Restart-Service", "MSExchangeTransport")
     assert lab.queue("EDGE01", HYBRID)["MessageCount"] == 0
@@ -302,7 +319,7 @@ def test_f17_receive_connector_lost_hybrid_tls_domain_capabilities(tmp_path):
     lab = make(tmp_path, "healthy")
     identity = r"EDGE01\Default internal receive connector EDGE01"
     (rc,) = lab.ok("EDGE01", "Get-ReceiveConnector", identity)
-    assert rc["TlsDomainCapabilities"].items == [
+    assert list(map(str, rc["TlsDomainCapabilities"].items)) == [
         "mail.protection.outlook.com:AcceptCloudServicesMail"
     ]
     lab.ok(

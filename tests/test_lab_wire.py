@@ -136,3 +136,16 @@ def test_float_datetime_and_complex_parameters() -> None:
     assert type(when) is datetime.datetime and when.year == 2027
     obj = psrpcore.types.PSCustomObject(UserName="u", Count=2)
     assert parameter(obj) == {"UserName": "u", "Count": 2}
+
+
+def test_live_properties_beyond_the_serialised_ones_stay_in_the_process() -> None:
+    obj = ExObject(
+        ["Contoso.Thing", "System.Object"],
+        {"RawData": b"\x01", "Secret": "live only", "SerializationData": b"\x02"},
+        adapted=("RawData",),
+        notes=("SerializationData",),
+    )
+    xml = wire_xml(obj)
+    assert '<Props><BA N="RawData">AQ==</BA></Props>' in xml
+    assert '<MS><BA N="SerializationData">Ag==</BA></MS>' in xml
+    assert "Secret" not in xml and obj["Secret"] == "live only"

@@ -169,3 +169,11 @@ def test_primitives_pass_through():
     assert normalize(5) == 5
     assert normalize(None) is None
     assert normalize([1, "a"]) == [1, "a"]
+
+
+def test_a_nested_object_prints_as_its_to_string():
+    record = PSRecord(
+        {"Name": "EDGE01", "Depth": 9}, ("Microsoft.Exchange.Data.Directory.ADObjectId",), "EDGE01"
+    )
+    assert str(record) == "EDGE01" and f"{record}" == "EDGE01"
+    assert str(PSRecord({"a": 1})) == "{'a': 1}"

@@ -20,6 +20,21 @@ PARAMETERS = {
         "event_days": "int",
         "timeout": "float",
     },
+    "02-prepare-certificate.ipynb": {
+        "inventory": "str",
+        "edge": "str",
+        "change": "str",
+        "route": "str",
+        "pfx": "str",
+        "pfx_password": "str",
+        "chain": "str",
+        "certificate": "str",
+        "mailbox": "str",
+        "apply": "bool",
+        "approved_plan_sha256": "str",
+        "rollback": "bool",
+        "take_over_lock": "str",
+    },
 }
 
 
@@ -61,7 +76,7 @@ def test_inspect_notebook_runs_headless_and_records_its_findings(lab_inventory, 
         {"inventory": str(lab_inventory), "edge": "EDGE02"},
         run_id="smoke",
     )
-    assert run.verdict == "completed", run.error
+    assert run.verdict == "ok", run.error
     assert run.records["edge"] == "EDGE02"
     slugs = {(f["server"], f["slug"]) for f in run.records["findings"]}
     assert ("EDGE02", "cert-expiring") in slugs

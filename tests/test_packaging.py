@@ -1,4 +1,5 @@
-"""pyproject.toml is the source of truth; environment.yml must declare the same runtime set."""
+"""pyproject.toml is the source of truth; environment.yml declares the same dependencies and
+the same test extra (pytest, ruff, mypy, ...)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def _name(requirement: str) -> str:
 
 def _pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {_name(r): r.replace(" ", "") for r in project["dependencies"]}
+    requirements = project["dependencies"] + project["optional-dependencies"]["test"]
+    return {_name(r): r.replace(" ", "") for r in requirements}
 
 
 def _conda_requirements() -> dict[str, str]:
@@ -26,7 +28,7 @@ def _conda_requirements() -> dict[str, str]:
     return {_name(s): s.replace(" ", "") for s in specs if _name(s) not in {"python", "pip"}}
 
 
-def test_environment_declares_the_same_dependencies_as_pyproject():
+def test_environment_declares_the_same_dependencies_and_test_extra_as_pyproject():
     assert _conda_requirements() == _pyproject_requirements()
 
 
@@ -41,3 +43,9 @@ def test_python_floor_matches():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     assert project["requires-python"] == ">=3.11"
     assert "python>=3.11" in env["dependencies"]
+
+
+def test_the_test_extra_brings_the_type_checker():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "mypy" in {_name(r) for r in project["project"]["optional-dependencies"]["test"]}
+    assert project["tool"]["mypy"]["packages"] == ["edgebook"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -191,10 +192,14 @@ def test_file_reference_unreadable_is_a_clear_error(tmp_path: Path, monkeypatch)
     secret_file.write_text(SECRET)
     secret_file.chmod(0o600)
 
-    def denied(self: Path, *args: object, **kwargs: object) -> str:
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_text", denied)
+    def denied(path: object, *args: object, **kwargs: object) -> int:
+        if Path(str(path)) == secret_file:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(SecretError, match=r"cannot be read \(Permission denied\)"):
         resolve_secret(f"file:{secret_file}", what="lab")
 

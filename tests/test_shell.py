@@ -54,7 +54,9 @@ class FakeBackend:
     def count_request(self, server: str) -> None:
         """The endpoint counts requests itself; nothing to do here."""
 
-    def invoke(self, session: Session, statements: list[Statement], input: list[Any]) -> Invocation:
+    def invoke(
+        self, session: Session, statements: list[Statement], input: list[Any], host: Any = None
+    ) -> Invocation:
         self.calls.append((session.configuration_name, statements))
         if self.preloaded:
             session.snapins.add(EXCHANGE_SNAPIN)

@@ -15,6 +15,7 @@ from edgebook.certs.checks import (
 from edgebook.certs.generate import (
     KEY_TYPES,
     build_pfx,
+    dns_name,
     generate_csr,
     new_private_key,
     write_csr,
@@ -40,7 +41,6 @@ from edgebook.certs.names import (
     tls_name_matches,
     windows_name,
 )
-from edgebook.certs.passphrase import SecretError, read_secret
 
 __all__ = [
     "KEY_TYPES",
@@ -48,12 +48,12 @@ __all__ = [
     "CertificateBundle",
     "CertificateError",
     "ChainResult",
-    "SecretError",
     "build_chain",
     "build_pfx",
     "check_certificate",
     "days_left",
     "describe",
+    "dns_name",
     "dns_names",
     "eku_names",
     "generate_csr",
@@ -69,7 +69,6 @@ __all__ = [
     "new_private_key",
     "parse_tls_certificate_name",
     "parse_windows_name",
-    "read_secret",
     "signature_hash",
     "subject_name",
     "system_roots",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import idna
@@ -16,6 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from edgebook.certs.chain import directly_issued_by
 from edgebook.certs.load import CertificateError, key_matches, order_chain
 from edgebook.certs.names import parse_windows_name, subject_name
+from edgebook.fileio import write_new
 
 KEY_TYPES = ("rsa2048", "rsa3072", "rsa4096", "p256", "p384")
 _CURVES = {"p256": ec.SECP256R1, "p384": ec.SECP384R1}
@@ -30,7 +30,8 @@ def new_private_key(key_type: str = "rsa2048") -> PrivateKeyTypes:
     return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
 
 
-def _dns_name(name: str) -> str:
+def dns_name(name: str) -> str:
+    """A SAN DNS name as stored: IDNA A-labels, lower case, a wildcard only as *.; else an error."""
     text = name.strip().rstrip(".")
     wildcard = text.startswith("*.")
     host = text[2:] if wildcard else text
@@ -58,7 +59,7 @@ def generate_csr(
     """A SHA-256 CSR for subject ('CN=..., O=..., C=DE') with the DNS names as SAN, and its key."""
     if not dns_names:
         raise CertificateError("no DNS name given: list every FQDN the Edge answers to (--dns)")
-    names = list(dict.fromkeys(_dns_name(n) for n in dns_names))
+    names = list(dict.fromkeys(dns_name(n) for n in dns_names))
     name = parse_windows_name(subject)
     key = new_private_key(key_type)
     builder = (
@@ -68,32 +69,6 @@ def generate_csr(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
     )
     return builder.sign(key, hashes.SHA256()), key
-
-
-def _create_exclusive(path: str | Path, data: bytes, mode: int) -> Path:
-    """Write a new file with mode; never replace an existing one, leave nothing on failure."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise CertificateError(f"{path}: the folder {path.parent} does not exist")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, mode)
-    except FileExistsError:
-        raise CertificateError(
-            f"{path}: already exists and is never overwritten: choose another file name"
-        ) from None
-    except OSError as exc:
-        raise CertificateError(f"{path}: cannot be created ({exc.strerror})") from exc
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _passphrase_bytes(passphrase: str) -> bytes:
@@ -109,12 +84,14 @@ def write_private_key(key: PrivateKeyTypes, path: str | Path, passphrase: str) -
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(_passphrase_bytes(passphrase)),
     )
-    return _create_exclusive(path, data, 0o600)
+    return write_new(path, data, 0o600, error=CertificateError)
 
 
 def write_csr(csr: x509.CertificateSigningRequest, path: str | Path) -> Path:
     """Write the CSR as PEM (mode 0644), never over an existing file."""
-    return _create_exclusive(path, csr.public_bytes(serialization.Encoding.PEM), 0o644)
+    return write_new(
+        path, csr.public_bytes(serialization.Encoding.PEM), 0o644, error=CertificateError
+    )
 
 
 def _ordered_chain(cert: x509.Certificate, chain: list[x509.Certificate]) -> list[x509.Certificate]:
@@ -166,4 +143,4 @@ def build_pfx(
 
 def write_pfx(pfx: bytes, path: str | Path) -> Path:
     """Write PFX bytes with mode 0600, never over an existing file."""
-    return _create_exclusive(path, pfx, 0o600)
+    return write_new(path, pfx, 0o600, error=CertificateError)

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from edgebook.certs import der
 from edgebook.errors import EdgebookError
+from edgebook.textfile import CERTIFICATE_LIMIT, read_bytes
 
 FORMATS = "PEM, DER, PKCS#7 (.p7b) or PKCS#12 (.pfx/.p12)"
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----(.*?)-----END \1-----", re.DOTALL)
-_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----")
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 #]{1,64})-----")
 _CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 _PKCS7_LABELS = {b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS"}
 _KEY_LABELS = {
@@ -45,6 +45,16 @@ class CertificateBundle:
     def certificates(self) -> list[x509.Certificate]:
         """Leaf first, then the chain."""
         return [self.leaf, *self.chain]
+
+    @property
+    def unrelated(self) -> list[x509.Certificate]:
+        """The certificates of the file that are not on the leaf's issuer path."""
+        current = self.leaf
+        for index, cert in enumerate(self.chain):
+            if not _is_issuer_by_name(cert, current):
+                return self.chain[index:]
+            current = cert
+        return []
 
 
 def key_matches(private_key: PrivateKeyTypes, cert: x509.Certificate) -> bool:
@@ -103,19 +113,29 @@ def _load_pem_key(block: bytes, path: Path, password: str | None) -> PrivateKeyT
         raise CertificateError(f"{path}: the private key block is damaged: {exc}") from exc
 
 
+def _pem_blocks(data: bytes, path: Path) -> list[tuple[bytes, bytes]]:
+    """(label, block) of every PEM block, in one pass; a BEGIN without its END is an error."""
+    blocks = []
+    position = 0
+    while begin := _PEM_BEGIN.search(data, position):
+        end_line = b"-----END " + begin.group(1) + b"-----"
+        end = data.find(end_line, begin.end())
+        if end < 0 or _PEM_BEGIN.search(data, begin.end(), end):
+            raise CertificateError(
+                f"{path}: a PEM block has no END line, so the file is truncated: copy it again"
+            )
+        position = end + len(end_line)
+        blocks.append((begin.group(1), data[begin.start() : position]))
+    return blocks
+
+
 def _read_pem(
     data: bytes, path: Path, password: str | None
 ) -> tuple[list[x509.Certificate], PrivateKeyTypes | None]:
-    blocks = list(_PEM_BLOCK.finditer(data))
-    if len(blocks) < len(_PEM_BEGIN.findall(data)):
-        raise CertificateError(
-            f"{path}: a PEM block has no END line, so the file is truncated: copy it again"
-        )
     certs: list[x509.Certificate] = []
     key: PrivateKeyTypes | None = None
     labels: list[str] = []
-    for block in blocks:
-        label, text = block.group(1), block.group(0)
+    for label, text in _pem_blocks(data, path):
         labels.append(label.decode("ascii"))
         try:
             if label in _CERT_LABELS:
@@ -199,17 +219,8 @@ def _read_der(
     raise CertificateError(f"{path}: holds a private key but no certificate")
 
 
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise CertificateError(f"{path}: file not found: check the path")
-    if path.is_dir():
-        raise CertificateError(f"{path}: is a directory, not a certificate file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CertificateError(
-            f"{path}: cannot be read ({exc.strerror}): check permissions"
-        ) from exc
+def _read_bytes(path: Path, what: str = "certificate file") -> bytes:
+    data = read_bytes(path, what=what, limit=CERTIFICATE_LIMIT, error=CertificateError)
     if not data.strip():
         raise CertificateError(f"{path}: the file is empty: export the certificate again")
     return data
@@ -248,12 +259,10 @@ def load_certificate_list(path: str | Path) -> list[x509.Certificate]:
 def load_private_key(path: str | Path, password: str | None) -> PrivateKeyTypes:
     """A private key from a PEM or DER key file (PKCS#8 or traditional, encrypted or not)."""
     path = Path(path)
-    data = _read_bytes(path)
+    data = _read_bytes(path, "key file")
     if b"-----BEGIN" in data:
-        blocks = [b.group(0) for b in _PEM_BLOCK.finditer(data) if b.group(1) in _KEY_LABELS]
+        blocks = [text for label, text in _pem_blocks(data, path) if label in _KEY_LABELS]
         if not blocks:
-            if _PEM_BEGIN.search(data) and not _PEM_BLOCK.search(data):
-                raise CertificateError(f"{path}: the PEM key is truncated: copy it again")
             raise CertificateError(f"{path}: no private key in this file")
         return _load_pem_key(blocks[0], path, password)
     try:
@@ -268,3 +277,16 @@ def load_private_key(path: str | Path, password: str | None) -> PrivateKeyTypes:
         raise CertificateError(
             f"{path}: not a private key, or a wrong passphrase: check the file and the passphrase"
         ) from exc
+
+
+def load_pem_certificates(path: str | Path, what: str = "CA file") -> list[x509.Certificate]:
+    """The certificates of a PEM file: what OpenSSL (and so requests) reads as a CA file."""
+    path = Path(path)
+    data = _read_bytes(path, what)
+    if b"-----BEGIN" not in data:
+        kind = "binary (DER or PKCS#12)" if data[:1] == b"\x30" else "not PEM text"
+        raise CertificateError(
+            f"{path}: the {what} is {kind}, and only PEM is read here; convert it, e.g. "
+            f"openssl x509 -inform der -in {path.name} -out {path.stem}.pem"
+        )
+    return _unique(_read_pem(data, path, None)[0])

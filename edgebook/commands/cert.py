@@ -18,7 +18,7 @@ from edgebook.certs import (
     load_certificate_list,
     load_certificates,
     load_private_key,
-    read_secret,
+    subject_name,
     thumbprint,
     tls_certificate_name,
     write_csr,
@@ -27,6 +27,7 @@ from edgebook.certs import (
 )
 from edgebook.certs.load import read_file
 from edgebook.findings import Severity, sort_findings, worst
+from edgebook.secrets import read_secret
 
 _EXIT_FOR = {Severity.ERROR: 2, Severity.WARNING: 1}
 
@@ -86,6 +87,13 @@ def _show(args: argparse.Namespace) -> int:
 
 def _tls_name(args: argparse.Namespace) -> int:
     bundle = load_certificates(args.file, _password(args))
+    if bundle.unrelated:
+        others = "; ".join(subject_name(c) for c in bundle.unrelated)
+        raise CertificateError(
+            f"{args.file}: holds certificates that are not one chain (besides "
+            f"{subject_name(bundle.leaf)}: {others}), so which TlsCertificateName is meant is "
+            "unclear: give a file with only the certificate (and its chain)"
+        )
     print(tls_certificate_name(bundle.leaf))
     return 0
 
@@ -107,7 +115,7 @@ def _check(args: argparse.Namespace) -> int:
         )
     )
     verdict = worst(findings)
-    exit_code = _EXIT_FOR.get(verdict, 0)
+    exit_code = 0 if verdict is None else _EXIT_FOR.get(verdict, 0)
     if args.json:
         report = {
             "file": str(bundle.source),

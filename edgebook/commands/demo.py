@@ -20,7 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from edgebook.demo import run_demo  # papermill and nbformat load slowly: only when needed
+    from edgebook.evidence.layout import check_folder
+    from edgebook.lab.org.scenarios import load_scenario
 
+    check_folder(args.outputs.resolve(), "--outputs")  # both refused before a lab starts
+    load_scenario(args.scenario)
     runs = run_demo(args.outputs, args.scenario)
     failed = False
     for edge, run in runs.items():

@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser = subparsers.add_parser(name, help=text, description=text)
         if name == "check":
             parser.__class__ = _PluginParser
+            parser.set_defaults(usage_error=parser.error)  # edgebook.cli: unknown options too
         parser.add_argument("inventory", type=Path, help="the parameters file (YAML)")
         parser.add_argument("--edge", help="only this Edge (default: all)")
         parser.add_argument("--warning-days", type=int, help="override change.warning_days")

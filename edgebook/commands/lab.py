@@ -8,9 +8,9 @@ import smtplib
 import ssl
 from pathlib import Path
 
-from edgebook.lab import control
-from edgebook.lab.cmdlets.faults import clear_faults, set_fault, set_service_failure
+from edgebook.lab import control, folder
 from edgebook.lab.org.scenarios import list_scenarios
+from edgebook.lab.org.store import check_minutes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +81,16 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    print("stopped" if control.stop(args.dir) else f"no lab runs in {args.dir}")
+    directory = folder.check_folder(args.dir, writable=False)
+    if not control.has_state(directory) and control.running_description(directory) is None:
+        raise control.LabError(
+            f"{directory} holds no lab, so there is nothing to stop; check --dir "
+            "(a lab folder holds state.json)"
+        )
+    if control.stop(directory):
+        print(f"lab in {directory} stopped")
+    else:
+        print(f"the lab in {directory} was not running; nothing to stop")
     return 0
 
 
@@ -92,29 +101,33 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _fault(args: argparse.Namespace) -> int:
-    store = control.require_state(args.dir)
     if args.clear:
-        clear_faults(store)
+        control.change(args.dir, "clear-faults")
         print("every injected fault removed")
     elif args.service:
         if not args.server:
             raise control.LabError("--service needs --server (the server whose service fails)")
-        set_service_failure(store, args.server, args.service)
-        print(f"{args.service} will fail to start on {args.server}")
+        done = control.change(args.dir, "service-failure", server=args.server, service=args.service)
+        print(f"{done['service']} will fail to start on {done['server']}")
     else:
-        set_fault(store, args.cmdlet, server=args.server, nth=args.nth, message=args.message)
-        where = f" on {args.server}" if args.server else ""
+        done = control.change(
+            args.dir,
+            "fault",
+            cmdlet=args.cmdlet,
+            server=args.server,
+            nth=args.nth,
+            message=args.message,
+        )
+        where = f" on {done['server']}" if done["server"] else ""
         which = f"call {args.nth}" if args.nth else "every call"
-        print(f"{args.cmdlet} will fail{where} ({which})")
+        print(f"{done['cmdlet']} will fail{where} ({which})")
     return 0
 
 
 def _advance(args: argparse.Namespace) -> int:
-    if args.minutes <= 0:
-        raise control.LabError(f"--minutes must be more than 0, not {args.minutes}")
-    store = control.require_state(args.dir)
-    store.advance(args.minutes)
-    print(f"lab clock now {store.now().isoformat()}")
+    check_minutes(args.minutes)
+    done = control.change(args.dir, "advance", minutes=args.minutes)
+    print(f"lab clock now {done['clock']}")
     return 0
 
 
@@ -150,12 +163,9 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    directory = args.dir.resolve()
-    store = control.require_state(directory)
-    scenario = args.scenario or store.read().scenario
-    was_running = control.stop(directory)
-    control.reset(directory, scenario)
+    description = control.reset(args.dir, args.scenario)
+    scenario = control.require_state(args.dir).read().scenario
     print(f"lab reset to {scenario!r}")
-    if was_running:
-        _print_endpoints(control.start(directory))
+    if description is not None:
+        _print_endpoints(description)
     return 0

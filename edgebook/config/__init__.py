@@ -26,12 +26,15 @@ Format (parameters/example-contoso.yaml is the annotated reference)::
       hybrid: false
       tls_domain_capabilities: mail.protection.outlook.com:AcceptCloudServicesMail
       event_days: 7
+      certificates:                           # the renewal per Edge (notebook 02's default)
+        EDGE01: {pfx: renewal/EDGE01.pfx, password: env:PFX_PASSWORD, chain: chain.pem}
 
 winrm keys: host, port, path, scheme (http|https), auth (kerberos|ntlm|negotiate|basic|
 certificate), ca_file, verify_tls (default true), configuration_name, and for certificate
 auth certificate_pem, certificate_key_pem, certificate_key_password (a reference).
 
-Rules: unknown keys are refused; a value for any key named like password/secret/passphrase
+Rules: unknown keys are refused; a value for any key named like a secret (edgebook.secrets.
+SECRET_WORDS: password, secret, passphrase, token, private_key, credential)
 must be a secret reference (env:NAME, keyring:service/user, prompt, file:PATH; see
 edgebook.secrets); relative paths resolve against the parameters file's folder; Basic over
 plain http only in a lab inventory on a loopback address; certificate auth only over https.
@@ -42,6 +45,7 @@ from edgebook.config.model import (
     AUTH_METHODS,
     EDGE,
     MAILBOX,
+    CertificateSource,
     ChangeSettings,
     CredentialRef,
     EdgeServer,
@@ -59,6 +63,7 @@ __all__ = [
     "AUTH_METHODS",
     "EDGE",
     "MAILBOX",
+    "CertificateSource",
     "ChangeSettings",
     "CredentialRef",
     "EdgeServer",

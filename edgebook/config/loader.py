@@ -13,6 +13,7 @@ from edgebook.config.model import (
     MAILBOX,
     SCHEMES,
     TLS_CAPABILITIES,
+    CertificateSource,
     ChangeSettings,
     CredentialRef,
     EdgeServer,
@@ -59,7 +60,9 @@ CHANGE_KEYS = (
     "tls_domain_capabilities",
     "event_days",
     "trust_anchors",
+    "certificates",
 )
+CERTIFICATE_KEYS = ("pfx", "password", "chain")
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _CAPABILITIES = re.compile(r"^(?P<domain>[^:\s]+):(?P<capabilities>[A-Za-z, ]+)$")
 
@@ -231,7 +234,36 @@ def _change(section: Section | None) -> ChangeSettings:
         tls_domain_capabilities=capabilities,
         event_days=section.integer("event_days", 7, 1, 365),
         trust_anchors=section.file_path("trust_anchors"),
+        certificates=_certificates(section),
     )
+
+
+def _certificates(change: Section) -> tuple[tuple[str, CertificateSource], ...]:
+    """change.certificates: {EDGE: {pfx: PATH, password: REFERENCE, chain: PATH}}."""
+    raw = change.raw("certificates")
+    if raw is MISSING:
+        return ()
+    if not isinstance(raw, dict):
+        raise change.error(change.key("certificates"), raw, "a mapping of Edge name to {pfx, ...}")
+    sources = []
+    for name in raw:
+        if not isinstance(name, str) or not _SERVER_NAME.match(name):
+            raise change.error(change.key("certificates"), name, "Edge names as keys")
+        entry = Section(
+            change.file, raw[name], join(change.key("certificates"), name), CERTIFICATE_KEYS
+        )
+        pfx = entry.file_path("pfx")
+        if pfx is None:
+            raise entry.error(entry.key("pfx"), MISSING, "the path of the Edge's PFX file")
+        sources.append(
+            (
+                name,
+                CertificateSource(
+                    pfx, entry.optional_reference("password"), entry.file_path("chain")
+                ),
+            )
+        )
+    return tuple(sources)
 
 
 def _refuse_duplicate_names(

@@ -127,6 +127,15 @@ class Organisation:
 
 
 @dataclass(frozen=True)
+class CertificateSource:
+    """The renewed certificate prepared for one Edge: a PFX and the reference of its password."""
+
+    pfx: Path
+    password: str | None = None  # a secret reference, never the secret
+    chain: Path | None = None  # intermediates (PEM or PKCS#7) when the PFX lacks them
+
+
+@dataclass(frozen=True)
 class ChangeSettings:
     """What the change expects: warning window, certificate names, hybrid, event window."""
 
@@ -136,6 +145,11 @@ class ChangeSettings:
     tls_domain_capabilities: str = DEFAULT_TLS_DOMAIN_CAPABILITIES
     event_days: int = 7
     trust_anchors: Path | None = None  # PEM roots trusted besides the system store
+    certificates: tuple[tuple[str, CertificateSource], ...] = ()  # (Edge name, source)
+
+    def certificate_for(self, edge: str) -> CertificateSource | None:
+        """The certificate source given for an Edge (name compared case-insensitively)."""
+        return next((s for name, s in self.certificates if name.lower() == edge.lower()), None)
 
     @property
     def tls_domain(self) -> str:

@@ -36,6 +36,7 @@ from psrpcore.types import (
 from psrpcore.types import deserialize as psrpcore_deserialize
 from pypsrp.complex_objects import ComplexObject, GenericComplexObject
 from pypsrp.messages import ErrorRecord
+from pypsrp.serializer import Serializer
 
 DESERIALIZED = "Deserialized."
 ENUM_TYPE = "System.Enum"
@@ -65,6 +66,10 @@ class PSRecord(dict[str, Any]):
         """Whether the object is (or derives from) this .NET type (wire name)."""
         return type_name in self.type_names
 
+    def __str__(self) -> str:
+        """The object's ToString() (an ADObjectId gives the name), as PowerShell prints it."""
+        return self.to_string if self.to_string is not None else dict.__repr__(self)
+
     def __repr__(self) -> str:
         kind = self.type_names[0].rpartition(".")[2] if self.type_names else "object"
         return f"PSRecord<{kind}>({dict.__repr__(self)})"
@@ -87,6 +92,44 @@ class CommandError:
         where = f"{self.server} {self.cmdlet}" if self.cmdlet else self.server
         target = f", target {self.target}" if self.target else ""
         return f"{where}: {self.message} [{self.category}, {self.fully_qualified_error_id}{target}]"
+
+
+class ReferenceTolerantSerializer(Serializer):
+    """pypsrp's Serializer, not tripped by references into collections it leaves unparsed.
+
+    pypsrp 0.9.1 keeps an unknown collection (MultiValuedProperty) as raw `<LST>` XML, so a type
+    or object first defined inside one and referenced after it (Exchange writes SmartHosts, whose
+    SmartHost defines IPAddress, then `<Ref N="SourceIPAddress">` to it; a send connector's
+    SourceTransportServers define ADObjectId before its Identity) raised KeyError and lost the
+    whole read. Each TN and Obj is registered before pypsrp parses; normalize() re-parses the
+    object with psrpcore, which reads every reference.
+    """
+
+    def deserialize(
+        self, element: ET.Element | str, metadata: Any = None, clear: bool = True
+    ) -> Any:
+        """As pypsrp's, with every TN and Obj RefId of the element known beforehand."""
+        if clear:
+            self._clear()
+            if isinstance(element, str):
+                try:
+                    element = ET.fromstring(element)
+                except ET.ParseError:
+                    return super().deserialize(element, metadata, clear=False)
+            for found in element.iter():
+                ref = found.get("RefId")
+                if ref is None:
+                    continue
+                if found.tag == "TN":
+                    self.tn.setdefault(ref, [t.text or "" for t in found if t.tag == "T"])
+                elif found.tag == "Obj":
+                    self.obj.setdefault(ref, found.findtext("ToString"))
+        return super().deserialize(element, metadata, clear=False)
+
+
+def tolerate_references(serializer: Serializer) -> None:
+    """Make a pool's Serializer a ReferenceTolerantSerializer (same instance, same state)."""
+    serializer.__class__ = ReferenceTolerantSerializer
 
 
 def split_flags(text: str | None) -> list[str]:

@@ -1,6 +1,6 @@
 """ExchangeShell: Exchange cmdlets over WinRM/PSRP with pypsrp's low-level API.
 
-Two endpoint shapes (DESIGN.md principle 6):
+Two endpoint shapes (docs/domain.md §3):
 
 * Mailbox: ``http(s)://fqdn/PowerShell``, configuration ``Microsoft.Exchange`` (NoLanguage):
   cmdlets with parameters only — this shell never sends a script.
@@ -20,32 +20,36 @@ opening included; a password prompt excepted) ends within call_timeout plus a fe
 last poll, stopping the pipeline): a cmdlet that never finishes is stopped and reported as
 ExchangeConnectionError.
 
+Questions: the shell declares a host UI (edgebook.exchange.host). A cmdlet that asks (Exchange's
+ShouldContinue / ShouldProcess) is answered only from the ``questions`` the call passes; any
+other question is refused (the cmdlet does not act) and raised as UnexpectedQuestion, or
+returned in Result.answers. Secrets (SecureText) travel as SecureStrings, encrypted with the
+session key exchanged once per session.
+
 Thread-safety: one shell per thread. A shell may move between threads (asyncio.to_thread),
 but two threads using it at the same time get an EdgebookError.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, overload
 
-import requests
 from pypsrp.complex_objects import PSInvocationState
-from pypsrp.powershell import PowerShell, RunspacePool
-from pypsrp.serializer import TaggedValue
+from pypsrp.powershell import PowerShell
 from pypsrp.wsman import WSMan
 
 from edgebook.config import EDGE, MAILBOX, CredentialRef, Inventory, WinRMEndpoint
 from edgebook.errors import ConfigError, EdgebookError
 from edgebook.exchange import wire_log
+from edgebook.exchange.counting import CountingTransport, ShellStats
 from edgebook.exchange.errors import (
     RESPONSE_ERRORS,
     TRANSPORT_ERRORS,
@@ -55,17 +59,23 @@ from edgebook.exchange.errors import (
     UnreadableResponse,
     connection_error,
 )
-from edgebook.exchange.normalize import CommandError, command_error, normalize
+from edgebook.exchange.host import HostedRunspacePool, QuestionHost
+from edgebook.exchange.normalize import (
+    CommandError,
+    command_error,
+    normalize,
+    tolerate_references,
+)
+from edgebook.exchange.questions import AnsweredQuestion, ExpectedQuestion, UnexpectedQuestion
 from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
+from edgebook.exchange.wire_values import has_secret, wire_value
 from edgebook.secrets import Credential
 
 log = logging.getLogger(__name__)
 wire_log.install()  # no NTLM token or PSRP payload in anybody's debug log
 
 ErrorMode = Literal["raise", "return"]
-_INT32 = range(-(2**31), 2**31)
 READ_MARGIN_S = 10  # an answer may come this long after the WSMan OperationTimeout
-CALL_GRACE_S = 2.0  # a request may end this long after the call timeout (a last poll)
 STOP_GRACE_S = 5.0  # time left to stop a pipeline that ran past the call timeout
 
 
@@ -85,54 +95,12 @@ class Command:
 
 @dataclass(frozen=True)
 class Result:
-    """Outputs, errors and warnings of one pipeline (``errors="return"``)."""
+    """Outputs, errors, warnings and answered questions of one pipeline (``errors="return"``)."""
 
     records: list[Any]
     errors: list[CommandError]
     warnings: list[str]
-
-
-@dataclass
-class ShellStats:
-    """Round-trip counters of one shell (one server)."""
-
-    server: str
-    cmdlets: int = 0
-    pipelines: int = 0
-    wsman_requests: int = 0
-    by_cmdlet: Counter[str] = field(default_factory=Counter)
-
-
-class _CountingTransport:
-    """Wraps pypsrp's transport: counts WSMan requests, bounds each by the call's deadline and
-    turns off pypsrp's retries after a read timeout; everything else is delegated."""
-
-    def __init__(self, inner: Any, stats: ShellStats, remaining: Callable[[], float | None]):
-        self._inner = inner
-        self._stats = stats
-        self._remaining = remaining
-
-    def send(self, message: bytes, **kwargs: Any) -> bytes:
-        """Count and forward one WSMan request, within what is left of the call's time."""
-        kwargs["retries_on_read_timeout"] = 0
-        left = self._remaining()
-        if left is not None:
-            timeout = kwargs.get("timeout") or (
-                getattr(self._inner, "connection_timeout", left),
-                getattr(self._inner, "read_timeout", left),
-            )
-            connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-            limit = left + CALL_GRACE_S
-            kwargs["timeout"] = (min(connect, limit), min(read, limit))
-        self._stats.wsman_requests += 1
-        try:
-            return self._inner.send(message, **kwargs)
-        except requests.exceptions.Timeout:
-            self._remaining()  # when the call's time is up, CallTimeout says so
-            raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    answers: list[AnsweredQuestion] = field(default_factory=list)
 
 
 class ExchangeShell:
@@ -167,7 +135,8 @@ class ExchangeShell:
         self.last_warnings: list[str] = []
         self._credential = credential
         self._wsman = wsman
-        self._pool: RunspacePool | None = None
+        self._pool: HostedRunspacePool | None = None
+        self._host = QuestionHost(name)
         self._snapin_loaded = False
         self._stats = ShellStats(name)
         self._busy = threading.Lock()
@@ -197,6 +166,11 @@ class ExchangeShell:
         return f"ExchangeShell({self.name!r}, {self.role}, {self.url}, {state})"
 
     @property
+    def answers(self) -> list[AnsweredQuestion]:
+        """Every question this session was asked, answered or refused, in order."""
+        return list(self._host.answers)
+
+    @property
     def stats(self) -> ShellStats:
         """A snapshot of the counters (cmdlets, pipelines, WSMan requests)."""
         snapshot = ShellStats(**{**vars(self._stats), "by_cmdlet": Counter()})
@@ -222,35 +196,87 @@ class ExchangeShell:
 
     @overload
     def run(
-        self, cmdlet: str, *, errors: Literal["raise"] = ..., **parameters: Any
+        self,
+        cmdlet: str,
+        *,
+        errors: Literal["raise"] = ...,
+        questions: Sequence[ExpectedQuestion] = ...,
+        **parameters: Any,
     ) -> list[Any]: ...
 
     @overload
-    def run(self, cmdlet: str, *, errors: Literal["return"], **parameters: Any) -> Result: ...
+    def run(
+        self,
+        cmdlet: str,
+        *,
+        errors: Literal["return"],
+        questions: Sequence[ExpectedQuestion] = ...,
+        **parameters: Any,
+    ) -> Result: ...
 
-    def run(self, cmdlet: str, *, errors: ErrorMode = "raise", **parameters: Any) -> Any:
-        """Run one cmdlet; returns its normalised outputs (or a Result with errors="return")."""
-        return self.run_batch([Command(cmdlet, parameters)], errors=errors)
+    def run(
+        self,
+        cmdlet: str,
+        *,
+        errors: ErrorMode = "raise",
+        questions: Sequence[ExpectedQuestion] = (),
+        **parameters: Any,
+    ) -> Any:
+        """Run one cmdlet; returns its normalised outputs (or a Result with errors="return").
+
+        questions are the questions this call expects, each answered with the choice it names.
+        """
+        return self.run_batch([Command(cmdlet, parameters)], errors=errors, questions=questions)
 
     @overload
     def run_batch(
-        self, commands: Sequence[Command], *, errors: Literal["raise"] = ...
+        self,
+        commands: Sequence[Command],
+        *,
+        errors: Literal["raise"] = ...,
+        questions: Sequence[ExpectedQuestion] = ...,
     ) -> list[Any]: ...
 
     @overload
-    def run_batch(self, commands: Sequence[Command], *, errors: Literal["return"]) -> Result: ...
+    def run_batch(
+        self,
+        commands: Sequence[Command],
+        *,
+        errors: Literal["return"],
+        questions: Sequence[ExpectedQuestion] = ...,
+    ) -> Result: ...
 
-    def run_batch(self, commands: Sequence[Command], *, errors: ErrorMode = "raise") -> Any:
-        """Run the commands as statements of ONE pipeline; outputs in order, all statements."""
+    def run_batch(
+        self,
+        commands: Sequence[Command],
+        *,
+        errors: ErrorMode = "raise",
+        questions: Sequence[ExpectedQuestion] = (),
+    ) -> Any:
+        """Run the commands as statements of ONE pipeline; outputs in order, all statements.
+
+        A question none of `questions` expects is refused (the cmdlet does not act): with
+        errors="raise" it raises UnexpectedQuestion once the pipeline has ended.
+        """
         if errors not in ("raise", "return"):
             raise ValueError(f"errors must be 'raise' or 'return', not {errors!r}")
         if not commands:
             raise ValueError("run_batch needs at least one command")
+        expected = tuple(questions)
+        if not all(isinstance(question, ExpectedQuestion) for question in expected):
+            raise ValueError("questions must be ExpectedQuestion objects")
+        for command in commands:  # bad values are refused before anything is sent
+            for step in command.chain():
+                for parameter, value in step.parameters.items():
+                    wire_value(step.name, parameter, value)
         with self._exclusive():
-            result = self._invoke(list(commands))
+            result = self._invoke(list(commands), expected)
         self.last_warnings = result.warnings
         if errors == "return":
             return result
+        refused = [answer for answer in result.answers if not answer.expected]
+        if refused:
+            raise UnexpectedQuestion(refused[0])
         if result.errors:
             raise ExchangeCommandError(self.name, result.errors, result)
         return result.records
@@ -278,7 +304,7 @@ class ExchangeShell:
             raise CallTimeout(self.call_timeout)
         return left
 
-    def _ensure_pool(self) -> RunspacePool:
+    def _ensure_pool(self) -> HostedRunspacePool:
         if self._pool is not None:
             return self._pool
         if self._wsman is None:
@@ -286,14 +312,17 @@ class ExchangeShell:
             if self._deadline is not None:  # time spent at a password prompt does not count
                 self._deadline = time.monotonic() + self.call_timeout
         wsman = self._wsman
-        if not isinstance(wsman.transport, _CountingTransport):
-            wsman.transport = _CountingTransport(wsman.transport, self._stats, self._remaining)
-        pool = RunspacePool(
+        if not isinstance(wsman.transport, CountingTransport):
+            wsman.transport = CountingTransport(wsman.transport, self._stats, self._remaining)
+        pool = HostedRunspacePool(
             wsman,
+            host=self._host,
             configuration_name=self.winrm.configuration_name,
             min_runspaces=1,
             max_runspaces=1,
+            session_key_timeout_ms=int(min(self.call_timeout, 60) * 1000),
         )
+        tolerate_references(pool._serializer)  # Exchange's nested objects (normalize.py)
         try:
             pool.open()
         except TRANSPORT_ERRORS as exc:
@@ -313,6 +342,15 @@ class ExchangeShell:
             credential = credential.resolve(what=f"{self.name} ({self.url})")
         if credential is not None:
             username, password = credential.username, credential.password
+            if self.winrm.auth == "basic" and not f"{username}:{password}".isascii():
+                try:  # requests sends Basic credentials as Latin-1
+                    f"{username}:{password}".encode("latin-1")
+                except UnicodeEncodeError:
+                    raise ConfigError(
+                        f"{self.name}: the username or password of {username} has a character "
+                        "outside Latin-1, which Basic authentication cannot carry; use "
+                        "winrm.auth: ntlm (or negotiate) for this server, or such a password"
+                    ) from None
         key_password = None
         if self.winrm.certificate_key_password is not None:
             key_password = (
@@ -340,21 +378,30 @@ class ExchangeShell:
             certificate_key_password=key_password,
         )
 
-    def _invoke(self, commands: list[Command]) -> Result:
+    def _invoke(self, commands: list[Command], questions: tuple[ExpectedQuestion, ...]) -> Result:
         pool = self._ensure_pool()
         load_snapin = self.role == EDGE and not self._snapin_loaded
         statements = [Command("Add-PSSnapin", {"Name": EXCHANGE_SNAPIN})] if load_snapin else []
         statements += commands
+        if any(has_secret(command) for command in commands):
+            try:
+                pool.exchange_keys()  # once per session; SecureStrings need the session key
+            except TRANSPORT_ERRORS as exc:
+                self._pool = None
+                self._snapin_loaded = False
+                raise self._connection_error(exc) from None
         ps = PowerShell(pool)
         for statement in statements:
             for command in statement.chain():
                 ps.add_cmdlet(command.name)
                 for parameter, value in command.parameters.items():
-                    ps.add_parameter(parameter, _wire_value(command.name, parameter, value))
+                    ps.add_parameter(parameter, wire_value(command.name, parameter, value))
             ps.add_statement()
         self._stats.pipelines += 1
         self._stats.cmdlets += len(statements)
         self._stats.by_cmdlet.update(command.name for command in statements)
+        asked = len(self._host.answers)
+        self._host.expected = questions
         try:
             output = self._complete(ps)
         except TRANSPORT_ERRORS as exc:
@@ -366,6 +413,9 @@ class ExchangeShell:
             self._pool = None
             self._snapin_loaded = False
             raise self._connection_error(UnreadableResponse(exc)) from None
+        finally:
+            self._host.expected = ()
+        answers = self._host.answers[asked:]
         failed = ps.state == PSInvocationState.FAILED
         errors = [
             command_error(
@@ -378,7 +428,7 @@ class ExchangeShell:
         warnings = [str(getattr(record, "message", record)) for record in ps.streams.warning]
         for warning in warnings:
             log.info("%s: warning: %s", self.name, warning)
-        return Result([normalize(item) for item in output], errors, warnings)
+        return Result([normalize(item) for item in output], errors, warnings, answers)
 
     def _complete(self, ps: PowerShell) -> list[Any]:
         """Invoke and poll until the pipeline ends; past the call timeout, stop it."""
@@ -454,28 +504,6 @@ def _is_snapin_error(error: CommandError) -> bool:
     return error.fully_qualified_error_id.startswith("AddPSSnapIn") or (
         EXCHANGE_SNAPIN.lower() in error.message.lower()
     )
-
-
-def _wire_value(cmdlet: str, parameter: str, value: Any) -> Any:
-    """A parameter value pypsrp serialises correctly (no None, big ints as I64, dates as text)."""
-    if value is None:
-        raise EdgebookError(
-            f"{cmdlet} -{parameter}: the value is None; pass True/False for a switch, "
-            "or leave the parameter out"
-        )
-    if isinstance(value, bool | str | bytes | TaggedValue):
-        return value
-    if isinstance(value, int):
-        return value if value in _INT32 else TaggedValue("I64", value)
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return [_wire_value(cmdlet, parameter, item) for item in value]
-    if isinstance(value, Mapping):
-        return {key: _wire_value(cmdlet, parameter, item) for key, item in value.items()}
-    return value
 
 
 def _str(path: Path | None) -> str | None:

@@ -62,3 +62,27 @@ SERVICE_FLAGS = {
     "Federation": 32,
     "UMCallRouter": 64,
 }
+
+# Exchange data objects nested in connectors (captures of Exchange 2016/2019).
+AD_OBJECT_ID = "Microsoft.Exchange.Data.Directory.ADObjectId"
+AD_OBJECT_ID_MVP = (
+    "Microsoft.Exchange.Data.Directory.ADMultiValuedProperty`1[[Microsoft.Exchange.Data.Directory."
+    "ADObjectId, Microsoft.Exchange.Data.Directory, Version=15.0.0.0, Culture=neutral, "
+    "PublicKeyToken=31bf3856ad364e35]]"
+)
+ADDRESS_SPACE = "Microsoft.Exchange.Data.AddressSpace"
+SMART_HOST = "Microsoft.Exchange.Data.SmartHost"
+IP_BINDING = "Microsoft.Exchange.Data.IPBinding"
+FQDN = "Microsoft.Exchange.Data.Fqdn"
+RECEIVE_DOMAIN_CAPABILITIES = "Microsoft.Exchange.Data.SmtpReceiveDomainCapabilities"
+AUTH_MECHANISMS = "Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthMechanisms"
+PERMISSION_GROUPS = "Microsoft.Exchange.Data.PermissionGroups"
+SELECTED_EXCHANGE_CERTIFICATE = f"Selected.{EXCHANGE_CERTIFICATE}"
+
+
+def mvp(item_type: str, assembly: str = "Microsoft.Exchange.Data") -> str:
+    """The wire name of Exchange's MultiValuedProperty of item_type."""
+    return (
+        f"Microsoft.Exchange.Data.MultiValuedProperty`1[[{item_type}, {assembly}, "
+        "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]"
+    )

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cryptography import x509
 
 from edgebook import certs
+from edgebook.exchange.certificates import (
+    CertificateReadError,
+    ExchangeView,
+    RemoteCertificate,
+    parse_certificate,
+)
 from edgebook.facts import values as v
 from edgebook.facts.values import FactsError, Record
 
@@ -17,61 +24,111 @@ from edgebook.facts.values import FactsError, Record
 
 @dataclass(frozen=True)
 class CertificateFact:
-    """One certificate from Get-ExchangeCertificate, with the parsed X.509 when RawData came."""
+    """One certificate from Get-ExchangeCertificate: its identity from RawData (read as a remote
+    client must, edgebook.exchange.certificates), Exchange's view from the projected properties.
+    None in services, status, has_private_key, private_key_exportable, root_ca_type or
+    friendly_name means unknown: the property did not arrive."""
 
     thumbprint: str
     subject: str
     issuer: str
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
-    services: tuple[str, ...] = ()
+    services: tuple[str, ...] | None = None
     has_private_key: bool | None = None
     private_key_exportable: bool | None = None
     is_self_signed: bool | None = None
     status: str | None = None
     domains: tuple[str, ...] = ()
-    friendly_name: str = ""
+    friendly_name: str | None = None
+    root_ca_type: str | None = None
     cert: x509.Certificate | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_record(cls, record: Record) -> CertificateFact:
-        """From a Get-ExchangeCertificate record (Thumbprint or RawData required)."""
+        """From a Get-ExchangeCertificate record: RawData (with or without the projection of
+        Exchange's view), or, without RawData, Exchange's own Thumbprint, Subject, Issuer, ..."""
+        raw = v.get(record, "RawData")
+        if raw is not None and raw != b"" and raw != "":
+            try:
+                return cls.from_remote(parse_certificate(record))
+            except CertificateReadError as exc:
+                raise FactsError(str(exc)) from None
         thumb = v.thumbprint(v.get(record, "Thumbprint"))
-        cert = v.certificate(v.get(record, "RawData"), thumb)
-        if not thumb and cert is None:
+        if not thumb:
             raise FactsError(
-                "a Get-ExchangeCertificate record has neither Thumbprint nor RawData: "
-                "select at least Thumbprint, Subject, Issuer, NotAfter, Services and RawData"
+                "a Get-ExchangeCertificate record has neither Thumbprint nor RawData: read "
+                "certificates with edgebook.exchange.certificates.read_certificates()"
             )
-        subject = v.text(v.get(record, "Subject"))
-        issuer = v.text(v.get(record, "Issuer"))
-        domains = v.texts(v.get(record, "CertificateDomains"))
-        self_signed = v.boolean(v.get(record, "IsSelfSigned"))
-        not_before = v.moment(v.get(record, "NotBefore"))
-        not_after = v.moment(v.get(record, "NotAfter"))
-        if cert is not None:
-            thumb = thumb or certs.thumbprint(cert)
-            subject = subject or certs.subject_name(cert)
-            issuer = issuer or certs.issuer_name(cert)
-            domains = domains or tuple(certs.dns_names(cert))
-            self_signed = certs.is_self_signed(cert) if self_signed is None else self_signed
-            not_before = not_before or cert.not_valid_before_utc
-            not_after = not_after or cert.not_valid_after_utc
+        view = ExchangeView.from_record(record)
         return cls(
             thumbprint=thumb,
-            subject=subject,
-            issuer=issuer,
-            not_before=not_before,
-            not_after=not_after,
-            services=v.services(v.get(record, "Services")),
-            has_private_key=v.boolean(v.get(record, "HasPrivateKey")),
-            private_key_exportable=v.boolean(v.get(record, "PrivateKeyExportable")),
-            is_self_signed=self_signed,
-            status=v.text(v.get(record, "Status")) or None,
-            domains=domains,
-            friendly_name=v.text(v.get(record, "FriendlyName")),
+            subject=v.text(v.get(record, "Subject")),
+            issuer=v.text(v.get(record, "Issuer")),
+            not_before=v.moment(v.get(record, "NotBefore")),
+            not_after=v.moment(v.get(record, "NotAfter")),
+            services=view.services,
+            has_private_key=view.has_private_key,
+            private_key_exportable=view.private_key_exportable,
+            is_self_signed=v.boolean(v.get(record, "IsSelfSigned")),
+            status=view.status,
+            domains=v.texts(v.get(record, "CertificateDomains")),
+            friendly_name=view.friendly_name,
+            root_ca_type=view.root_ca_type,
+        )
+
+    @classmethod
+    def from_remote(cls, remote: RemoteCertificate) -> CertificateFact:
+        """From a certificate read through edgebook.exchange.certificates."""
+        view = remote.view
+        return cls(
+            thumbprint=remote.thumbprint,
+            subject=remote.subject,
+            issuer=remote.issuer,
+            not_before=remote.not_before,
+            not_after=remote.not_after,
+            services=view.services,
+            has_private_key=view.has_private_key,
+            private_key_exportable=view.private_key_exportable,
+            is_self_signed=remote.is_self_signed,
+            status=view.status,
+            domains=remote.dns_names,
+            friendly_name=view.friendly_name,
+            root_ca_type=view.root_ca_type,
+            cert=remote.cert,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CertificateFact:
+        """From to_dict()'s form (the certificate itself from its PEM when present)."""
+        cert = v.pem_certificate(data.get("pem"))
+        services = data.get("services")
+        return cls(
+            thumbprint=data["thumbprint"],
+            subject=data["subject"],
+            issuer=data["issuer"],
+            not_before=v.moment(data.get("not_before")),
+            not_after=v.moment(data.get("not_after")),
+            services=None if services is None else tuple(services),
+            has_private_key=data.get("has_private_key"),
+            private_key_exportable=data.get("private_key_exportable"),
+            is_self_signed=data.get("is_self_signed"),
+            status=data.get("status"),
+            domains=tuple(data.get("domains") or ()),
+            friendly_name=data.get("friendly_name"),
+            root_ca_type=data.get("root_ca_type"),
             cert=cert,
         )
+
+    def unknown(self) -> tuple[str, ...]:
+        """Exchange's properties the rules need that did not arrive (Exchange's names)."""
+        needed = (
+            ("Services", self.services),
+            ("Status", self.status),
+            ("HasPrivateKey", self.has_private_key),
+            ("PrivateKeyExportable", self.private_key_exportable),
+        )
+        return tuple(name for name, value in needed if value is None)
 
     @property
     def tls_certificate_name(self) -> str:
@@ -80,8 +137,8 @@ class CertificateFact:
 
     @property
     def smtp(self) -> bool:
-        """Whether the certificate is enabled for SMTP."""
-        return "SMTP" in self.services
+        """Whether the certificate is known to be enabled for SMTP (see unknown())."""
+        return "SMTP" in (self.services or ())
 
     def current(self, now: dt.datetime) -> bool:
         """Whether now lies within the validity period (unknown dates count as valid)."""
@@ -98,21 +155,24 @@ class CertificateFact:
             return False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (no key material, no DER)."""
+        """JSON-ready form: no key material; the (public) certificate as PEM when it was read."""
         return {
             "thumbprint": self.thumbprint,
             "subject": self.subject,
             "issuer": self.issuer,
             "not_before": v.iso(self.not_before),
             "not_after": v.iso(self.not_after),
-            "services": list(self.services),
+            "services": None if self.services is None else list(self.services),
             "has_private_key": self.has_private_key,
             "private_key_exportable": self.private_key_exportable,
             "is_self_signed": self.is_self_signed,
             "status": self.status,
             "domains": list(self.domains),
             "friendly_name": self.friendly_name,
+            "root_ca_type": self.root_ca_type,
+            "unknown": list(self.unknown()),
             "tls_certificate_name": self.tls_certificate_name,
+            "pem": v.pem(self.cert),
         }
 
 

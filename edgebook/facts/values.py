@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from edgebook.errors import EdgebookError
-from edgebook.exchange.wire_types import SERVICE_FLAGS
 
 Record = Mapping[str, Any]
 
@@ -98,35 +96,21 @@ def tls_name(value: Any) -> str | None:
     return text(value) or None
 
 
-def services(value: Any) -> tuple[str, ...]:
-    """AllowedServices as names, from 'IMAP, POP, SMTP', a list of names or the flags integer."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return tuple(name for name, bit in SERVICE_FLAGS.items() if value & bit)
-    canonical = {name.casefold(): name for name in SERVICE_FLAGS}
-    names = [part.strip() for item in texts(value) for part in item.split(",")]
-    return tuple(canonical.get(n.casefold(), n) for n in names if n and n.casefold() != "none")
-
-
-def certificate(value: Any, thumb: str) -> x509.Certificate | None:
-    """The X.509 certificate of a RawData value (bytes, a byte list or base64 text), if any."""
-    if value is None or value == "":
+def pem(cert: x509.Certificate | None) -> str | None:
+    """A certificate as PEM text (public data), or None."""
+    if cert is None:
         return None
-    data = value
-    if isinstance(value, str):
-        try:
-            data = base64.b64decode(value, validate=True)
-        except binascii.Error as exc:
-            raise FactsError(
-                f"certificate {thumb or '?'}: RawData is neither bytes nor base64 text"
-            ) from exc
-    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        data = bytes(value)
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def pem_certificate(text: Any) -> x509.Certificate | None:
+    """The certificate of a PEM text written by pem(); FactsError when it is not one."""
+    if text is None:
+        return None
     try:
-        return x509.load_der_x509_certificate(bytes(data))
+        return x509.load_pem_x509_certificate(str(text).encode("ascii"))
     except ValueError as exc:
-        raise FactsError(
-            f"certificate {thumb or '?'}: RawData is not a DER certificate ({exc})"
-        ) from exc
+        raise FactsError(f"a certificate in the facts is not PEM text ({exc})") from None
 
 
 def to_json(fact: Any) -> dict[str, Any]:

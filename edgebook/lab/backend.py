@@ -1,7 +1,9 @@
 """LabBackend: runs PSRP pipelines against the simulated organisation (edgebook.lab.winrm.protocol).
 
-One invoke() is one transaction on the lab state: the simulation catches up with the lab clock,
-then each statement runs as a pipeline (a command's output is the next command's input).
+One invoke() is one transaction on the lab state: the simulation catches up with the lab clock
+(an Edge's pipeline catches up that Edge only; a Mailbox pipeline, which sees every Edge through
+EdgeSync, all of them), then each statement runs as a pipeline (a command's output is the next
+command's input).
 A terminating error stops the invocation; what ran before it stays done, as on a real server.
 """
 
@@ -27,7 +29,14 @@ from edgebook.lab.org.model import Org, Server
 from edgebook.lab.org.scenarios import password_hash
 from edgebook.lab.org.store import LabStore, clock
 from edgebook.lab.winrm.objects import ExObject
-from edgebook.lab.winrm.protocol import CommandCall, ErrorInfo, Invocation, Session, Statement
+from edgebook.lab.winrm.protocol import (
+    CommandCall,
+    ErrorInfo,
+    Host,
+    Invocation,
+    Session,
+    Statement,
+)
 
 
 def command_not_found(name: str) -> CmdletError:
@@ -105,19 +114,26 @@ class LabBackend:
         """Count one WSMan request to this server."""
         self.store.count(server, "requests")
 
-    def invoke(self, session: Session, statements: list[Statement], input: list[Any]) -> Invocation:
-        """Run the statements in one transaction on the lab state."""
+    def invoke(
+        self,
+        session: Session,
+        statements: list[Statement],
+        input: list[Any],
+        host: Host | None = None,
+    ) -> Invocation:
+        """Run the statements in one transaction on the lab state; questions go to host."""
         self.store.count(session.server, "pipelines")
         result = Invocation()
-        with self.store.transaction() as org:
+        edge_session = session.configuration_name != EXCHANGE_CONFIGURATION
+        with self.store.transaction([session.server] if edge_session else None) as org:
             now = clock(org)
-            mailflow.evaluate(org, now)
             server = org.server(session.server)
+            mailflow.evaluate(org, now, [server] if edge_session else None)
             data = list(input)
             for statement in statements:
                 try:
                     result.output.extend(
-                        self._statement(org, server, session, statement, data, result)
+                        self._statement(org, server, session, statement, data, result, host)
                     )
                 except CmdletError as exc:
                     result.terminating = exc.info
@@ -133,11 +149,12 @@ class LabBackend:
         statement: Statement,
         data: list[Any],
         result: Invocation,
+        host: Host | None,
     ) -> list[Any]:
         for call in statement:
             cmdlet = self._resolve(session, call)
             params, common = bind(cmdlet, call)
-            ctx = Context(org, server, session, clock(org), cmdlet, common)
+            ctx = Context(org, server, session, clock(org), cmdlet, common, host=host)
             try:
                 data = self._run(ctx, params, data)
             finally:
@@ -152,7 +169,7 @@ class LabBackend:
         if cmdlet is None:
             raise command_not_found(call.name)
         if session.configuration_name == EXCHANGE_CONFIGURATION:
-            if not cmdlet.exchange:
+            if not cmdlet.exchange and not cmdlet.proxied:
                 raise command_not_found(call.name)
         elif cmdlet.exchange and EXCHANGE_SNAPIN not in session.snapins:
             raise command_not_found(call.name)

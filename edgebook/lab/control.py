@@ -1,10 +1,15 @@
-"""Start, stop and describe a lab running in the background (used by the CLI, demo and tests)."""
+"""Start, stop, change and describe a lab running in the background (CLI, demo and tests).
+
+A running lab is its daemon: it holds DIR/.daemon.lock and the organisation in memory, so
+changes go to it over the control channel; a stopped lab is its state file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,11 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from edgebook import yamlfile
 from edgebook.errors import EdgebookError
-from edgebook.lab import folder
-from edgebook.lab.org.scenarios import load_scenario
+from edgebook.lab import channel, folder, operations
+from edgebook.lab.org.scenarios import load_scenario, password_hash
 from edgebook.lab.org.store import LabStore
 
 START_TIMEOUT_S = 20.0
@@ -30,45 +34,71 @@ class LabError(EdgebookError):
 
 
 def running_description(directory: Path) -> dict[str, Any] | None:
-    """The endpoints of the lab running in DIR, or None when it does not run."""
+    """The endpoints of the lab running in DIR, or None when it does not run.
+
+    Only a daemon holding the folder's lock counts, and only if endpoints.json names that very
+    process (pid and start time): a stale file whose pid was reused names nobody.
+    """
     try:
         description = json.loads(folder.endpoints_path(directory).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        pid, started = int(description["pid"]), description.get("process_start")
+    except (OSError, ValueError, TypeError, KeyError):
         return None
-    return description if _alive(description["pid"]) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    if not folder.daemon_running(directory):
+        return None
+    current = folder.process_start(pid)
+    if current is None or started is None or current != started:
+        return None
+    return description
 
 
 def has_state(directory: Path) -> bool:
     """Whether DIR holds a lab organisation."""
-    return (directory / "state.json").exists()
+    return (directory / "state.json").is_file()
 
 
 def create(directory: Path, scenario: str | Path) -> None:
-    """Create the organisation of a scenario in DIR (which must not hold one yet)."""
+    """Create the organisation of a scenario in DIR (which must not hold one yet); a folder
+    created for it is removed again when the scenario cannot be built."""
     load_scenario(scenario)  # refuses a bad scenario before anything is written
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    password, _ = folder.lab_password(directory)
-    LabStore.create(directory, scenario, password)
+    created = not directory.exists()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        password, _ = folder.lab_password(directory)
+        LabStore.create(directory, scenario, password)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise LabError(f"cannot create the lab in {directory}: {exc.strerror}") from None
+    except BaseException:
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def _check_password(directory: Path) -> None:
+    """Refuse to start a lab whose password is not the one its inventory will name."""
+    password, reference = folder.lab_password(directory)
+    org = LabStore(directory).read()
+    if org.auth_hash and password_hash(org.auth_salt, password) != org.auth_hash:
+        source = f"${folder.PASSWORD_ENV}" if reference.startswith("env:") else reference
+        raise LabError(
+            f"the lab in {directory} was created with another password than {source} gives now, "
+            "so its inventory's credentials would not match; set "
+            f"{folder.PASSWORD_ENV} back to the lab's password (or unset it to use "
+            f"{directory / folder.PASSWORD_FILE}), or rebuild the lab with the new password: "
+            f"edgebook lab reset --dir {directory}"
+        )
 
 
 def start(
     directory: Path, scenario: str | Path | None = None, latency_ms: int = 0
 ) -> dict[str, Any]:
     """Start the lab in DIR in the background and return its endpoints once it listens."""
-    directory = directory.resolve()
+    directory = folder.check_folder(directory).resolve()
     if latency_ms < 0:
         raise LabError(f"--latency-ms must be 0 or more, not {latency_ms}")
-    if running_description(directory):
+    if running_description(directory) or folder.daemon_running(directory):
         raise LabError(f"a lab already runs in {directory}; stop it first (edgebook lab stop)")
     if has_state(directory):
         current = LabStore(directory).read().scenario
@@ -77,8 +107,13 @@ def start(
                 f"{directory} holds the scenario {current!r}; use `edgebook lab reset --dir "
                 f"{directory} --scenario {scenario}` to switch, or another --dir"
             )
+        _check_password(directory)
     else:
         create(directory, scenario or DEFAULT_SCENARIO)
+    return _spawn(directory, latency_ms)
+
+
+def _spawn(directory: Path, latency_ms: int) -> dict[str, Any]:
     folder.endpoints_path(directory).unlink(missing_ok=True)
     with folder.log_path(directory).open("ab") as log:
         process = subprocess.Popen(
@@ -108,25 +143,52 @@ def _tail(directory: Path, lines: int = 15) -> str:
 
 
 def stop(directory: Path) -> bool:
-    """Stop the lab running in DIR; False when none was running."""
-    description = running_description(directory.resolve())
+    """Stop the lab running in DIR; False when none was running.
+
+    The daemon is asked over the control channel; a signal goes only to the process that
+    endpoints.json names by pid and start time. A stale endpoints.json is removed.
+    """
+    directory = directory.resolve()
+    description = running_description(directory)
     if description is None:
-        return False
-    pid = description["pid"]
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline and _alive(pid):
-        with contextlib.suppress(ChildProcessError):  # reap it when it is our own child
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        if not folder.daemon_running(directory):
+            folder.endpoints_path(directory).unlink(missing_ok=True)
+            return False
+        raise LabError(
+            f"a lab daemon holds {directory / folder.DAEMON_LOCK} but endpoints.json does not "
+            "name it; wait for it to finish starting, or stop it yourself"
+        )
+    pid = int(description["pid"])
+    try:
+        channel.request(directory, int(description["control_port"]), "stop")
+    except (EdgebookError, KeyError, TypeError, ValueError):
+        if folder.process_start(pid) == description["process_start"]:
+            os.kill(pid, signal.SIGTERM)
+    if not _gone(directory, pid, STOP_TIMEOUT_S):
+        if folder.process_start(pid) == description["process_start"]:
+            os.kill(pid, signal.SIGKILL)
+        _gone(directory, pid, 2.0)
     folder.endpoints_path(directory).unlink(missing_ok=True)
     return True
 
 
+def _gone(directory: Path, pid: int, timeout_s: float) -> bool:
+    """Wait until no daemon holds the folder's lock (reaping it when it is our own child)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not folder.daemon_running(directory):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def require_state(directory: Path) -> LabStore:
     """The store of the lab in DIR, or a clear error when DIR holds none."""
+    directory = folder.check_folder(directory, writable=False)
     if not has_state(directory):
         raise LabError(
             f"{directory} holds no lab; start one with `edgebook lab start --dir {directory}`"
@@ -134,11 +196,20 @@ def require_state(directory: Path) -> LabStore:
     return LabStore(directory)
 
 
+def change(directory: Path, op: str, **args: Any) -> dict[str, Any]:
+    """Apply a change (edgebook.lab.operations) through the running daemon, else to the state."""
+    store = require_state(directory)
+    description = running_description(store.dir.resolve())
+    if description is None:
+        return operations.apply(store, op, args)
+    return channel.request(store.dir, int(description["control_port"]), op, args)
+
+
 def status(directory: Path) -> dict[str, Any]:
     """The status document of `edgebook lab status --json`."""
     store = require_state(directory)
     org = store.read()
-    description = running_description(directory) or {}
+    description = running_description(store.dir.resolve()) or {}
     endpoints = {s["name"]: s for s in description.get("servers", [])}
     servers = []
     for server in org.servers:
@@ -168,11 +239,56 @@ def status(directory: Path) -> dict[str, Any]:
     }
 
 
-def reset(directory: Path, scenario: str | Path) -> None:
-    """Recreate the organisation of a scenario in DIR (the lab must not run)."""
+def reset(directory: Path, scenario: str | Path | None = None) -> dict[str, Any] | None:
+    """Rebuild DIR's organisation from a scenario (default: its own); a running lab restarts.
+
+    The new organisation is built completely before the lab stops and its state is replaced,
+    so a scenario that is mistyped or cannot be built leaves the lab, running or not, as it
+    was. Returns the endpoints when the lab was running, else None.
+    """
+    store = require_state(directory)
+    directory = store.dir.resolve()
+    folder.check_folder(directory)
+    if scenario is None:
+        try:
+            scenario = store.read().scenario
+        except EdgebookError as exc:
+            raise LabError(f"{exc} (name the scenario with --scenario)") from None
     load_scenario(scenario)
-    (directory / "state.json").unlink(missing_ok=True)
-    create(directory, scenario)
+    staging = directory / ".reset"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(mode=0o700)
+        key = directory / ".labkey"
+        if key.is_file():
+            shutil.copy2(key, staging / ".labkey")
+        password, _ = folder.lab_password(directory)
+        LabStore.create(staging, scenario, password)
+        running = running_description(directory)
+        if running is not None:
+            stop(directory)
+        try:
+            _replace_state(staging, directory)
+        finally:
+            if running is not None:
+                description = _spawn(directory, int(running.get("latency_ms", 0)))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return description if running is not None else None
+
+
+def _replace_state(staging: Path, directory: Path) -> None:
+    """Move the built lab's files over the old ones; state.json last, in one rename."""
+    files = [
+        p
+        for p in staging.rglob("*")
+        if p.is_file() and p.name != "state.json" and not p.name.endswith(".lock")
+    ]
+    for path in files:
+        target = directory / path.relative_to(staging)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(path, target)
+    os.replace(staging / "state.json", directory / "state.json")
 
 
 def default_directory() -> Path:
@@ -203,9 +319,9 @@ def lab_reference(path: Path) -> tuple[Path, str] | None:
     Such a file (see parameters/lab/) holds only `lab_dir` (relative to the file) and
     optionally `scenario`; any other file returns None.
     """
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+    try:  # bounded and UTF-8; a bad file is left to the parameters reader to explain
+        document = yamlfile.load_yaml(path, what="parameters file")
+    except EdgebookError:
         return None
     if not isinstance(document, dict) or "lab_dir" not in document:
         return None

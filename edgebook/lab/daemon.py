@@ -1,7 +1,11 @@
 """The lab process: one WSMan endpoint per lab server and SMTP/LDAPS listeners per Edge.
 
-Started in the background by `edgebook lab start`; it writes DIR/endpoints.json when ready
-and DIR/inventory.yaml (a parameters file the notebooks accept as is), and stops on SIGTERM.
+Started in the background by `edgebook lab start`. It holds DIR/.daemon.lock for its lifetime,
+keeps the organisation in memory (ResidentStore: each change persisted before it is answered),
+takes the CLI's changes over the control channel (edgebook.lab.channel), writes
+DIR/endpoints.json when ready (with its pid and process start time, so nobody signals another
+process that reused the pid) and DIR/inventory.yaml (a parameters file the notebooks accept as
+is), and stops on SIGTERM or a `stop` request.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import argparse
 import base64
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,13 +22,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from edgebook.errors import EdgebookError
 from edgebook.exchange.wire_types import EDGE_SHAPE, MAILBOX_SHAPE
-from edgebook.lab import folder
+from edgebook.lab import folder, operations
 from edgebook.lab.backend import LabBackend
+from edgebook.lab.channel import ChannelServer
 from edgebook.lab.net.listeners import CertSource, LdapsListener, RunningSource, SmtpListener
-from edgebook.lab.org.mailflow import ListenerState, accept_mail, listener_state
+from edgebook.lab.org.mailflow import ListenerState, Materials, accept_mail, listener_state
 from edgebook.lab.org.model import Org
-from edgebook.lab.org.store import LabStore
+from edgebook.lab.org.store import ResidentStore
 from edgebook.lab.winrm.endpoint_tls import EndpointTls
 from edgebook.lab.winrm.httpserver import serve
 from edgebook.lab.winrm.wsman import WSManEndpoint
@@ -34,15 +41,20 @@ class LabProcess:
 
     def __init__(self, directory: Path, latency_ms: int = 0) -> None:
         self.directory = directory
-        self.store = LabStore(directory)
+        self.store = ResidentStore(directory)
         self.backend = LabBackend(self.store)
         self.latency_s = latency_ms / 1000
         self.tls = EndpointTls.create(directory)
+        self.stopped = threading.Event()
+        self._materials: Materials = {}
         self._stoppers: list[Any] = []
 
     def start(self) -> dict[str, Any]:
-        """Start every endpoint and listener; return the endpoints description."""
+        """Start every endpoint, listener and the control channel; return their description."""
         org = self.store.read()
+        channel = ChannelServer(self.directory, self._control)
+        channel.start()
+        self._stoppers.append(channel)
         servers = []
         for server in org.servers:
             path, configuration = MAILBOX_SHAPE if server.role == "Mailbox" else EDGE_SHAPE
@@ -78,6 +90,9 @@ class LabProcess:
             servers.append(entry)
         return {
             "pid": os.getpid(),
+            "process_start": folder.process_start(os.getpid()),
+            "control_port": channel.port,
+            "latency_ms": round(self.latency_s * 1000),
             "scenario": org.scenario,
             "organisation": org.domain,
             "ad_site": org.site,
@@ -108,7 +123,8 @@ class LabProcess:
     def _listen(self, edge: str, fqdn: str) -> tuple[str, str]:
         def source(kind: str) -> tuple[CertSource, RunningSource]:
             def state() -> ListenerState:
-                return listener_state(self.store.read(), edge, kind, self.store.now())
+                with self.store.view() as org:
+                    return listener_state(org, edge, kind, self.store.now(), self._materials)
 
             return (lambda: state().certificate), (lambda: state().accepting)
 
@@ -125,10 +141,18 @@ class LabProcess:
         self._stoppers += [smtp, ldaps]
         return f"127.0.0.1:{smtp.port}", f"127.0.0.1:{ldaps.port}"
 
+    def _control(self, op: str, args: dict[str, Any]) -> Any:
+        """A control channel request: stop, or one of edgebook.lab.operations."""
+        if op == "stop":
+            self.stopped.set()
+            return {"pid": os.getpid()}
+        return operations.apply(self.store, op, args)
+
     def stop(self) -> None:
-        """Stop every socket; safe to call twice."""
+        """Stop every socket and persist what is left; safe to call twice."""
         while self._stoppers:
             self._stoppers.pop().stop()
+        self.store.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,18 +161,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--latency-ms", type=int, default=0)
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    lab = LabProcess(args.dir, args.latency_ms)
     try:
-        description = lab.start()
-        folder.write_inventory(args.dir, description)
-        folder.write_json_atomic(folder.endpoints_path(args.dir), description)
-        stop.wait()
-    finally:
-        lab.stop()
-        folder.endpoints_path(args.dir).unlink(missing_ok=True)
+        lock = folder.hold_daemon_lock(args.dir)
+    except EdgebookError as exc:
+        print(f"edgebook-lab-daemon: {exc}", file=sys.stderr)
+        return 2
+    with lock:
+        lab = LabProcess(args.dir, args.latency_ms)
+        signal.signal(signal.SIGTERM, lambda *_: lab.stopped.set())
+        signal.signal(signal.SIGINT, lambda *_: lab.stopped.set())
+        try:
+            description = lab.start()
+            folder.write_inventory(args.dir, description)
+            folder.write_json_atomic(folder.endpoints_path(args.dir), description)
+            lab.stopped.wait()
+        finally:
+            folder.endpoints_path(args.dir).unlink(missing_ok=True)
+            lab.stop()
     return 0
 
 

@@ -1,18 +1,107 @@
-"""The files of a lab folder: endpoints, inventory, password, daemon log; atomic writes."""
+"""The files of a lab folder: endpoints, inventory, password, daemon log and lock."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import secrets
-import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
+from edgebook.errors import EdgebookError
+from edgebook.fileio import write_atomic
+
 PASSWORD_ENV = "EDGEBOOK_LAB_PASSWORD"
 PASSWORD_FILE = ".password"
+DAEMON_LOCK = ".daemon.lock"
+
+
+class LabFolderError(EdgebookError):
+    """The lab folder cannot hold a lab (a file, not writable, a name that is not UTF-8)."""
+
+
+def shown(path: Path) -> str:
+    """A path as text that always prints (bytes that are not UTF-8 as \\xNN escapes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_folder(directory: Path, writable: bool = True) -> Path:
+    """The absolute lab folder, or LabFolderError saying why it cannot hold a lab."""
+    try:
+        str(directory).encode("utf-8")
+    except UnicodeEncodeError:
+        raise LabFolderError(
+            f"the lab folder {shown(directory)} has a name that is not valid UTF-8; the lab "
+            "writes its path into inventory.yaml (UTF-8), so choose a folder with a UTF-8 name"
+        ) from None
+    directory = directory.absolute()
+    if directory.exists() and not directory.is_dir():
+        raise LabFolderError(
+            f"{directory} is a file, not a folder; give --dir a folder (new or holding a lab)"
+        )
+    probe = directory if directory.exists() else _existing_parent(directory)
+    if writable and not os.access(probe, os.W_OK | os.X_OK):
+        raise LabFolderError(
+            f"{probe} is not writable; the lab keeps its state, key and log in its folder, so "
+            "choose a writable folder or fix its permissions"
+        )
+    return directory
+
+
+def _existing_parent(directory: Path) -> Path:
+    for parent in directory.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise LabFolderError(f"{parent} is a file, so {directory} cannot be a folder")
+            return parent
+    return Path("/")
+
+
+def hold_daemon_lock(directory: Path, wait_s: float = 2.0) -> IO[bytes]:
+    """Take the lock a running daemon holds for its lifetime; LabFolderError if another has it."""
+    handle = open(directory / DAEMON_LOCK, "a+b")  # noqa: SIM115 - held until the process ends
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                handle.close()
+                raise LabFolderError(f"another lab daemon runs in {directory}") from None
+            time.sleep(0.05)
+
+
+def process_start(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, /proc/PID/stat), None if unknown.
+
+    A pid names a process only together with its start time: pids are reused.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def daemon_running(directory: Path) -> bool:
+    """Whether a lab daemon holds the folder's lock (it cannot outlive its process)."""
+    try:
+        handle = open(directory / DAEMON_LOCK, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def endpoints_path(directory: Path) -> Path:
@@ -30,35 +119,51 @@ def log_path(directory: Path) -> Path:
     return directory / "daemon.log"
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write data to path via a fsync'd temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: Path, value: Any) -> None:
     """Write JSON atomically."""
     write_atomic(path, json.dumps(value, indent=2).encode())
 
 
 def lab_password(directory: Path) -> tuple[str, str]:
-    """The lab password and its reference: from the environment, else generated into DIR (0600)."""
+    """The lab password and its reference: from the environment, else generated into DIR (0600).
+
+    Refused when Basic authentication, which the lab's inventory uses, cannot carry it.
+    """
     if os.environ.get(PASSWORD_ENV):
-        return os.environ[PASSWORD_ENV], f"env:{PASSWORD_ENV}"
-    path = directory / PASSWORD_FILE
-    if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, secrets.token_urlsafe(18).encode(), mode=0o600)
-    return path.read_text().strip(), f"file:{path.resolve()}"
+        password, reference, source = (
+            os.environ[PASSWORD_ENV],
+            f"env:{PASSWORD_ENV}",
+            f"${PASSWORD_ENV}",
+        )
+    else:
+        path = directory / PASSWORD_FILE
+        if not path.exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, secrets.token_urlsafe(18).encode(), mode=0o600)
+        password, reference = path.read_text(errors="replace").strip(), f"file:{path.resolve()}"
+        source = str(path)
+    try:
+        password.encode("latin-1")
+    except UnicodeEncodeError:
+        raise LabFolderError(
+            f"the lab password ({source}) has a character outside Latin-1; the lab's inventory "
+            "uses Basic authentication, which carries Latin-1 only: choose a password of "
+            "Latin-1 characters"
+        ) from None
+    return password, reference
+
+
+def _renewals(directory: Path, edges: list[dict[str, Any]], reference: str) -> dict[str, Any]:
+    """change.certificates for the Edges whose renewal PFX the scenario wrote (renewal/)."""
+    found = {
+        edge["name"]: {
+            "pfx": str(directory.resolve() / "renewal" / f"{edge['name']}.pfx"),
+            "password": reference,
+        }
+        for edge in edges
+        if (directory / "renewal" / f"{edge['name']}.pfx").is_file()
+    }
+    return {"certificates": found} if found else {}
 
 
 def write_inventory(directory: Path, description: dict[str, Any]) -> Path:
@@ -97,7 +202,7 @@ def write_inventory(directory: Path, description: dict[str, Any]) -> Path:
             "mailbox_servers": mailboxes,
         },
         "edges": edges,
-        "change": description["change"],
+        "change": {**description["change"], **_renewals(directory, edges, reference)},
     }
     header = (
         f"# Written by `edgebook lab start` for the lab in {directory.resolve()}.\n"

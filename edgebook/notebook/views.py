@@ -131,6 +131,7 @@ SEVERITY_COLOURS = {Severity.ERROR: "tab:red", Severity.WARNING: "tab:orange"}
 
 def certificate_timeline(result: InspectResult, warning_days: int = 30) -> Axes:
     """Every certificate's lifetime against today, the warning window shaded."""
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     frame = certificates(result).dropna(subset=["not_after"])
@@ -146,10 +147,13 @@ def certificate_timeline(result: InspectResult, warning_days: int = 30) -> Axes:
         expired = cert.not_after <= now
         soon = not expired and cert.not_after <= now + dt.timedelta(days=warning_days)
         colour = "tab:red" if expired else "tab:orange" if soon else "tab:blue"
-        axes.barh(row, cert.not_after - start, left=start, color=colour, alpha=0.8)
+        left, right = mdates.date2num(start), mdates.date2num(cert.not_after)
+        axes.barh(row, right - left, left=left, color=colour, alpha=0.8)
         labels.append(f"{cert.server}  {cert.subject.split(',')[0]}  {cert.thumbprint[:8]}")
-    axes.axvspan(now, now + dt.timedelta(days=warning_days), color="tab:orange", alpha=0.15)
-    axes.axvline(now, color="black", linewidth=1)
+    today, warn_until = mdates.date2num(now), mdates.date2num(now + dt.timedelta(days=warning_days))
+    axes.axvspan(today, warn_until, color="tab:orange", alpha=0.15)
+    axes.axvline(today, color="black", linewidth=1)
+    axes.xaxis_date()
     axes.set_yticks(range(len(labels)), labels)
     axes.set_title(f"Certificates against {now:%Y-%m-%d} (warning window {warning_days} days)")
     figure.tight_layout()

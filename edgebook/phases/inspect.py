@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebook.certs import CertificateError, load_certificate_list
-from edgebook.config import EdgeServer, Inventory, resolve_inventory
+from edgebook.config import EdgeServer, Inventory, files, resolve_inventory
 from edgebook.errors import ConfigError
 from edgebook.exchange import connect
 from edgebook.exchange import wire_types as types
 from edgebook.exchange.batch import by_type, run_all
+from edgebook.exchange.certificates import CERTIFICATE_TYPES, read_certificates
 from edgebook.exchange.connect import DEFAULT_TIMEOUT_S, ShellFactory, resolve_credentials
 from edgebook.exchange.normalize import CommandError, PSRecord
 from edgebook.exchange.shell import Command, ExchangeConnectionError
@@ -62,7 +62,7 @@ def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
     """The read-only statements of the one Edge pipeline."""
     return [
         Command("Get-Date"),
-        Command("Get-ExchangeCertificate"),
+        read_certificates(),  # RawData and Exchange's view, projected on the server
         Command("Get-TransportService"),
         Command("Get-Service", {"Name": EDGE_SERVICES}),
         Command("Get-ReceiveConnector"),
@@ -84,7 +84,7 @@ MAILBOX_COMMANDS = [
     Command("Get-EdgeSubscription"),
     Command("Test-EdgeSynchronization", {"ExcludeRecipientTest": True}),
     Command("Get-TransportService"),
-    Command("Get-ExchangeCertificate"),
+    read_certificates(),
 ]
 
 
@@ -208,16 +208,10 @@ def _accepted_capabilities(configured: str) -> tuple[str, ...]:
 
 
 def _trust_anchors(inventory: Inventory) -> tuple[Any, ...] | None:
-    """The change.trust_anchors certificates; a bad file is a ConfigError naming the key."""
-    if inventory.change.trust_anchors is None:
-        return None
-    try:
-        return tuple(load_certificate_list(inventory.change.trust_anchors))
-    except CertificateError as exc:
-        raise ConfigError(
-            f"{inventory.path}: change.trust_anchors: {exc} (give a PEM file of the root CAs "
-            "to trust besides the system store, or remove the key)"
-        ) from None
+    """The change.trust_anchors certificates; a bad file (or a winrm.ca_file that is not
+    PEM) is a ConfigError naming the key."""
+    files.check_ca_files(inventory)
+    return files.trust_anchors(inventory)
 
 
 def _settings(
@@ -300,6 +294,11 @@ def _concerns(finding: Finding, edge: str | None, inventory: Inventory) -> bool:
     return finding.server.casefold() not in other_edges
 
 
+def _certificates(records: dict[str, list[PSRecord]]) -> list[PSRecord]:
+    """The certificate records, projected or (from an older reader) plain."""
+    return [r for name in CERTIFICATE_TYPES for r in records.get(name, [])]
+
+
 def _edge_facts(
     server: EdgeServer, records: dict[str, list[PSRecord]], smtp: TlsProbe, ldaps: TlsProbe
 ) -> EdgeFacts:
@@ -307,7 +306,7 @@ def _edge_facts(
     return EdgeFacts.from_records(
         server.name,
         server.fqdn,
-        certificates=records.get(types.EXCHANGE_CERTIFICATE, []),
+        certificates=_certificates(records),
         transport_service=transport[0] if transport else None,
         services=records.get(types.SERVICE_CONTROLLER, []),
         receive_connectors=records.get(types.RECEIVE_CONNECTOR, []),
@@ -335,9 +334,7 @@ def _org_facts(
                 server.name,
                 server.fqdn,
                 transport_service=own[0] if own else None,
-                certificates=records.get(types.EXCHANGE_CERTIFICATE, [])
-                if server.name == connected_to
-                else (),
+                certificates=_certificates(records) if server.name == connected_to else (),
             )
         )
     return OrgFacts.from_records(

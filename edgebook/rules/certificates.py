@@ -327,10 +327,46 @@ def _edges_differ(org: OrgFacts, edges: list[EdgeFacts]) -> list[Finding]:
     ]
 
 
+# What cannot be judged without each of Exchange's properties (cert-facts-unknown).
+_NEEDED_FOR = {
+    "Services": "whether it is enabled for SMTP (which certificates are in use)",
+    "Status": "Exchange's verdict on its chain and revocation (chain-incomplete, cert-revoked)",
+    "HasPrivateKey": "whether it has a private key (private-key-missing)",
+    "PrivateKeyExportable": "whether its key can be exported (key-not-exportable, F5)",
+}
+
+
+def _unknown_facts(server: str, certificates: list[CertificateFact]) -> list[Finding]:
+    """A certificate whose Exchange view did not arrive: say which checks were not made."""
+    findings = []
+    for cert in certificates:
+        missing = cert.unknown()
+        if not missing:
+            continue
+        checks = [_NEEDED_FOR[name] for name in missing]
+        findings.append(
+            Finding(
+                "cert-facts-unknown",
+                Severity.WARNING,
+                f"Exchange's {', '.join(missing)} of certificate {_label(cert)} on {server} did "
+                f"not arrive, so these are unknown: {'; '.join(checks)}. Over remote PowerShell "
+                "a certificate carries only RawData unless these are selected on the server "
+                "(Get-ExchangeCertificate | Select-Object -Property …). Inspect again; if it "
+                "persists, check that the account may run Select-Object on that server.",
+                server,
+                {"thumbprint": cert.thumbprint, "subject": cert.subject, "unknown": list(missing)},
+            )
+        )
+    return findings
+
+
 def certificate_rules(org: OrgFacts, edges: list[EdgeFacts]) -> list[Finding]:
     """Findings about the certificates of each Edge and across Edges."""
     findings = []
+    for mailbox in org.mailbox_servers:
+        findings += _unknown_facts(mailbox.name, mailbox.certificates)
     for edge in edges:
+        findings += _unknown_facts(edge.name, edge.certificates)
         for cert in edge.certificates:
             findings += _certificate_findings(org, edge, cert)
         findings += _duplicate_subjects(edge)

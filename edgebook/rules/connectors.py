@@ -91,7 +91,11 @@ def _fix(named: _Named, edge: EdgeFacts, new_name: str) -> str:
 
 def _stale(org: OrgFacts, edge: EdgeFacts, named: _Named) -> Finding | None:
     what = f"The TlsCertificateName of {named.kind} connector {named.identity}"
-    evidence = {"connector": named.identity, "kind": named.kind, "tls_certificate_name": named.text}
+    evidence: dict[str, object] = {
+        "connector": named.identity,
+        "kind": named.kind,
+        "tls_certificate_name": named.text,
+    }
     if parse_name(named.text) is None:
         return Finding(
             "tls-name-stale",

@@ -159,11 +159,11 @@ class Usage:
 
 def usage(org: OrgFacts, edge: EdgeFacts, cert: CertificateFact) -> Usage:
     """How the Edge's configuration uses one of its certificates."""
-    names = [
-        (c.identity, c.tls_certificate_name)
-        for c in [*edge.receive_connectors, *edge_send_connectors(org, edge)]
-        if c.tls_certificate_name
+    connectors: list[ReceiveConnectorFact | SendConnector] = [
+        *edge.receive_connectors,
+        *edge_send_connectors(org, edge),
     ]
+    names = [(c.identity, c.tls_certificate_name) for c in connectors if c.tls_certificate_name]
     selected = []
     for connector in edge.receive_connectors:
         selection = receive_selection(edge, connector, org) if connector.enabled else None

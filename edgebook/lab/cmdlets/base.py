@@ -7,12 +7,20 @@ import datetime as dt
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from edgebook.exchange.secure import SecureText
 from edgebook.lab.org.model import Org, Server
 from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
-from edgebook.lab.winrm.protocol import CommandCall, ErrorInfo, Session
+from edgebook.lab.winrm.protocol import (
+    Choice,
+    CommandCall,
+    ErrorInfo,
+    Host,
+    HostError,
+    Session,
+)
 
 COMMON = {
     "ErrorAction": "any",
@@ -30,6 +38,23 @@ COMMON = {
     "PipelineVariable": "any",
 }
 BINDING_EXCEPTION = "System.Management.Automation.ParameterBindingException"
+HOST_EXCEPTION = "System.Management.Automation.Host.HostException"
+
+# PowerShell's confirmation prompt (MshCommandRuntime.InquireHelper, CommandBaseStrings): in a
+# remote session there is no "&Suspend" choice; the default is Yes.
+CONFIRM_CAPTION = "Confirm"
+SHOULD_PROCESS_QUERY = "Are you sure you want to perform this action?"
+YES, YES_TO_ALL, NO, NO_TO_ALL = CHOICES = (
+    Choice("&Yes", "Continue with only the next step of the operation."),
+    Choice("Yes to &All", "Continue with all the steps of the operation."),
+    Choice("&No", "Skip this operation and proceed with the next operation."),
+    Choice("No to A&ll", "Skip this operation and all subsequent operations."),
+)
+NOT_INTERACTIVE = (
+    "A command that prompts the user failed because the host program or the command type does "
+    "not support user interaction. The host was attempting to request confirmation with the "
+    "following message: {message}"
+)
 
 
 class CmdletError(Exception):
@@ -64,6 +89,7 @@ class Cmdlet:
     params: list[Param] = field(default_factory=list)
     task: str = "Microsoft.Exchange.Management.SystemConfigurationTasks"
     exchange: bool = True  # an Exchange cmdlet (snap-in on the Edge); else an OS cmdlet
+    proxied: bool = False  # an OS cmdlet Exchange's /PowerShell endpoint offers too
 
 
 @dataclass
@@ -78,11 +104,54 @@ class Context:
     common: dict[str, Any] = field(default_factory=dict)
     errors: list[ErrorInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    host: Host | None = None  # the client's host UI (None: it declared none)
+    to_all: dict[str, bool] = field(default_factory=dict)  # "Yes/No to All" given to this cmdlet
 
     @property
     def whatif(self) -> bool:
         """Whether -WhatIf was given (changes are skipped)."""
         return bool(self.common.get("WhatIf"))
+
+    def should_process(self, confirmation: str, *, high_impact: bool = False) -> bool:
+        """ShouldProcess: asks "Are you sure…" when -Confirm is given, or for a high-impact
+        cmdlet unless -Confirm:$false; False means: skip the action (also under -WhatIf)."""
+        confirm = self.common.get("Confirm")
+        if self.whatif:
+            return False
+        if confirm is False or (confirm is None and not high_impact):
+            return True
+        return self._ask("process", CONFIRM_CAPTION, f"{SHOULD_PROCESS_QUERY}\n{confirmation}")
+
+    def should_continue(self, query: str, caption: str = CONFIRM_CAPTION) -> bool:
+        """ShouldContinue (Yes / Yes to All / No / No to All): neither -Confirm:$false nor
+        -WhatIf answers it; a cmdlet that has -Force skips the call itself."""
+        return self._ask("continue", caption, query)
+
+    def _ask(self, kind: str, caption: str, message: str) -> bool:
+        if kind in self.to_all:
+            return self.to_all[kind]
+        if self.host is None:
+            raise CmdletError(
+                self.error_info(
+                    NOT_INTERACTIVE.format(message=message),
+                    exception=HOST_EXCEPTION,
+                    category="NotImplemented",
+                    code="HostFunctionNotImplemented",
+                )
+            )
+        try:
+            index = self.host.prompt_for_choice(caption, message, CHOICES, 0)
+        except HostError as exc:
+            raise CmdletError(replace(exc.info, command=self.cmdlet.name)) from None
+        if not 0 <= index < len(CHOICES):
+            raise self.fail(
+                f"The host answered the question with choice {index}, which was not offered.",
+                exception=HOST_EXCEPTION,
+            )
+        choice = CHOICES[index]
+        if choice in (YES_TO_ALL, NO_TO_ALL):
+            self.to_all[kind] = choice is YES_TO_ALL
+        return choice in (YES, YES_TO_ALL)
 
     def error_info(
         self,
@@ -90,9 +159,10 @@ class Context:
         exception: str = "Microsoft.Exchange.Configuration.Tasks.TaskException",
         category: str = "InvalidOperation",
         target: str | None = None,
+        code: str | None = None,
     ) -> ErrorInfo:
         """An ErrorRecord as Exchange writes it (FullyQualifiedErrorId "<code>,<task class>")."""
-        code = f"{zlib.crc32(message.encode()) & 0xFFFFFFFF:08X}"
+        code = code or f"{zlib.crc32(message.encode()) & 0xFFFFFFFF:08X}"
         task = f"{self.cmdlet.task}.{self.cmdlet.name.replace('-', '')}"
         fqid = (
             f"[Server={self.server.name}] {code},{task}"
@@ -229,6 +299,8 @@ NET_TYPES = {
 
 def coerce(cmdlet: Cmdlet, name: str, kind: str, value: Any) -> Any:
     """Convert a parameter value to what the cmdlet expects."""
+    if kind == "secure" and value is not None:
+        return _secure(cmdlet, name, value)
     try:
         return _coerce(kind, value)
     except (ValueError, TypeError) as exc:
@@ -238,6 +310,23 @@ def coerce(cmdlet: Cmdlet, name: str, kind: str, value: Any) -> Any:
             f'"{NET_TYPES.get(kind, "System.String")}". Error: "{exc}"',
             "CannotConvertArgumentNoMessage",
         ) from exc
+
+
+_NET_VALUE_TYPES = {str: "System.String", int: "System.Int32", bytes: "System.Byte[]"}
+
+
+def _secure(cmdlet: Cmdlet, name: str, value: Any) -> str:
+    """A SecureString parameter takes a SecureString only (PowerShell converts no text to it);
+    the lab hides the value PowerShell would echo in its message."""
+    if isinstance(value, SecureText):
+        return value.reveal()
+    raise binding_error(
+        cmdlet,
+        f"Cannot process argument transformation on parameter '{name}'. Cannot convert the "
+        f'"********" value of type "{_NET_VALUE_TYPES.get(type(value), "System.Object")}" to '
+        'type "System.Security.SecureString".',
+        "ParameterArgumentTransformationError",
+    )
 
 
 def _coerce(kind: str, value: Any) -> Any:

@@ -15,7 +15,13 @@ from edgebook.lab.cmdlets.common import enum, target_server
 from edgebook.lab.org import certstore, pki
 from edgebook.lab.org.model import CertEntry, Server
 from edgebook.lab.org.scenarios import add_certificate
-from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
+from edgebook.lab.winrm.objects import (
+    SERIALIZATION_DATA,
+    ExEnum,
+    ExList,
+    ExObject,
+    serialization_data,
+)
 
 STATUSES = [
     "Unknown",
@@ -29,7 +35,9 @@ STATUSES = [
 ]
 CA_TYPES = ["None", "ThirdParty", "Enterprise", "Registry", "GroupPolicy", "Unknown"]
 CERT_TYPES = [T.EXCHANGE_CERTIFICATE, T.X509_CERTIFICATE2, T.X509_CERTIFICATE, "System.Object"]
-OVERWRITE_PROMPT = "Overwrite the existing default SMTP certificate?"
+OVERWRITE_PROMPT = "Overwrite the existing default SMTP certificate?"  # Exchange's wording
+# Lab wording: no public source gives Exchange's ConfirmationMessage for this cmdlet.
+REMOVE_CONFIRMATION = "Remove certificate with thumbprint {thumbprint}?"
 
 
 def certificate_object(ctx: Context, server: Server, entry: CertEntry) -> ExObject:
@@ -62,8 +70,31 @@ def certificate_object(ctx: Context, server: Server, entry: CertEntry) -> ExObje
         "CertificateRequest": entry.request_pem,
         "Version": 3,
         "RawData": der,
+        SERIALIZATION_DATA: serialization_data(T.EXCHANGE_CERTIFICATE),
     }
-    return ExObject(list(CERT_TYPES), props, to_string=f"[Subject]\n  {props['Subject']}")
+    # X509Certificate2's type data serialises RawData only; Exchange adds its opaque
+    # SerializationData: a client without Exchange's binaries gets nothing else (issue #13).
+    return ExObject(
+        list(CERT_TYPES),
+        props,
+        to_string=x509_to_string(cert),
+        adapted=("RawData",),
+        notes=(SERIALIZATION_DATA,),
+    )
+
+
+def x509_to_string(cert: Any) -> str:
+    """X509Certificate2.ToString(): subject, issuer, serial, dates (the lab's clock is UTC)."""
+    serial = cert.serial_number.to_bytes((cert.serial_number.bit_length() + 8) // 8, "big")
+    fields = [
+        ("Subject", subject_name(cert)),
+        ("Issuer", issuer_name(cert)),
+        ("Serial Number", serial.hex().upper()),
+        ("Not Before", cert.not_valid_before_utc.strftime("%m/%d/%Y %H:%M:%S")),
+        ("Not After", cert.not_valid_after_utc.strftime("%m/%d/%Y %H:%M:%S")),
+        ("Thumbprint", thumbprint(cert)),
+    ]
+    return "\r\n".join(f"[{label}]\r\n  {value}\r\n" for label, value in fields)
 
 
 def enum_services(value: int) -> Any:
@@ -131,16 +162,33 @@ def get_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def _set_default(ctx: Context, server: Server, entry: CertEntry, force: bool) -> None:
-    """SMTP enablement: replace the default only with -Force (the prompt cannot be answered)."""
-    if server.internal_transport_thumbprint == entry.thumbprint:
+    """SMTP enablement: Exchange asks before it replaces the default SMTP certificate
+    (ShouldContinue); -Force answers Yes (F12), -Confirm:$false does not answer it."""
+    current = server.certificate(server.internal_transport_thumbprint or "")
+    if current is None:
+        server.internal_transport_thumbprint = entry.thumbprint  # nothing to overwrite
         return
-    if force:
-        server.internal_transport_thumbprint = entry.thumbprint  # F12
+    if current.thumbprint == entry.thumbprint:
         return
-    ctx.warn(
-        f"{OVERWRITE_PROMPT} The lab runs non-interactively and answered No: the default SMTP "
-        f"certificate {server.internal_transport_thumbprint} was kept. Use -Force to replace it."
+    if force or ctx.should_continue(overwrite_question(current, entry)):
+        server.internal_transport_thumbprint = entry.thumbprint
+
+
+def overwrite_question(current: CertEntry, new: CertEntry) -> str:
+    """Exchange's question before it replaces the default SMTP certificate (its wording)."""
+    return (
+        f"{OVERWRITE_PROMPT}\n\n"
+        f"Current certificate: '{current.thumbprint}' (expires {_expiry(current)})\n"
+        f"Replace it with certificate: '{new.thumbprint}' (expires {_expiry(new)})"
     )
+
+
+def _expiry(entry: CertEntry) -> str:
+    """NotAfter as an en-US Exchange Management Shell prints it (the lab prints UTC)."""
+    when = certstore.cert_of(entry).not_valid_after_utc
+    hour = when.hour % 12 or 12
+    half = "AM" if when.hour < 12 else "PM"
+    return f"{when.month}/{when.day}/{when.year} {hour}:{when.minute:02d}:{when.second:02d} {half}"
 
 
 def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
@@ -311,7 +359,8 @@ def remove_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             "the internal transport certificate. You can then remove the existing certificate.",
             target=entry.thumbprint,
         )
-    if not ctx.whatif:
+    confirmation = REMOVE_CONFIRMATION.format(thumbprint=entry.thumbprint)
+    if ctx.should_process(confirmation, high_impact=True):
         server.certificates.remove(entry)
     return []
 
@@ -358,6 +407,7 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
         out = certificate_object(ctx, server, entry)
         if params.get("BinaryEncoded"):
             out.properties["FileData"] = der
+            out.adapted = ("RawData", "FileData")
         out.to_string = entry.request_pem
         return [out]
     pair = pki.issue(subject, domains, start, start + dt.timedelta(days=5 * 365), key=key)

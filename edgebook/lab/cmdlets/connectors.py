@@ -2,59 +2,72 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from edgebook.certs import parse_tls_certificate_name
 from edgebook.errors import EdgebookError
 from edgebook.exchange import wire_types as T
+from edgebook.lab.cmdlets import exdata
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
-from edgebook.lab.cmdlets.common import enum, mvp, not_found, not_on_subscribed_edge, target_server
+from edgebook.lab.cmdlets.common import enum, not_found, not_on_subscribed_edge, target_server
 from edgebook.lab.org import certstore
 from edgebook.lab.org.model import ReceiveConnector, SendConnector, Server
-from edgebook.lab.winrm.objects import ExEnum, ExObject
+from edgebook.lab.winrm.objects import ExEnum, ExObject, exchange_object
 
 TLS_AUTH_LEVELS = ["EncryptionOnly", "CertificateValidation", "DomainValidation"]
+_AD = [
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.ADConfigurationObject",
+    "Microsoft.Exchange.Data.Directory.ADObject",
+    "Microsoft.Exchange.Data.Directory.ADRawEntry",
+    "Microsoft.Exchange.Data.ConfigurableObject",
+    "System.Object",
+]
+SEND_CONNECTOR_TYPES = [
+    T.SEND_CONNECTOR,
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.MailGateway",
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.SendConnector",
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.ADLegacyVersionableObject",
+    *_AD,
+]
+RECEIVE_CONNECTOR_TYPES = [T.RECEIVE_CONNECTOR, *_AD]
 
 
 def tls_identifier(name: str | None) -> ExObject | None:
     """An SmtpX509Identifier (ToString "<I>issuer<S>subject")."""
-    if not name:
-        return None
-    try:
-        issuer, subject = parse_tls_certificate_name(name)
-    except EdgebookError:
-        issuer, subject = "", ""
-    return ExObject(
-        [T.SMTP_X509_IDENTIFIER, "System.Object"],
-        {"CertificateIssuer": issuer, "CertificateSubject": subject},
-        to_string=name,
-    )
+    return exdata.smtp_x509_identifier(name)
 
 
-def send_connector_object(connector: SendConnector) -> ExObject:
-    """The SmtpSendConnectorConfig object of a connector."""
+def _guid(text: str) -> uuid.UUID | None:
+    """A Guid property (<G>); None when the lab has none."""
+    return uuid.UUID(text) if text else None
+
+
+def send_connector_object(connector: SendConnector, domain: str) -> ExObject:
+    """The SmtpSendConnectorConfig object of a connector (nested objects as Exchange sends them:
+    AddressSpace, SmartHost, ADObjectId, SmtpX509Identifier, Fqdn; docs/serialization.md)."""
     props: dict[str, Any] = {
-        "Name": connector.name,
-        "Identity": connector.name,
-        "AddressSpaces": mvp(connector.address_spaces),
-        "SmartHosts": mvp(connector.smart_hosts),
-        "SourceTransportServers": mvp(connector.source_transport_servers),
-        "TlsCertificateName": tls_identifier(connector.tls_certificate_name),
+        "DNSRoutingEnabled": connector.dns_routing_enabled,
         "TlsDomain": connector.tls_domain,
         "TlsAuthLevel": enum(T.TLS_AUTH_LEVEL, TLS_AUTH_LEVELS, connector.tls_auth_level)
         if connector.tls_auth_level
         else None,
-        "RequireTLS": connector.require_tls,
-        "Fqdn": connector.fqdn,
-        "CloudServicesMailEnabled": connector.cloud_services_mail_enabled,
-        "DomainSecureEnabled": connector.domain_secure_enabled,
-        "DNSRoutingEnabled": connector.dns_routing_enabled,
-        "Enabled": connector.enabled,
+        "SmartHosts": exdata.smart_hosts(connector.smart_hosts),
         "Port": connector.port,
-        "Guid": connector.guid,
+        "CloudServicesMailEnabled": connector.cloud_services_mail_enabled,
+        "Fqdn": exdata.fqdn(connector.fqdn),
+        "TlsCertificateName": tls_identifier(connector.tls_certificate_name),
+        "RequireTLS": connector.require_tls,
+        "Enabled": connector.enabled,
+        "DomainSecureEnabled": connector.domain_secure_enabled,
+        "AddressSpaces": exdata.address_spaces(connector.address_spaces),
+        "SourceTransportServers": exdata.server_ids(connector.source_transport_servers, domain),
+        "Name": connector.name,
+        "Identity": exdata.send_connector_id(connector.name, domain, connector.guid),
+        "Guid": _guid(connector.guid),
         "WhenChanged": connector.when_changed,
     }
-    return ExObject([T.SEND_CONNECTOR, "System.Object"], props, to_string=connector.name)
+    return exchange_object(SEND_CONNECTOR_TYPES, props, to_string=connector.name)
 
 
 def _visible_send_connectors(ctx: Context) -> list[SendConnector]:
@@ -71,7 +84,7 @@ def get_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
         connectors = [c for c in connectors if c.name.casefold() == wanted.casefold()]
         if not connectors:
             raise not_found(ctx, "send connector", wanted)
-    return [send_connector_object(c) for c in connectors]
+    return [send_connector_object(c, ctx.org.domain) for c in connectors]
 
 
 def _apply_mvp(current: list[str], value: Any) -> list[str]:
@@ -161,25 +174,25 @@ def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
     return []
 
 
-def receive_connector_object(server: Server, rc: ReceiveConnector) -> ExObject:
-    """The ReceiveConnector object."""
+def receive_connector_object(server: Server, rc: ReceiveConnector, domain: str) -> ExObject:
+    """The ReceiveConnector object (IPBinding, Fqdn, SmtpX509Identifier, domain capabilities
+    and ADObjectIds as Exchange sends them; docs/serialization.md)."""
     props: dict[str, Any] = {
-        "Identity": f"{server.name}\\{rc.name}",
-        "Name": rc.name,
-        "Server": server.name,
-        "Bindings": mvp(rc.bindings),
-        "Fqdn": rc.fqdn,
+        "AuthMechanism": ExEnum(T.AUTH_MECHANISMS, rc.auth_mechanism, 6),
+        "Bindings": exdata.ip_bindings(rc.bindings),
+        "DomainSecureEnabled": False,
+        "Fqdn": exdata.fqdn(rc.fqdn),
         "TlsCertificateName": tls_identifier(rc.tls_certificate_name),
-        "TlsDomainCapabilities": mvp(rc.tls_domain_capabilities),
-        "AuthMechanism": ExEnum("Microsoft.Exchange.Data.AuthMechanisms", rc.auth_mechanism, 6),
-        "PermissionGroups": ExEnum(
-            "Microsoft.Exchange.Data.PermissionGroups", rc.permission_groups, 11
-        ),
-        "RequireTLS": rc.require_tls,
         "Enabled": rc.enabled,
-        "Guid": rc.guid,
+        "PermissionGroups": ExEnum(T.PERMISSION_GROUPS, rc.permission_groups, 11),
+        "RequireTLS": rc.require_tls,
+        "TlsDomainCapabilities": exdata.domain_capabilities(rc.tls_domain_capabilities),
+        "Server": exdata.server_id(server.name, domain),
+        "Name": rc.name,
+        "Identity": exdata.receive_connector_id(server.name, rc.name, domain, rc.guid),
+        "Guid": _guid(rc.guid),
     }
-    return ExObject([T.RECEIVE_CONNECTOR, "System.Object"], props, to_string=rc.name)
+    return exchange_object(RECEIVE_CONNECTOR_TYPES, props, to_string=f"{server.name}\\{rc.name}")
 
 
 def _receive(ctx: Context, server: Server, identity: str) -> ReceiveConnector:
@@ -201,8 +214,10 @@ def get_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
         identity = params["Identity"]
         if "\\" in identity:
             server = target_server(ctx, identity.split("\\", 1)[0])
-        return [receive_connector_object(server, _receive(ctx, server, identity))]
-    return [receive_connector_object(server, rc) for rc in server.receive_connectors]
+        return [receive_connector_object(server, _receive(ctx, server, identity), ctx.org.domain)]
+    return [
+        receive_connector_object(server, rc, ctx.org.domain) for rc in server.receive_connectors
+    ]
 
 
 def set_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:

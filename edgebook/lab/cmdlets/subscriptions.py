@@ -26,6 +26,24 @@ LEASES = ["None", "Lock", "Option"]
 RESULTS = ["Success", "Incomplete", "CouldNotConnect", "CouldNotLease", "LeaseHeld"]
 SYNC_TYPES = ["Configuration", "Recipients"]
 PADDING = dt.timedelta(minutes=40)
+# The questions below are lab wording: Exchange's texts (Strings.ConfirmationMessage... in its
+# management assemblies) are not in any public source; see docs/lab-scenarios.md.
+SUBSCRIBE_WARNING = (
+    "If you create an Edge Subscription, this Edge Transport server will be managed via EdgeSync "
+    "replication. Accepted domains, message classifications, remote domains and Send connectors "
+    "created manually on this server will be deleted. Complete the Edge Subscription inside the "
+    'organization in the next "{minutes}" minutes, before the bootstrap account expires.'
+)
+RESUBSCRIBE_WARNING = (
+    "This Edge Transport server is already subscribed. Creating a new Edge Subscription file "
+    "replaces the bootstrap account: complete the subscription inside the organization in the "
+    'next "{minutes}" minutes, before the bootstrap account expires.'
+)
+REMOVE_CONFIRMATION = 'Removing Edge Subscription "{identity}".'
+REMOVE_RECIPIENTS = (
+    "Remove the recipients EdgeSync replicated to this Edge Transport server? Removing them from "
+    "AD LDS can take a long time."
+)
 
 
 def file_key(path: str) -> str:
@@ -91,23 +109,27 @@ def _new_on_edge(ctx: Context, params: dict[str, Any]) -> list[Any]:
             "The FileName parameter is required when running on an Edge Transport server."
         )
     edge = ctx.server
+    lifetime = params.get("AccountExpiryDuration") or DEFAULT_LIFETIME
+    if lifetime < MIN_LIFETIME:
+        raise ctx.fail("The AccountExpiryDuration parameter must be at least 00:02:00.")
+    if ctx.whatif:
+        return []
+    minutes = f"{lifetime.total_seconds() / 60:g}"
+    question = RESUBSCRIBE_WARNING if edge.replica is not None else SUBSCRIBE_WARNING
+    if not params.get("Force") and not ctx.should_continue(question.format(minutes=minutes)):
+        return []
     if file_key(path) in edge.files and not params.get("Force"):
         raise ctx.fail(
             f"The file {path} already exists. Use the Force parameter to overwrite it.",
             exception="System.IO.IOException",
             target=path,
         )
-    lifetime = params.get("AccountExpiryDuration") or DEFAULT_LIFETIME
-    if lifetime < MIN_LIFETIME:
-        raise ctx.fail("The AccountExpiryDuration parameter must be at least 00:02:00.")
     default = edge.certificate(edge.internal_transport_thumbprint or "")
     if default is None:
         raise ctx.fail(
             "The internal transport certificate of the local server couldn't be found in the "
             "personal store. Run New-ExchangeCertificate to create one, then retry.",
         )
-    if ctx.whatif:
-        return []
     blob = default.der_b64
     edge.files[file_key(path)] = base64.b64encode(
         _subscription_xml(edge, blob, ctx.now, lifetime)
@@ -181,16 +203,21 @@ def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:
 def remove_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Remove-EdgeSubscription (F10 on a Mailbox server; clears AD LDS data on an Edge)."""
     identity = params["Identity"]
+    confirmation = REMOVE_CONFIRMATION.format(identity=identity)
     if ctx.server.role == "Edge":
         if identity.casefold() not in (ctx.server.name.casefold(), ctx.server.fqdn.casefold()):
             raise not_found(ctx, "subscription", identity)
-        if not ctx.whatif:
+        if ctx.should_process(confirmation, high_impact=True):
             ctx.server.replica = None
+            # Exchange then asks before it deletes the recipients EdgeSync replicated (the lab
+            # models none, so the answer changes nothing); -Force skips the question.
+            if not params.get("Force"):
+                ctx.should_continue(REMOVE_RECIPIENTS)
         return []
     sub = ctx.org.subscription(identity.split(".")[0])
     if sub is None:
         raise not_found(ctx, "subscription", identity)
-    if ctx.whatif:
+    if not ctx.should_process(confirmation, high_impact=True):
         return []
     ctx.org.subscriptions.remove(sub)
     kept = []

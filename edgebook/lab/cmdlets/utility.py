@@ -1,4 +1,5 @@
-"""Utility cmdlets of Windows PowerShell the runbooks use on the Edge: Get-Date, Select-Object."""
+"""Utility cmdlets of Windows PowerShell the runbooks use: Get-Date (Edge), Select-Object (also
+on Exchange's /PowerShell endpoint)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def select_object(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Select-Object -Property: a PSCustomObject typed 'Selected.<type>' with those properties."""
+    """Select-Object -Property: a PSCustomObject typed 'Selected.<type>' whose note properties
+    are those of the live object (what its serialised form may lack, as with certificates)."""
     item = params.get("InputObject")
     names = params.get("Property") or []
     if not isinstance(item, ExObject) or not names:
@@ -26,7 +28,13 @@ def select_object(ctx: Context, params: dict[str, Any]) -> list[Any]:
     for name in names:
         found = next((key for key in item.properties if key.casefold() == name.casefold()), name)
         properties[found] = item.properties.get(found)
-    return [ExObject([f"Selected.{item.type_names[0]}", *PS_CUSTOM_OBJECT], properties)]
+    return [
+        ExObject(
+            [f"Selected.{item.type_names[0]}", *PS_CUSTOM_OBJECT],
+            properties,
+            notes=tuple(properties),
+        )
+    ]
 
 
 CMDLETS = [
@@ -40,5 +48,6 @@ CMDLETS = [
         ],
         task=UTILITY_TASK,
         exchange=False,
+        proxied=True,  # Exchange's /PowerShell proxies Select-Object (docs/serialization.md)
     ),
 ]

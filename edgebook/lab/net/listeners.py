@@ -142,7 +142,7 @@ class _LoopListener:
         self._requested_port = port
         self._port: int | None = None
         self._running = running or _always_running
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.Transport] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -192,14 +192,16 @@ class _LoopListener:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    async def _create_server(self) -> asyncio.AbstractServer:
+    async def _create_server(self) -> asyncio.Server:
         raise NotImplementedError
 
     def _track(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a stream connection, never datagrams
         self._transports.add(transport)
 
     def _untrack(self, transport: asyncio.BaseTransport | None) -> None:
-        self._transports.discard(transport)  # type: ignore[arg-type]
+        if isinstance(transport, asyncio.Transport):
+            self._transports.discard(transport)
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -352,7 +354,7 @@ class SmtpListener(_LoopListener):
         loop = asyncio.get_running_loop()
         return _EdgeSmtp(self, self._handler, self.banner(), loop)
 
-    async def _create_server(self) -> asyncio.AbstractServer:
+    async def _create_server(self) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         return await loop.create_server(self._new_protocol, self.host, self._requested_port)
 
@@ -466,7 +468,7 @@ class LdapsListener(_LoopListener):
             dns_host_name=dns_host_name, clock=clock or (lambda: datetime.now().astimezone())
         )
 
-    async def _create_server(self) -> asyncio.AbstractServer:
+    async def _create_server(self) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         return await loop.create_server(
             lambda: _LdapsConnection(self), self.host, self._requested_port

@@ -9,7 +9,7 @@ from edgebook.lab.org.model import EventEntry, Server
 TRANSPORT_SOURCE = "MSExchangeTransport"
 EDGESYNC_SOURCE = "MSExchange EdgeSync"
 
-# ID -> (source, entry type, message template); texts after DOMAIN.md §1.10.
+# ID -> (source, entry type, message template); texts after docs/domain.md §7.
 TEMPLATES: dict[int, tuple[str, str, str]] = {
     12012: (
         TRANSPORT_SOURCE,

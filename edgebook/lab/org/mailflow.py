@@ -1,7 +1,8 @@
 """The simulation: service starts bind certificates, queues drain or retry, EdgeSync replicates.
 
-Everything is evaluated lazily against the lab clock (evaluate(org, now) runs before every
-pipeline). Rules of the lab, documented in docs/lab-scenarios.md:
+Everything is evaluated lazily against the lab clock: evaluate(org, now, edges) catches up the
+Edges a pipeline or a mail touches, just before it runs (an Edge nobody asks about waits).
+Rules of the lab, documented in docs/lab-scenarios.md:
 - transport binds its certificates when it starts (F11); AD LDS binds its certificate when
   ADAM_MSExchange starts (F7), choosing the default certificate if eligible, else the newest
   eligible one (certstore.adam_choice);
@@ -14,8 +15,10 @@ pipeline). Rules of the lab, documented in docs/lab-scenarios.md:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from edgebook.errors import EdgebookError
 from edgebook.lab.org import certstore, events, pki
@@ -32,6 +35,7 @@ from edgebook.lab.org.model import (
     SendConnector,
     Server,
     TransportBinding,
+    clock,
 )
 
 SYNC_INTERVAL = dt.timedelta(minutes=3)
@@ -254,9 +258,15 @@ def queue_error(org: Org, server: Server, queue: Queue, now: dt.datetime) -> str
     return None
 
 
-def evaluate(org: Org, now: dt.datetime) -> None:
-    """Bring the organisation up to the lab time: traffic, queues, events, replication."""
-    for server in org.edges:
+def evaluate(org: Org, now: dt.datetime, edges: Iterable[Server] | None = None) -> None:
+    """Bring Edges (default: every Edge) up to the lab time: traffic, queues, events, replication.
+
+    An Edge's catch-up depends only on that Edge and the organisation-wide configuration, so an
+    Edge no request touches can wait until one does.
+    """
+    for server in org.edges if edges is None else edges:
+        if server.role != "Edge":
+            continue
         running = server.services.get(TRANSPORT) == RUNNING
         if running:
             _generate_traffic(org, server, now)
@@ -403,18 +413,23 @@ def submit_mail(
     return touched
 
 
+class Transactions(Protocol):
+    """What accept_mail needs of a store (edgebook.lab.org.store.LabStore or ResidentStore)."""
+
+    def transaction(self, servers: Collection[str] | None = None) -> AbstractContextManager[Org]:
+        """The mutable organisation; servers names what the block touches."""
+        ...
+
+
 def accept_mail(
-    store: object, edge_name: str, mail_from: str, rcpt_tos: list[str], data: bytes
+    store: Transactions, edge_name: str, mail_from: str, rcpt_tos: list[str], data: bytes
 ) -> None:
     """Mail accepted by an Edge's SMTP listener lands in its queues (one message per recipient)."""
-    from edgebook.lab.org.store import LabStore, clock
-
-    if not isinstance(store, LabStore):
-        raise TypeError("accept_mail needs a LabStore")
-    with store.transaction() as org:
+    with store.transaction([edge_name]) as org:
         now = clock(org)
-        evaluate(org, now)
-        submit_mail(org, edge_name, 1, list(rcpt_tos), now)
+        server = org.server(edge_name)
+        evaluate(org, now, [server])
+        submit_mail(org, server.name, 1, list(rcpt_tos), now)
 
 
 @dataclass
@@ -425,19 +440,42 @@ class ListenerState:
     certificate: tuple[bytes, bytes] | None  # (PEM chain, PEM key); None: no TLS offered
 
 
+Materials = dict[tuple[str, str, str, int], tuple[bytes, bytes] | None]
+
+
 def listener_state(
-    org: Org, edge_name: str, kind: Literal["smtp", "ldaps"], now: dt.datetime
+    org: Org,
+    edge_name: str,
+    kind: Literal["smtp", "ldaps"],
+    now: dt.datetime,
+    materials: Materials | None = None,
 ) -> ListenerState:
-    """Whether the listener accepts connections and which certificate it presents."""
+    """Whether the listener accepts connections and which certificate it presents.
+
+    materials, when given, keeps the PEM material of each store entry once made (loading a
+    sealed RSA key costs milliseconds, and a listener asks at every connection).
+    """
     server = org.server(edge_name)
     if kind == "ldaps":
         if server.services.get(ADAM) != RUNNING:
             return ListenerState(False, None)
-        return ListenerState(True, _material(org, server, server.adam_thumbprint))
+        return ListenerState(True, _cached(org, server, server.adam_thumbprint, materials))
     if server.services.get(TRANSPORT) != RUNNING or server.transport is None:
         return ListenerState(False, None)
     default_rc = next(iter(server.transport.receive.values()), None)
-    return ListenerState(True, _material(org, server, default_rc))
+    return ListenerState(True, _cached(org, server, default_rc, materials))
+
+
+def _cached(
+    org: Org, server: Server, thumbprint: str | None, materials: Materials | None
+) -> tuple[bytes, bytes] | None:
+    entry = server.certificate(thumbprint) if thumbprint else None
+    if materials is None or entry is None:
+        return _material(org, server, thumbprint)
+    key = (server.name, entry.thumbprint, entry.key_sealed or "", len(server.ca_store))
+    if key not in materials:
+        materials[key] = _material(org, server, thumbprint)
+    return materials[key]
 
 
 def served_certificate(

@@ -1,7 +1,7 @@
 """The simulated Exchange organisation as dataclasses, with a JSON round trip.
 
-Names follow DOMAIN.md. Private keys are held encrypted (edgebook.lab.org.pki.seal) with the lab's
-key file; the key itself lives on Org.secret, which is never serialised.
+Names follow docs/domain.md §2. Private keys are held encrypted (edgebook.lab.org.pki.seal)
+with the lab's key file; the key itself lives on Org.secret, which is never serialised.
 """
 
 from __future__ import annotations
@@ -329,3 +329,8 @@ def org_from_json(data: dict[str, Any], secret: bytes) -> Org:
     org = from_json(Org, data)
     org.secret = secret
     return org
+
+
+def clock(org: Org) -> dt.datetime:
+    """The lab time of an organisation: real UTC now plus its offset."""
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=org.clock_offset_s)

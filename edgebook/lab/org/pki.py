@@ -5,15 +5,22 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import ipaddress
 import os
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edgebook import certs
 from edgebook.certs import parse_windows_name
 from edgebook.errors import EdgebookError
 
@@ -91,14 +98,15 @@ def parse_name(text: str) -> x509.Name:
     return parse_windows_name(text)
 
 
-def _base(
+def certificate_builder(
     subject: x509.Name,
     issuer: x509.Name,
-    public_key: rsa.RSAPublicKey,
+    public_key: CertificatePublicKeyTypes,
     not_before: dt.datetime,
     not_after: dt.datetime,
-    issuer_key: rsa.RSAPrivateKey,
+    issuer_key: CertificateIssuerPrivateKeyTypes,
 ) -> x509.CertificateBuilder:
+    """Names, key, random serial, validity, SKI and AKI: what every certificate here starts from."""
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -125,7 +133,7 @@ def make_ca(
     key = new_key()
     issuer_name, signer = (parent[0].subject, parent[1]) if parent else (subject, key)
     builder = (
-        _base(subject, issuer_name, key.public_key(), not_before, not_after, signer)
+        certificate_builder(subject, issuer_name, key.public_key(), not_before, not_after, signer)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -153,11 +161,14 @@ def issue(
     issuer: KeyPair | None = None,
     key: rsa.RSAPrivateKey | None = None,
     key_size: int = 2048,
+    ip_addresses: Sequence[str] = (),
 ) -> KeyPair:
     """A TLS server certificate (serverAuth + clientAuth EKU); self-signed when issuer is None."""
     key = key or new_key(key_size)
     issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
-    builder = _base(subject, issuer_name, key.public_key(), not_before, not_after, signer)
+    builder = certificate_builder(
+        subject, issuer_name, key.public_key(), not_before, not_after, signer
+    )
     builder = builder.add_extension(
         x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
         critical=False,
@@ -175,10 +186,10 @@ def issue(
         ),
         critical=True,
     )
-    if domains:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(d) for d in domains]), critical=False
-        )
+    alternative: list[x509.GeneralName] = [x509.DNSName(d) for d in domains]
+    alternative += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+    if alternative:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alternative), critical=False)
     return builder.sign(signer, hashes.SHA256()), key
 
 
@@ -250,18 +261,13 @@ def has_server_auth(cert: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.SERVER_AUTH in eku
 
 
-def is_self_signed(cert: x509.Certificate) -> bool:
-    """Whether subject equals issuer."""
-    return cert.subject == cert.issuer
+is_self_signed = certs.is_self_signed  # the one self-signed test, for the lab's callers
 
 
 def matches_domain(cert: x509.Certificate, fqdn: str) -> bool:
-    """Whether the FQDN is in CN/SAN (wildcards cover one label)."""
-    wanted = fqdn.casefold()
-    for name in domains_of(cert):
-        name = name.casefold()
-        if name == wanted:
-            return True
-        if name.startswith("*.") and wanted.split(".", 1)[-1] == name[2:] and "." in wanted:
-            return True
-    return False
+    """Whether the FQDN is one of the CertificateDomains (CN and SAN; edgebook.certs' RFC 6125
+    matching, a wildcard covers one whole left-most label)."""
+    try:
+        return any(certs.matches_fqdn(name, fqdn) for name in domains_of(cert))
+    except certs.CertificateError:  # not a host name (blank, a wildcard, ...): matches none
+        return False

@@ -1,106 +1,83 @@
 """The scenario file format (docs/lab-scenarios.md): validation into typed specs.
 
-Every problem is a ScenarioError naming the file, the key path and what is expected.
+Every problem is a ScenarioError naming the file, the key path, what was found and what is
+expected: unknown keys, duplicate names, numbers that are not finite or out of range, DNS
+names and subjects that cannot be issued, and lab_files paths that would leave the lab folder.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
+from edgebook.certs import CertificateError, dns_name, parse_windows_name
 from edgebook.errors import EdgebookError
+from edgebook.yamlfile import MISSING, Section
 
 SERVICE_NAMES = {"None", "IMAP", "POP", "UM", "IIS", "SMTP", "Federation", "UMCallRouter"}
-SERVICE_STATES = {"Running", "Paused", "Stopped"}
+SERVICE_STATES = ("Running", "Paused", "Stopped")
+SERVICES = ("MSExchangeTransport", "ADAM_MSExchange", "MSExchangeEdgeSync")
+DAYS = 36500.0  # relative times stay within a hundred years of the lab's creation
+MAX_COUNT = 1_000_000
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_LAB_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 class ScenarioError(EdgebookError):
     """A scenario file is missing or malformed."""
 
 
-class Node:
-    """A value at a key path of a scenario file, with typed accessors that explain errors."""
+class Node(Section):
+    """A mapping of a scenario file (edgebook.yamlfile.Section raising ScenarioError)."""
 
-    def __init__(self, source: str, path: str, value: Any) -> None:
-        self.source, self.path, self.value = source, path, value
+    error_type = ScenarioError
 
-    def fail(self, expected: str, key: str | None = None) -> ScenarioError:
-        """An error for this node (or one of its keys)."""
-        where = f"{self.path}.{key}" if key else self.path
-        return ScenarioError(f"{self.source}: {where}: expected {expected}")
+    def days(self, key: str, default: Any = MISSING) -> float:
+        """Days relative to the lab's creation, finite and within a hundred years."""
+        return self.number(key, default, -DAYS, DAYS)
 
-    def mapping(self, allowed: set[str], required: frozenset[str] | set[str] = frozenset()) -> Node:
-        """Check this node is a mapping with only allowed keys and all required keys."""
-        if not isinstance(self.value, dict):
-            raise self.fail(f"a mapping, found {_kind(self.value)}")
-        for key in self.value:
-            if key not in allowed:
-                raise self.fail(f"one of the keys {', '.join(sorted(allowed))}", str(key))
-        for key in sorted(required - set(self.value)):
-            raise self.fail("this key (it is required)", key)
-        return self
+    def dns_names(self, key: str, *, wildcard: bool = True) -> list[str]:
+        """DNS names as a certificate stores them (IDNA A-labels, lower case)."""
+        names = []
+        for index, text in enumerate(self.texts(key)):
+            path = f"{self.key(key)}[{index}]"
+            try:
+                name = dns_name(text)
+            except CertificateError:
+                raise self.error(path, text, "a DNS name such as mail.contoso.com") from None
+            if name.startswith("*.") and not wildcard:
+                raise self.error(path, text, "a DNS name without a wildcard")
+            names.append(name)
+        return names
 
-    def child(self, key: str) -> Node:
-        """The node of one key (value None when absent)."""
-        return Node(self.source, f"{self.path}.{key}", self.value.get(key))
+    def dns_name(self, key: str, default: Any = MISSING) -> str:
+        """One DNS name without a wildcard."""
+        if self.raw(key) is MISSING and default is not MISSING:
+            return default
+        self.text(key)
+        return self.dns_names(key, wildcard=False)[0]
 
-    def items(self, key: str) -> list[Node]:
-        """The nodes of a list under key (empty when absent)."""
-        value = self.value.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(f"a list, found {_kind(value)}", key)
-        return [Node(self.source, f"{self.path}.{key}[{i}]", v) for i, v in enumerate(value)]
+    def subject(self, key: str) -> str:
+        """A distinguished name in Windows format that a certificate can carry."""
+        text = self.text(key)
+        try:
+            parse_windows_name(text)
+        except CertificateError as exc:
+            raise self.error(
+                self.key(key), text, f"a name such as CN=mail.contoso.com ({exc})"
+            ) from None
+        return text
 
-    def str(self, key: str, default: str | None = None, choices: set[str] | None = None) -> Any:
-        """A string value (required when default is None and the key is absent)."""
-        value = self.value.get(key, default)
-        if value is None and default is None and key not in self.value:
-            raise self.fail("a string (this key is required)", key)
-        if value is not None and not isinstance(value, str):
-            raise self.fail(f"a string, found {_kind(value)}", key)
-        if choices and value not in choices:
-            raise self.fail(f"one of {', '.join(sorted(choices))}, found {value!r}", key)
-        return value
-
-    def opt_str(self, key: str) -> str | None:
-        """An optional string."""
-        value = self.value.get(key)
-        if value is not None and not isinstance(value, str):
-            raise self.fail(f"a string, found {_kind(value)}", key)
-        return value
-
-    def bool(self, key: str, default: bool) -> bool:
-        """A boolean value."""
-        value = self.value.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(f"true or false, found {_kind(value)}", key)
-        return value
-
-    def num(self, key: str, default: float | None = None) -> float:
-        """A number."""
-        value = self.value.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(f"a number, found {_kind(value)}", key)
-        return float(value)
-
-    def strs(self, key: str) -> list[str]:
-        """A list of strings (a single string is accepted as a one-item list)."""
-        value = self.value.get(key, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(f"a list of strings, found {_kind(value)}", key)
-        return list(value)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", list: "a list", str: f"the string {value!r}"}.get(
-        type(value), f"{type(value).__name__} {value!r}"
-    )
+    def unique(self, entries: list[tuple[str, str]], what: str) -> None:
+        """Refuse a value given twice among (key path, value) entries; compared without case,
+        as Exchange compares names."""
+        seen: dict[str, str] = {}
+        for path, value in entries:
+            first = seen.setdefault(value.casefold(), path)
+            if first != path:
+                raise self.error(path, value, f"a unique {what} ({first} has it already)")
 
 
 @dataclass
@@ -206,130 +183,84 @@ class Scenario:
     subscriptions: list[SubscriptionSpec]
 
 
-CONNECTOR_KEYS = {
-    "name": "str",
-    "address_spaces": "strs",
-    "smart_hosts": "strs",
-    "source_transport_servers": "strs",
-    "tls_certificate_name": "opt",
-    "tls_domain": "opt",
-    "tls_auth_level": "opt",
-    "require_tls": "bool",
-    "fqdn": "opt",
-    "cloud_services_mail_enabled": "bool",
-    "domain_secure_enabled": "bool",
-    "dns_routing_enabled": "bool",
-    "enabled": "bool",
-}
-CONNECTOR_DEFAULTS = {
+CONNECTOR_TEXT = ("tls_certificate_name", "tls_domain", "tls_auth_level", "fqdn")
+CONNECTOR_LISTS = ("address_spaces", "smart_hosts", "source_transport_servers")
+CONNECTOR_FLAGS = {
     "require_tls": False,
     "cloud_services_mail_enabled": False,
     "domain_secure_enabled": False,
     "dns_routing_enabled": True,
     "enabled": True,
 }
+CONNECTOR_KEYS = ("name", *CONNECTOR_LISTS, *CONNECTOR_TEXT, *CONNECTOR_FLAGS, "tls_certificate")
+TOP_KEYS = (
+    "description",
+    "organization",
+    "certificate_authorities",
+    "servers",
+    "certificates",
+    "send_connectors",
+    "subscriptions",
+)
 
 
 def _validity(node: Node) -> Validity:
-    node.mapping({"from_days", "to_days"}, {"from_days", "to_days"})
-    valid = Validity(node.num("from_days"), node.num("to_days"))
-    if valid.to_days <= valid.from_days:
-        raise node.fail("to_days after from_days", "to_days")
-    return valid
+    valid = node.section("valid", ("from_days", "to_days"), ("from_days", "to_days"))
+    result = Validity(valid.days("from_days"), valid.days("to_days"))
+    if result.to_days <= result.from_days:
+        raise valid.error(valid.key("to_days"), result.to_days, "to_days after from_days")
+    return result
 
 
 def parse(name: str, source: str, data: Any) -> Scenario:
     """Validate a loaded YAML document into a Scenario."""
-    top = Node(source, name, data).mapping(
-        {
-            "description",
-            "organization",
-            "certificate_authorities",
-            "servers",
-            "certificates",
-            "send_connectors",
-            "subscriptions",
-        },
-        {"description", "organization", "servers"},
-    )
-    org = top.child("organization").mapping({"domain", "site", "hybrid_domain"}, {"domain"})
-    domain = org.str("domain")
-    cas = []
-    for node in top.items("certificate_authorities"):
-        node.mapping({"id", "subject", "parent", "valid"}, {"id", "subject", "valid"})
-        cas.append(
-            CASpec(
-                node.str("id"),
-                node.str("subject"),
-                node.opt_str("parent"),
-                _validity(node.child("valid")),
-            )
-        )
-    ca_ids = [c.id for c in cas]
-    for node, ca in zip(top.items("certificate_authorities"), cas, strict=True):
-        if ca.parent is not None and ca.parent not in ca_ids[: ca_ids.index(ca.id)]:
-            raise node.fail(f"the id of a CA listed before this one, found {ca.parent!r}", "parent")
-    servers = [_server(node, domain) for node in top.items("servers")]
-    if not servers:
-        raise top.fail("at least one server", "servers")
+    top = Node(source, data, "", TOP_KEYS, ("description", "organization", "servers"))
+    org = top.section("organization", ("domain", "site", "hybrid_domain"), ("domain",))
+    domain = org.dns_name("domain")
+    cas = _cas(top)
+    servers = [
+        _server(node, domain)
+        for node in top.sections("servers", SERVER_KEYS, ("name", "role"), minimum=1)
+    ]
+    top.unique(_paths("servers", "name", [s.name for s in servers]), "server name")
     names = {s.name for s in servers}
-    certificates = [_certificate(node, set(ca_ids), names) for node in top.items("certificates")]
+    ca_ids = {c.id for c in cas}
+    certificates = [
+        _certificate(node, ca_ids, names)
+        for node in top.sections("certificates", CERT_KEYS, ("id", "subject", "valid"))
+    ]
+    top.unique(_paths("certificates", "id", [c.id for c in certificates]), "certificate id")
+    _unique_lab_files(top, certificates)
     cert_ids = {c.id for c in certificates}
-    for node, spec in zip(top.items("servers"), servers, strict=True):
-        if spec.receive.tls_certificate and spec.receive.tls_certificate not in cert_ids:
-            raise node.child("receive_connector").fail(
-                f"a certificate id, found {spec.receive.tls_certificate!r}", "tls_certificate"
+    for index, spec in enumerate(servers):
+        wanted = spec.receive.tls_certificate
+        if wanted and wanted not in cert_ids:
+            raise top.error(
+                f"servers[{index}].receive_connector.tls_certificate", wanted, "a certificate id"
             )
-    connectors = []
-    for node in top.items("send_connectors"):
-        node.mapping({*CONNECTOR_KEYS, "tls_certificate"}, {"name", "address_spaces"})
-        values: dict[str, Any] = {}
-        for key, kind in CONNECTOR_KEYS.items():
-            if kind == "str":
-                values[key] = node.str(key)
-            elif kind == "strs":
-                values[key] = node.strs(key)
-            elif kind == "opt":
-                values[key] = node.opt_str(key)
-            else:
-                values[key] = node.bool(key, CONNECTOR_DEFAULTS[key])
-        for server in values["source_transport_servers"]:
-            if server not in names:
-                raise node.fail(f"names of servers, found {server!r}", "source_transport_servers")
-        tls_cert = node.opt_str("tls_certificate")
-        if tls_cert is not None and tls_cert not in cert_ids:
-            raise node.fail(f"a certificate id, found {tls_cert!r}", "tls_certificate")
-        connectors.append(SendConnectorSpec(values, tls_cert))
+    connectors = [
+        _connector(node, names, cert_ids)
+        for node in top.sections("send_connectors", CONNECTOR_KEYS, ("name", "address_spaces"))
+    ]
+    top.unique(
+        _paths("send_connectors", "name", [c.values["name"] for c in connectors]),
+        "send connector name",
+    )
     edges = {s.name for s in servers if s.role == "Edge"}
-    subscriptions = []
-    for node in top.items("subscriptions"):
-        node.mapping(
-            {
-                "edge",
-                "created_days",
-                "create_inbound_send_connector",
-                "create_internet_send_connector",
-            },
-            {"edge"},
-        )
-        edge = node.str("edge")
-        if edge not in edges:
-            raise node.fail(f"the name of an Edge server, found {edge!r}", "edge")
-        subscriptions.append(
-            SubscriptionSpec(
-                edge,
-                node.num("created_days", -30),
-                node.bool("create_inbound_send_connector", True),
-                node.bool("create_internet_send_connector", True),
-            )
-        )
+    subscriptions = [
+        _subscription(node, edges) for node in top.sections("subscriptions", SUB_KEYS, ("edge",))
+    ]
+    top.unique(
+        _paths("subscriptions", "edge", [s.edge for s in subscriptions]),
+        "Edge (one subscription each)",
+    )
     return Scenario(
         name=name,
-        description=top.str("description"),
+        description=top.text("description"),
         source=source,
         domain=domain,
-        site=org.str("site", "Default-First-Site-Name"),
-        hybrid_domain=org.opt_str("hybrid_domain"),
+        site=org.text("site", "Default-First-Site-Name"),
+        hybrid_domain=org.dns_name("hybrid_domain", None),
         cas=cas,
         servers=servers,
         certificates=certificates,
@@ -338,101 +269,183 @@ def parse(name: str, source: str, data: Any) -> Scenario:
     )
 
 
-def _server(node: Node, domain: str) -> ServerSpec:
-    node.mapping(
-        {
-            "name",
-            "role",
-            "fqdn",
-            "installed_days",
-            "services",
-            "receive_connector",
-            "queues",
-            "traffic",
-        },
-        {"name", "role"},
-    )
-    name = node.str("name")
-    services = node.child("services")
-    states: dict[str, str] = {}
-    if services.value is not None:
-        services.mapping({"MSExchangeTransport", "ADAM_MSExchange", "MSExchangeEdgeSync"})
-        states = {k: services.str(k, choices=SERVICE_STATES) for k in services.value}
-    receive = ReceiveSpec()
-    rnode = node.child("receive_connector")
-    if rnode.value is not None:
-        rnode.mapping(
-            {"fqdn", "tls_certificate", "tls_certificate_name", "tls_domain_capabilities"}
+def _cas(top: Node) -> list[CASpec]:
+    cas: list[CASpec] = []
+    for node in top.sections(
+        "certificate_authorities", ("id", "subject", "parent", "valid"), ("id", "subject", "valid")
+    ):
+        ca = CASpec(
+            node.text("id"), node.subject("subject"), node.optional_text("parent"), _validity(node)
         )
+        if ca.parent is not None and ca.parent not in [c.id for c in cas]:
+            raise node.error(node.key("parent"), ca.parent, "the id of a CA listed before this one")
+        cas.append(ca)
+    top.unique(_paths("certificate_authorities", "id", [c.id for c in cas]), "CA id")
+    return cas
+
+
+SERVER_KEYS = (
+    "name",
+    "role",
+    "fqdn",
+    "installed_days",
+    "services",
+    "receive_connector",
+    "queues",
+    "traffic",
+)
+RECEIVE_KEYS = ("fqdn", "tls_certificate", "tls_certificate_name", "tls_domain_capabilities")
+CERT_KEYS = ("id", "subject", "domains", "issuer", "valid", "key_size", "install", "lab_files")
+INSTALL_KEYS = ("server", "services", "exportable", "friendly_name", "default", "chain")
+SUB_KEYS = (
+    "edge",
+    "created_days",
+    "create_inbound_send_connector",
+    "create_internet_send_connector",
+)
+
+
+def _server(node: Node, domain: str) -> ServerSpec:
+    name = node.text("name")
+    if not _SERVER_NAME.match(name):
+        raise node.error(node.key("name"), name, "a server name (letters, digits, -, _)")
+    services = node.optional_section("services", SERVICES)
+    states = {k: services.choice(k, SERVICE_STATES) for k in services.value} if services else {}
+    receive = ReceiveSpec()
+    rnode = node.optional_section("receive_connector", RECEIVE_KEYS)
+    if rnode is not None:
         receive = ReceiveSpec(
-            rnode.opt_str("fqdn"),
-            rnode.opt_str("tls_certificate"),
-            rnode.opt_str("tls_certificate_name"),
-            rnode.strs("tls_domain_capabilities"),
+            rnode.dns_name("fqdn", None),
+            rnode.optional_text("tls_certificate"),
+            rnode.optional_text("tls_certificate_name"),
+            rnode.texts("tls_domain_capabilities"),
         )
     return ServerSpec(
         name=name,
-        role=node.str("role", choices={"Mailbox", "Edge"}),
-        fqdn=node.str("fqdn", f"{name.lower()}.{domain}"),
-        installed_days=node.num("installed_days", -1000),
+        role=node.choice("role", ("Mailbox", "Edge")),
+        fqdn=node.dns_name("fqdn", f"{name.lower()}.{domain}"),
+        installed_days=node.days("installed_days", -1000),
         services=states,
         receive=receive,
-        queues={k: int(v) for k, v in _number_map(node.child("queues")).items()},
-        traffic=_number_map(node.child("traffic")),
+        queues={k: int(v) for k, v in _counts(node, "queues", whole=True).items()},
+        traffic=_counts(node, "traffic", whole=False),
     )
 
 
-def _number_map(node: Node) -> dict[str, float]:
-    if node.value is None:
+def _counts(node: Node, key: str, *, whole: bool) -> dict[str, float]:
+    """A mapping of send connector name to a count (whole) or a rate, from 0 to MAX_COUNT."""
+    value = node.raw(key)
+    if value is MISSING:
         return {}
-    if not isinstance(node.value, dict):
-        raise node.fail("a mapping of send connector name to a number")
-    for key, value in node.value.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise node.fail("a number >= 0", str(key))
-    return dict(node.value)
+    if not isinstance(value, dict):
+        raise node.error(node.key(key), value, "a mapping of send connector name to a number")
+    names = tuple(str(k) for k in value)
+    counts = Node(node.file, {str(k): v for k, v in value.items()}, node.key(key), names)
+    if whole:
+        return {k: float(counts.integer(k, MISSING, 0, MAX_COUNT)) for k in names}
+    return {k: counts.number(k, MISSING, 0, MAX_COUNT) for k in names}
 
 
 def _certificate(node: Node, ca_ids: set[str], servers: set[str]) -> CertSpec:
-    node.mapping(
-        {"id", "subject", "domains", "issuer", "valid", "key_size", "install", "lab_files"},
-        {"id", "subject", "valid"},
-    )
-    issuer = node.opt_str("issuer")
+    issuer = node.optional_text("issuer")
     if issuer is not None and issuer not in ca_ids:
-        raise node.fail(f"the id of a certificate authority, found {issuer!r}", "issuer")
-    key_size = int(node.num("key_size", 2048))
+        raise node.error(node.key("issuer"), issuer, "the id of a certificate authority")
+    key_size = node.integer("key_size", 2048, 1024, 4096)
     if key_size not in (1024, 2048, 4096):
-        raise node.fail("1024, 2048 or 4096", "key_size")
+        raise node.error(node.key("key_size"), key_size, "1024, 2048 or 4096")
     installs = []
-    for inode in node.items("install"):
-        inode.mapping(
-            {"server", "services", "exportable", "friendly_name", "default", "chain"}, {"server"}
-        )
-        server = inode.str("server")
+    for inode in node.sections("install", INSTALL_KEYS, ("server",)):
+        server = inode.text("server")
         if server not in servers:
-            raise inode.fail(f"the name of a server, found {server!r}", "server")
-        services = [s.strip() for item in inode.strs("services") for s in item.split(",")]
+            raise inode.error(inode.key("server"), server, "the name of a server of this scenario")
+        services = [s.strip() for item in inode.texts("services") for s in item.split(",")]
         for service in services:
             if service not in SERVICE_NAMES:
-                raise inode.fail(f"services among {', '.join(sorted(SERVICE_NAMES))}", "services")
+                raise inode.error(
+                    inode.key("services"),
+                    service,
+                    f"services among {', '.join(sorted(SERVICE_NAMES))}",
+                )
         installs.append(
             InstallSpec(
                 server,
                 services,
-                inode.bool("exportable", False),
-                inode.str("friendly_name", ""),
-                inode.bool("default", False),
-                inode.bool("chain", True),
+                inode.boolean("exportable", False),
+                inode.text("friendly_name", ""),
+                inode.boolean("default", False),
+                inode.boolean("chain", True),
             )
         )
     return CertSpec(
-        id=node.str("id"),
-        subject=node.str("subject"),
-        domains=node.strs("domains"),
+        id=node.text("id"),
+        subject=node.subject("subject"),
+        domains=node.dns_names("domains"),
         issuer=issuer,
-        valid=_validity(node.child("valid")),
+        valid=_validity(node),
         key_size=key_size,
         install=installs,
-        lab_files=node.strs("lab_files"),
+        lab_files=[
+            _lab_file(node, index, text) for index, text in enumerate(node.texts("lab_files"))
+        ],
+    )
+
+
+def _lab_file(node: Node, index: int, text: str) -> str:
+    """A path inside the lab folder: relative, '/'-separated, plain names, ending in .pfx."""
+    parts = text.split("/")
+    if (
+        "\\" in text
+        or ":" in text
+        or not text.lower().endswith(".pfx")
+        or not all(_LAB_FILE.match(part) and part not in (".", "..") for part in parts)
+    ):
+        raise node.error(
+            f"{node.key('lab_files')}[{index}]",
+            text,
+            "a .pfx path inside the lab folder such as renewal/EDGE01.pfx (relative, '/' "
+            "between plain names, no '..', no leading '/' or '.')",
+        )
+    return str(PurePosixPath(*parts))
+
+
+def _unique_lab_files(top: Node, certificates: list[CertSpec]) -> None:
+    entries = [
+        (f"certificates[{index}].lab_files[{number}]", path)
+        for index, spec in enumerate(certificates)
+        for number, path in enumerate(spec.lab_files)
+    ]
+    top.unique(entries, "lab file (each written once)")
+
+
+def _paths(key: str, field: str, values: list[str]) -> list[tuple[str, str]]:
+    return [(f"{key}[{index}].{field}", value) for index, value in enumerate(values)]
+
+
+def _connector(node: Node, servers: set[str], cert_ids: set[str]) -> SendConnectorSpec:
+    values: dict[str, Any] = {"name": node.text("name")}
+    values.update({key: node.texts(key) for key in CONNECTOR_LISTS})
+    values.update({key: node.optional_text(key) for key in CONNECTOR_TEXT})
+    values.update({key: node.boolean(key, default) for key, default in CONNECTOR_FLAGS.items()})
+    if not values["address_spaces"]:
+        raise node.error(node.key("address_spaces"), [], "at least one address space")
+    for server in values["source_transport_servers"]:
+        if server not in servers:
+            raise node.error(
+                node.key("source_transport_servers"), server, "names of servers of this scenario"
+            )
+    tls_cert = node.optional_text("tls_certificate")
+    if tls_cert is not None and tls_cert not in cert_ids:
+        raise node.error(node.key("tls_certificate"), tls_cert, "a certificate id")
+    return SendConnectorSpec(values, tls_cert)
+
+
+def _subscription(node: Node, edges: set[str]) -> SubscriptionSpec:
+    edge = node.text("edge")
+    if edge not in edges:
+        raise node.error(node.key("edge"), edge, "the name of an Edge server of this scenario")
+    return SubscriptionSpec(
+        edge,
+        node.days("created_days", -30),
+        node.boolean("create_inbound_send_connector", True),
+        node.boolean("create_internet_send_connector", True),
     )

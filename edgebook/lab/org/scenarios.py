@@ -9,8 +9,6 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from edgebook.certs import thumbprint, tls_certificate_name
 from edgebook.lab.org import certstore, edgesync, mailflow, pki
 from edgebook.lab.org.model import (
@@ -29,6 +27,7 @@ from edgebook.lab.org.model import (
     Subscription,
 )
 from edgebook.lab.org.scenario_schema import Scenario, ScenarioError, parse
+from edgebook.yamlfile import load_yaml
 
 __all__ = ["Scenario", "ScenarioError", "build", "list_scenarios", "load_scenario"]
 
@@ -53,14 +52,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         if not path.exists():
             names = ", ".join(p.stem for p in sorted(_package_dir().glob("*.yaml")))
             raise ScenarioError(f"no scenario {name_or_path!r}; shipped scenarios: {names}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario file {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_yaml(path, what="scenario file", error=ScenarioError)
     return parse(path.stem, str(path), data)
 
 

@@ -1,40 +1,64 @@
-"""LabStore: the organisation persisted in a folder, shared by many processes.
+"""The organisation of a lab folder, kept in state.json, and the lab clock.
 
-state.json is written atomically (temporary file, fsync, rename) under an exclusive fcntl lock;
-counters.json (per-server WSMan requests and pipelines) has its own lock so counting does not
-rewrite the state. The lab clock is the real UTC time plus the offset kept in the state.
+LabStore (the CLI when no daemon runs, tests driving the backend directly) parses state.json at
+every read; a transaction takes an exclusive fcntl lock, loads, and writes the state back
+atomically (temporary file, fsync, rename) only when the block changed it. It refuses to
+change a folder whose daemon runs: the daemon would never see the change.
+
+ResidentStore (the daemon) loads the organisation once and keeps it in memory. A transaction
+holds a thread lock, compares what it may touch (the organisation-wide parts and the servers it
+names) before and after, and persists a change before it returns; a read-only transaction
+writes nothing. counters.json (per-server WSMan requests and pipelines) is written through
+without fsync: the counts are statistics, not state. The lab clock is the real UTC time plus
+the offset kept in the state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import json
+import math
 import os
 import secrets
-from collections.abc import Iterator
+import tempfile
+import threading
+from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Any
 
 from edgebook.errors import EdgebookError
-from edgebook.lab.folder import write_atomic
-from edgebook.lab.org.model import Org, org_from_json, org_to_json
+from edgebook.fileio import write_atomic
+from edgebook.lab.folder import daemon_running
+from edgebook.lab.org.model import Org, Server, clock, org_from_json, org_to_json, to_json
+from edgebook.lab.org.scenarios import build, load_scenario
 
 STATE = "state.json"
 COUNTERS = "counters.json"
 KEY_FILE = ".labkey"
-
-
 PRIVATE = 0o600
+MAX_ADVANCE_MINUTES = 10 * 366 * 24 * 60  # ten years per step
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)  # far from datetime's end, and no certificate's
+ORG_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(Org)
+    if f.name != "servers" and not f.metadata.get("transient")
+)
 
 
 class LabStateError(EdgebookError):
-    """The lab folder is missing, already used, or its state is unreadable."""
+    """The lab folder is missing, already used, or its state is unreadable or unwritable."""
 
 
 @contextlib.contextmanager
 def _locked(path: Path, exclusive: bool) -> Iterator[None]:
-    with open(path, "a+b") as handle:
+    try:
+        handle = open(path, "a+b")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise LabStateError(f"cannot open {path}: {exc.strerror}") from None
+    with handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield
@@ -42,8 +66,17 @@ def _locked(path: Path, exclusive: bool) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _write(path: Path, data: bytes) -> None:
+    try:
+        write_atomic(path, data, mode=PRIVATE)
+    except OSError as exc:
+        raise LabStateError(
+            f"cannot write {path}: {exc.strerror}; the lab folder must stay writable"
+        ) from None
+
+
 class LabStore:
-    """A lab folder holding one organisation."""
+    """A lab folder holding one organisation, read from and written to state.json."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
@@ -56,37 +89,50 @@ class LabStore:
     def create(
         cls, directory: Path, scenario: str | Path, password: str, reset: bool = False
     ) -> LabStore:
-        """Build the scenario's organisation in directory (refused if one exists, unless reset)."""
-        from edgebook.lab.org.scenarios import build, load_scenario
+        """Build the scenario's organisation in directory (refused if one exists, unless reset).
 
+        The organisation is built completely before anything is written, and the state is
+        replaced in one rename: a scenario that cannot be built leaves the folder as it was.
+        """
         directory = Path(directory)
-        loaded = load_scenario(scenario)
         store = cls(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
         if store.exists() and not reset:
             raise LabStateError(
-                f"{directory} already holds a lab (scenario {store.read().scenario!r}); "
+                f"{directory} already holds a lab (scenario {store._scenario_name()!r}); "
                 "reset it or choose another folder"
             )
+        loaded = load_scenario(scenario)
         key_path = directory / KEY_FILE
-        if not key_path.exists() or reset:
-            write_atomic(key_path, secrets.token_bytes(32), mode=PRIVATE)
-        secret = key_path.read_bytes()
-        now = dt.datetime.now(dt.UTC)
-        org, lab_files = build(loaded, now, secret, password)
-        with _locked(store._lock_path, exclusive=True):
-            store._save(org)
+        secret = key_path.read_bytes() if key_path.is_file() else secrets.token_bytes(32)
+        org, lab_files = build(loaded, dt.datetime.now(dt.UTC), secret, password)
+        state = json.dumps(org_to_json(org)).encode()
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
+        except OSError as exc:
+            raise LabStateError(
+                f"cannot create the lab folder {directory}: {exc.strerror}"
+            ) from None
+        if not key_path.is_file():
+            _write(key_path, secret)
         for relative, data in lab_files.items():
             target = directory / relative
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_atomic(target, data, mode=PRIVATE)
-        write_atomic(store.counters_path, b"{}", mode=PRIVATE)
+            _write(target, data)
+        with _locked(store._lock_path, exclusive=True):
+            _write(store.state_path, state)
+        _write(store.counters_path, b"{}")
         return store
 
     def exists(self) -> bool:
         """Whether the folder holds a state."""
-        return self.state_path.exists() and self.state_path.stat().st_size > 0
+        return self.state_path.is_file() and self.state_path.stat().st_size > 0
+
+    def _scenario_name(self) -> str:
+        try:
+            return str(json.loads(self.state_path.read_bytes()).get("scenario"))
+        except (OSError, ValueError, AttributeError):
+            return "unreadable"
 
     def _secret(self) -> bytes:
         try:
@@ -98,15 +144,24 @@ class LabStore:
 
     def _load(self) -> Org:
         try:
-            data = json.loads(self.state_path.read_text())
-        except FileNotFoundError as exc:
-            raise LabStateError(f"{self.dir} holds no lab state ({STATE})") from exc
-        except json.JSONDecodeError as exc:
-            raise LabStateError(f"{self.state_path} is not valid JSON: {exc}") from exc
-        return org_from_json(data, self._secret())
+            data = json.loads(self.state_path.read_bytes())
+        except FileNotFoundError:
+            raise LabStateError(f"{self.dir} holds no lab state ({STATE})") from None
+        except OSError as exc:
+            raise LabStateError(f"cannot read {self.state_path}: {exc.strerror}") from None
+        except ValueError as exc:  # JSON or UTF-8
+            raise _foreign(self, f"not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or not {"scenario", "servers", "domain"} <= set(data):
+            raise _foreign(self, "not an edgebook lab state")
+        try:
+            return org_from_json(data, self._secret())
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _foreign(
+                self, f"not an edgebook lab state ({type(exc).__name__}: {exc})"
+            ) from None
 
     def _save(self, org: Org) -> None:
-        write_atomic(self.state_path, json.dumps(org_to_json(org)).encode(), mode=PRIVATE)
+        _write(self.state_path, json.dumps(org_to_json(org)).encode())
 
     def read(self) -> Org:
         """The organisation, read-only (changes to it are not saved)."""
@@ -114,15 +169,19 @@ class LabStore:
             return self._load()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Org]:
-        """The mutable organisation under the exclusive lock; saved only if the block succeeds."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+    def transaction(self, servers: Collection[str] | None = None) -> Iterator[Org]:
+        """The mutable organisation under the exclusive lock; saved only if the block succeeds
+        and changed it. servers names what the block touches (ResidentStore uses it)."""
+        if daemon_running(self.dir):
+            raise LabStateError(
+                f"a lab daemon runs in {self.dir}; change the lab through it (edgebook lab "
+                "fault/advance/reset) or stop it first"
+            )
         with _locked(self._lock_path, exclusive=True):
             org = self._load()
             before = org_to_json(org)
             yield org
-            after = org_to_json(org)
-            if after != before:
+            if org_to_json(org) != before:
                 self._save(org)
 
     def now(self) -> dt.datetime:
@@ -131,11 +190,15 @@ class LabStore:
 
     def advance(self, minutes: float) -> dt.datetime:
         """Move the lab clock forward; returns the new lab time."""
-        if minutes < 0:
-            raise EdgebookError(f"the lab clock only moves forward; got {minutes} minutes")
-        with self.transaction() as org:
+        check_minutes(minutes)
+        with self.transaction(()) as org:
+            later = clock(org) + dt.timedelta(minutes=minutes)
+            if later >= LATEST:
+                raise EdgebookError(
+                    f"the lab clock would pass {LATEST.year}; reset the lab to start again"
+                )
             org.clock_offset_s += minutes * 60
-            return clock(org)
+            return later
 
     def count(self, server: str, kind: str) -> None:
         """Add one to a per-server counter ("requests" or "pipelines")."""
@@ -143,7 +206,7 @@ class LabStore:
             counters = self._read_counters()
             entry = counters.setdefault(server, {"requests": 0, "pipelines": 0})
             entry[kind] = entry.get(kind, 0) + 1
-            write_atomic(self.counters_path, json.dumps(counters).encode(), mode=PRIVATE)
+            _replace(self.counters_path, counters)
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per-server {"requests": n, "pipelines": n}."""
@@ -152,11 +215,137 @@ class LabStore:
 
     def _read_counters(self) -> dict[str, dict[str, int]]:
         try:
-            return json.loads(self.counters_path.read_text() or "{}")
-        except FileNotFoundError:
+            counters = json.loads(self.counters_path.read_bytes() or b"{}")
+        except (OSError, ValueError):
             return {}
+        return counters if isinstance(counters, dict) else {}
 
 
-def clock(org: Org) -> dt.datetime:
-    """The lab time of an organisation: real UTC now plus its offset."""
-    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=org.clock_offset_s)
+class ResidentStore(LabStore):
+    """The organisation of a lab folder held in memory by the daemon; every change persisted."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self._mutex = threading.RLock()
+        self._org = self._load()
+        self._counts = self._read_counters()
+        self._count_lock = threading.Lock()
+        self._persist_lock = threading.Lock()
+        self._server_json: dict[str, Any] = {}
+        self._sequence = self._saved_sequence = 0
+        self._saved = json.dumps(org_to_json(self._org)).encode()
+
+    def read(self) -> Org:
+        """The live organisation: read it, never change it (use transaction())."""
+        return self._org
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[Org]:
+        """The live organisation while no transaction changes it (read only)."""
+        with self._mutex:
+            yield self._org
+
+    @contextlib.contextmanager
+    def transaction(self, servers: Collection[str] | None = None) -> Iterator[Org]:
+        """The organisation under the thread lock; a change is persisted before this returns.
+
+        servers names the servers the block may change (None: any); the organisation-wide
+        parts are always compared. A block that raises leaves the last persisted state.
+        """
+        with self._mutex:
+            org = self._org
+            scope = org.servers if servers is None else [org.server(n) for n in servers]
+            before = _fingerprint(org, scope)
+            try:
+                yield org
+            except BaseException:
+                self._org = self._load()
+                self._server_json.clear()
+                raise
+            after = _fingerprint(org, scope)
+            if after == before:
+                return
+            self._server_json.update(zip((s.name for s in scope), after[1], strict=True))
+            document = dict(after[0])
+            document["servers"] = [self._server_of(s) for s in org.servers]
+            self._sequence += 1
+            sequence, data = self._sequence, json.dumps(document).encode()
+        self._persist(sequence, data)
+
+    def _server_of(self, server: Server) -> Any:
+        if server.name not in self._server_json:
+            self._server_json[server.name] = to_json(server)
+        return self._server_json[server.name]
+
+    def _persist(self, sequence: int, data: bytes) -> None:
+        with self._persist_lock:
+            if sequence <= self._saved_sequence:
+                return  # a later change, written already, holds this one
+            with _locked(self._lock_path, exclusive=True):
+                _write(self.state_path, data)
+            self._saved_sequence, self._saved = sequence, data
+
+    def flush(self) -> None:
+        """Persist whatever differs from the saved state (a change outside a declared scope)."""
+        with self._mutex:
+            self._server_json.clear()
+            data = json.dumps(org_to_json(self._org)).encode()
+            self._sequence += 1
+            sequence = self._sequence
+        if data != self._saved:
+            self._persist(sequence, data)
+
+    def now(self) -> dt.datetime:
+        """The lab clock (aware UTC)."""
+        return clock(self._org)
+
+    def count(self, server: str, kind: str) -> None:
+        """Add one to a per-server counter, written through to counters.json."""
+        with self._count_lock:
+            entry = self._counts.setdefault(server, {"requests": 0, "pipelines": 0})
+            entry[kind] = entry.get(kind, 0) + 1
+            with contextlib.suppress(OSError):  # statistics: a full disk must not stop the lab
+                _replace(self.counters_path, self._counts)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per-server {"requests": n, "pipelines": n}."""
+        with self._count_lock:
+            return {name: dict(entry) for name, entry in self._counts.items()}
+
+
+def _fingerprint(org: Org, scope: list[Server]) -> tuple[dict[str, Any], list[Any]]:
+    """What a transaction may change: the organisation-wide fields and the servers in scope."""
+    return {name: to_json(getattr(org, name)) for name in ORG_FIELDS}, [to_json(s) for s in scope]
+
+
+def _replace(path: Path, value: Any) -> None:
+    """Write JSON by rename, without fsync (for counters)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(json.dumps(value).encode())
+        os.chmod(tmp, PRIVATE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _foreign(store: LabStore, problem: str) -> LabStateError:
+    return LabStateError(
+        f"{store.state_path} is {problem}; it was not written by this edgebook lab. Rebuild the "
+        f"lab with `edgebook lab reset --dir {store.dir} --scenario NAME` or choose another folder"
+    )
+
+
+def check_minutes(minutes: float) -> None:
+    """Refuse a clock step that is not a finite number of minutes in (0, ten years]."""
+    if not isinstance(minutes, int | float) or not math.isfinite(minutes) or minutes <= 0:
+        raise EdgebookError(
+            f"the lab clock only moves forward: --minutes must be a finite number more than 0, "
+            f"not {minutes}"
+        )
+    if minutes > MAX_ADVANCE_MINUTES:
+        raise EdgebookError(
+            f"--minutes must be at most {MAX_ADVANCE_MINUTES} (ten years) per step, not {minutes:g}"
+        )

@@ -54,5 +54,6 @@ def connect_in_process(endpoint: WSManEndpoint, username: str, password: str) ->
         password=password,
         path=endpoint.path,
     )
-    wsman.transport = InProcessTransport(endpoint, username, password)
+    # pypsrp types the attribute as its HTTP transport; ours has the same send() and close().
+    wsman.transport = InProcessTransport(endpoint, username, password)  # type: ignore[assignment]
     return wsman

@@ -16,6 +16,10 @@ MVP_STRING = (
 )
 
 
+class Int64(int):
+    """An integer .NET types as Int64 (<I64>) whatever its size (IPAddress.Address)."""
+
+
 @dataclass
 class ExEnum:
     """A .NET enum value: its type name, ToString() text and underlying integer."""
@@ -38,11 +42,57 @@ class ExList:
 
 @dataclass
 class ExObject:
-    """A .NET object: type names (most derived first), properties in order, ToString()."""
+    """A .NET object: type names (most derived first), properties in order, ToString().
+
+    `properties` are what the object holds in the server's process (what Select-Object and
+    pipeline binding see). What goes on the wire can be less, as with Exchange: `adapted`
+    names the properties serialised in <Props> (None: every property not in `notes`), `notes`
+    those serialised in <MS> (note properties: a PSCustomObject's, Exchange's SerializationData).
+    """
 
     type_names: list[str]
     properties: dict[str, Any]
     to_string: str | None = None
+    adapted: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> Any:
         return self.properties[name]
+
+    def __str__(self) -> str:
+        return self.to_string if self.to_string is not None else self.type_names[0]
+
+    def wire_properties(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(adapted, note) properties as they are serialised: <Props>, then <MS>."""
+        names = self.properties if self.adapted is None else self.adapted
+        adapted = {n: self.properties[n] for n in names if n not in self.notes}
+        return adapted, {n: self.properties[n] for n in self.notes}
+
+
+# What a BinaryFormatter stream starts with (SerializedStreamHeader record, root id 1, version 1.0).
+_BINARY_FORMATTER_HEADER = bytes.fromhex("0001000000ffffffff01000000000000000c02000000")
+
+
+def serialization_data(type_name: str) -> bytes:
+    """An opaque SerializationData blob as Exchange attaches one to each of its objects.
+
+    Real Exchange sends a .NET BinaryFormatter stream that only Exchange's own binaries read;
+    the lab sends a stream header and the type name, which no client can read either.
+    """
+    return _BINARY_FORMATTER_HEADER + f"edgebook lab: {type_name}".encode()
+
+
+def exchange_object(
+    type_names: list[str], properties: dict[str, Any], to_string: str | None = None
+) -> ExObject:
+    """An Exchange data object as Exchange serialises it: its properties in <Props> and the
+    opaque SerializationData in <MS>."""
+    return ExObject(
+        type_names,
+        {**properties, SERIALIZATION_DATA: serialization_data(type_names[0])},
+        to_string,
+        notes=(SERIALIZATION_DATA,),
+    )
+
+
+SERIALIZATION_DATA = "SerializationData"

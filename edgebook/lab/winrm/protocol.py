@@ -6,6 +6,7 @@ Backend.invoke; the organisation (edgebook.lab.backend) runs them and returns an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -55,11 +56,44 @@ class Session:
     snapins: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One choice of a PromptForChoice question (a ChoiceDescription: "&Yes" and its help)."""
+
+    label: str
+    help: str = ""
+
+
+class HostError(Exception):
+    """A host call that brought no answer (the client refused it, or the pipeline stopped)."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
+
+
+class Host(Protocol):
+    """The client's host UI as a pipeline reaches it (PSRP host calls); None when it has none."""
+
+    def prompt_for_choice(
+        self, caption: str, message: str, choices: Sequence[Choice], default: int
+    ) -> int:
+        """Ask the client; the index of the chosen choice. HostError when no answer came."""
+        ...
+
+
 class Backend(Protocol):
     """Runs pipelines for a server of the lab."""
 
-    def invoke(self, session: Session, statements: list[Statement], input: list[Any]) -> Invocation:
-        """Run the statements in order (input feeds the first command of the first)."""
+    def invoke(
+        self,
+        session: Session,
+        statements: list[Statement],
+        input: list[Any],
+        host: Host | None = None,
+    ) -> Invocation:
+        """Run the statements in order (input feeds the first command of the first); cmdlets
+        that ask a question ask it through host (None: the client declared no host UI)."""
         ...
 
     def authenticate(self, server: str, username: str, password: str) -> bool:

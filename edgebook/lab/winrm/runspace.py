@@ -1,9 +1,12 @@
 """One WSMan shell as a PSRP runspace pool: decode pipelines, run them, queue the replies.
 
 The WSMan layer (edgebook.lab.winrm.wsman) hands over raw PSRP fragments; this module owns the
-psrpcore ServerRunspacePool, turns each CreatePipeline into Statement lists, calls
-Backend.invoke synchronously, and keeps the outgoing fragments per target (pool or pipeline)
-until a Receive picks them up.
+psrpcore ServerRunspacePool, turns each CreatePipeline into Statement lists, runs Backend.invoke
+in a worker thread, and keeps the outgoing fragments per target (pool or pipeline) until a
+Receive picks them up. The request that starts a pipeline returns when it has ended or when it
+waits for the client's answer to a question: a cmdlet that asks sends a PipelineHostCall
+(PromptForChoice) and blocks until the client's PipelineHostResponse comes with a Send on the
+"pr" stream, as PowerShell's server does. A client that declared no host UI gets no host call.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from psrpcore import (
     CreatePipelineEvent,
     EndOfPipelineInputEvent,
     GetAvailableRunspacesEvent,
+    PipelineHostResponseEvent,
     PipelineInputEvent,
     PSRPPayload,
     ResetRunspaceStateEvent,
@@ -38,6 +42,7 @@ from psrpcore.types import (
 )
 
 from edgebook.exchange.wire_types import EXCHANGE_CONFIGURATION
+from edgebook.lab.winrm.hostcalls import PipelineHost, Run
 from edgebook.lab.winrm.protocol import (
     Backend,
     CommandCall,
@@ -186,6 +191,7 @@ class ShellRunspace:
         self._max_fragment = max(max_fragment, 1024)
         self._pool = ServerRunspacePool()
         self._inputs: dict[uuid.UUID, list[Any]] = {}
+        self._runs: dict[uuid.UUID, Run] = {}
         self._outgoing: dict[uuid.UUID | None, collections.deque[bytes]] = {}
         self._changed = threading.Condition(threading.RLock())
 
@@ -294,6 +300,10 @@ class ShellRunspace:
                 self._run(event.pipeline_id, [])
             else:
                 self._inputs[event.pipeline_id] = []
+        elif isinstance(event, PipelineHostResponseEvent):
+            run = self._runs.get(event.pipeline_id)
+            if run is not None and run.asking == event.ci:
+                run.answer = event
         elif isinstance(event, PipelineInputEvent):
             self._inputs.setdefault(event.pipeline_id, []).append(from_wire(event.data))
         elif isinstance(event, EndOfPipelineInputEvent):
@@ -306,25 +316,67 @@ class ShellRunspace:
             self._pool.runspace_availability_response(event.ci, max(self._pool.max_runspaces, 1))
 
     def _run(self, pipeline_id: uuid.UUID, input_values: list[Any]) -> None:
+        """Start the pipeline's worker; return when it has ended or waits for an answer."""
         pipe = self._pool.pipeline_table[pipeline_id]
         pipe.start()
         commands = list(pipe.metadata.commands) if pipe.metadata is not None else []
+        run = self._runs[pipeline_id] = Run()
+        host = (
+            None
+            if self._host_ui_null(pipe)
+            else PipelineHost(self._changed, self._flush, pipe, run)
+        )
+        threading.Thread(
+            target=self._work,
+            args=(pipe, commands, input_values, host, run),
+            name=f"lab-pipeline-{pipeline_id}",
+            daemon=True,
+        ).start()
+        while not run.done and run.asking is None:
+            self._changed.wait()
+
+    def _work(
+        self,
+        pipe: ServerPipeline,
+        commands: list[Any],
+        input_values: list[Any],
+        host: PipelineHost | None,
+        run: Run,
+    ) -> None:
         activity = str(commands[0].command_text) if commands else ""
         try:
-            invocation = self._invoke(commands, input_values)
-            _write(pipe, invocation, activity)
+            invocation = self._invoke(commands, input_values, host)
+            with self._changed:
+                if pipe.state == PSInvocationState.Running:
+                    _write(pipe, invocation, activity)
         except Exception as exc:  # a lab bug must fail the pipeline, not the HTTP request
             log.exception(
-                "pipeline %s on %s failed inside the lab", pipeline_id, self.session.server
+                "pipeline %s on %s failed inside the lab", pipe.pipeline_id, self.session.server
             )
             internal = ErrorInfo(
                 message=f"The lab failed to run this pipeline: {type(exc).__name__}: {exc}",
                 fully_qualified_error_id="EdgebookLabInternalError",
                 exception_type="System.InvalidOperationException",
             )
-            pipe._change_state(PSInvocationState.Failed, error_record(internal, activity))
+            with self._changed:
+                if pipe.state == PSInvocationState.Running:
+                    pipe._change_state(PSInvocationState.Failed, error_record(internal, activity))
+        finally:
+            with self._changed:
+                run.done = True
+                self._runs.pop(pipe.pipeline_id, None)
+                self._flush()
 
-    def _invoke(self, commands: list[Any], input_values: list[Any]) -> Invocation:
+    def _host_ui_null(self, pipe: ServerPipeline) -> bool:
+        """Whether the client declared no host UI for this pipeline (pypsrp's default)."""
+        info = pipe.metadata.host if pipe.metadata is not None else None
+        if info is None or info.UseRunspaceHost:
+            info = self._pool.host
+        return info is None or bool(info.IsHostNull) or bool(info.IsHostUINull)
+
+    def _invoke(
+        self, commands: list[Any], input_values: list[Any], host: PipelineHost | None
+    ) -> Invocation:
         try:
             statements = decode_statements(commands)
         except _BindingError as exc:
@@ -332,7 +384,7 @@ class ShellRunspace:
         scripts = any(call.is_script for statement in statements for call in statement)
         if scripts and self.session.configuration_name == EXCHANGE_CONFIGURATION:
             return Invocation(terminating=NO_LANGUAGE)
-        return self._backend.invoke(self.session, statements, input_values)
+        return self._backend.invoke(self.session, statements, input_values, host)
 
     def _flush(self) -> None:
         while (payload := self._pool.data_to_send(self._max_fragment)) is not None:

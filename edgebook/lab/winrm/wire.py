@@ -18,6 +18,7 @@ from psrpcore.types import (
     PSChar,
     PSDict,
     PSDouble,
+    PSInt64,
     PSList,
     PSNoteProperty,
     PSObject,
@@ -25,7 +26,8 @@ from psrpcore.types import (
     PSVersion,
 )
 
-from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
+from edgebook.exchange.secure import SecureText
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject, Int64
 
 ARRAY_TYPE_NAMES = ["System.Object[]", "System.Array", "System.Object"]
 MVP_PREFIX = "Microsoft.Exchange.Data.MultiValuedProperty`1"
@@ -42,6 +44,8 @@ def to_wire(value: Any) -> Any:
         return _complex(value)
     if isinstance(value, ExList):
         return _collection(value.items, collection_type_names(value.type_name))
+    if isinstance(value, Int64):
+        return PSInt64(value)
     if isinstance(value, int):
         return value
     if isinstance(value, float):
@@ -78,7 +82,7 @@ def from_wire(value: Any) -> Any:
     if value is None or type(value) in (bool, str, int, float, bytes):
         return value
     if isinstance(value, PSSecureString):
-        return str(value.decrypt())
+        return SecureText(str(value.decrypt()))
     if isinstance(value, bytes):
         return bytes(value)
     if isinstance(value, PSChar):
@@ -124,8 +128,11 @@ def from_wire(value: Any) -> Any:
 def _complex(value: ExObject) -> PSObject:
     obj = PSObject()
     obj.PSObject.type_names = list(value.type_names)
-    for name, item in value.properties.items():
+    adapted, notes = value.wire_properties()
+    for name, item in adapted.items():
         obj.PSObject.adapted_properties.append(PSNoteProperty(name, to_wire(item)))
+    for name, item in notes.items():
+        obj.PSObject.extended_properties.append(PSNoteProperty(name, to_wire(item)))
     if value.to_string is not None:
         obj.PSObject.to_string = value.to_string
     return obj
@@ -143,5 +150,6 @@ def _enum_member(type_name: str, text: str, value: int) -> enum.Enum:
     namespace, _, name = type_name.rpartition(".")
     if not namespace or not name:
         raise TypeError(f"enum type name {type_name!r} must be namespace-qualified")
-    cls = enum.Enum(name, [(text, value)], module=namespace, qualname=name)
+    # The type is named at run time; mypy only understands literal names in the functional API.
+    cls = enum.Enum(name, [(text, value)], module=namespace, qualname=name)  # type: ignore[misc]
     return cls[text]

@@ -1,0 +1,125 @@
+"""Whether the lab's cost per request stays flat as the organisation grows.
+
+Builds the `healthy` scenario with its Edge repeated N times (1 and --edges, default 20),
+starts each lab with a per-request delay, and runs a full inspect (every Edge read
+concurrently, plus the Mailbox side and the SMTP/LDAPS probes) --repeat times after one
+warm-up. Prints the median wall time of inspect, the lab daemon's CPU time per WSMan request
+(from /proc), the probes that failed, and the ratios of the large lab to the one-Edge lab:
+the time ratio should stay under 1.5x and the CPU-per-request ratio near 1x.
+
+    .venv/bin/python benchmarks/lab_scaling.py [--edges 20] [--latency-ms 100] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgebook.config import load_inventory
+from edgebook.lab import control
+from edgebook.lab.org.scenarios import load_scenario
+from edgebook.lab.org.store import LabStore
+from edgebook.phases.inspect import inspect
+
+BASE = "healthy"
+
+
+def scenario_with_edges(count: int) -> dict[str, Any]:
+    """The base scenario with its first Edge repeated count times (EDGE01..EDGEnn)."""
+    source = Path(load_scenario(BASE).source)
+    data = yaml.safe_load(source.read_text())
+    template = next(s for s in data["servers"] if s["role"] == "Edge")
+    names = [f"EDGE{i:02d}" for i in range(1, count + 1)]
+    data["servers"] = [s for s in data["servers"] if s["role"] != "Edge"]
+    data["servers"] += [{**copy.deepcopy(template), "name": name} for name in names]
+    for certificate in data["certificates"]:
+        installs = certificate["install"]
+        edge_install = next((i for i in installs if i["server"] == template["name"]), None)
+        if edge_install is None:
+            continue
+        others = [i for i in installs if not i["server"].upper().startswith("EDGE")]
+        certificate["install"] = [{**edge_install, "server": n} for n in names] + others
+        certificate["domains"] = certificate["domains"][:1] + [
+            f"{n.lower()}.contoso.com" for n in names
+        ]
+    for connector in data["send_connectors"]:
+        connector["source_transport_servers"] = names
+    data["subscriptions"] = [{"edge": n, "created_days": -400} for n in names]
+    data["description"] = f"{BASE} with {count} Edges"
+    return data
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def requests(directory: Path) -> int:
+    """WSMan requests the lab has answered."""
+    return sum(c.get("requests", 0) for c in LabStore(directory).counters().values())
+
+
+def measure(count: int, latency_ms: int, repeat: int, workdir: Path) -> dict[str, float]:
+    """Median inspect time, CPU per request and failed probes of a lab with count Edges."""
+    scenario = workdir / f"edges-{count}.yaml"
+    scenario.write_text(yaml.safe_dump(scenario_with_edges(count), sort_keys=False))
+    directory = workdir / f"lab-{count}"
+    description = control.start(directory, scenario, latency_ms=latency_ms)
+    pid = description["pid"]
+    try:
+        inventory = load_inventory(directory / "inventory.yaml")
+        inspect(inventory)  # warm-up: TLS contexts, first catch-up
+        times, cpu, answered, failed = [], 0.0, 0, 0
+        for _ in range(repeat):
+            cpu_before, requests_before = cpu_seconds(pid), requests(directory)
+            start = time.perf_counter()
+            result = inspect(inventory)
+            times.append(time.perf_counter() - start)
+            cpu += cpu_seconds(pid) - cpu_before
+            answered += requests(directory) - requests_before
+            failed += sum(1 for f in result.findings if f.slug == "probe-failed")
+    finally:
+        control.stop(directory)
+    return {
+        "seconds": statistics.median(times),
+        "cpu_ms_per_request": 1000 * cpu / max(answered, 1),
+        "requests": answered / repeat,
+        "probe_failed": failed,
+    }
+
+
+def main() -> None:
+    """Measure a one-Edge lab and an N-Edge lab and print the figures and their ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--edges", type=int, default=20, help="Edges of the large lab")
+    parser.add_argument("--latency-ms", type=int, default=100, help="delay per WSMan request")
+    parser.add_argument("--repeat", type=int, default=3, help="inspects per lab (median)")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="edgebook-scaling-"))
+    small = measure(1, args.latency_ms, args.repeat, workdir)
+    large = measure(args.edges, args.latency_ms, args.repeat, workdir)
+    print(f"inspect of the whole lab, {args.latency_ms} ms per WSMan request")
+    print(f"{'Edges':>6}{'seconds':>10}{'requests':>10}{'CPU ms/request':>16}{'probe-failed':>14}")
+    for count, figures in ((1, small), (args.edges, large)):
+        print(
+            f"{count:>6}{figures['seconds']:>10.2f}{figures['requests']:>10.0f}"
+            f"{figures['cpu_ms_per_request']:>16.2f}{figures['probe_failed']:>14.0f}"
+        )
+    time_ratio = large["seconds"] / small["seconds"]
+    cpu_ratio = large["cpu_ms_per_request"] / small["cpu_ms_per_request"]
+    print(f"time ratio {args.edges}:1 = {time_ratio:.2f}x (target <= 1.5x)")
+    print(f"CPU per request ratio {args.edges}:1 = {cpu_ratio:.2f}x (target ~1x: flat)")
+
+
+if __name__ == "__main__":
+    main()

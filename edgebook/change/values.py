@@ -1,0 +1,210 @@
+"""Parameter values a plan holds: JSON, plus secrets by reference, file contents by hash, and
+placeholders an undo fills from the state read before its step or from the step's output.
+
+A plan is pure data: it can be written, hashed, shown and read back. Its canonical form is
+JSON with sorted keys and no whitespace; secrets appear there as references only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgebook.errors import EdgebookError
+from edgebook.exchange.secure import SecureText
+from edgebook.secrets import resolve_secret
+
+MASK = "********"
+
+
+class PlanValueError(EdgebookError):
+    """A plan value cannot be used (a changed file, a missing state value)."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret named by its reference (env:, keyring:, prompt, file:); sent as a SecureString."""
+
+    reference: str
+    what: str = "a secret of the plan"
+
+    def resolve(self) -> SecureText:
+        """The secret itself, wrapped so that the shell sends it as a SecureString."""
+        return SecureText(resolve_secret(self.reference, what=self.what))
+
+
+@dataclass(frozen=True)
+class FileBytes:
+    """A local file's bytes, pinned by their sha256 when the plan was made."""
+
+    path: str
+    sha256: str
+    size: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileBytes:
+        """Pin a file's current content."""
+        data = path.read_bytes()
+        return cls(str(path), hashlib.sha256(data).hexdigest(), len(data))
+
+    def read(self) -> bytes:
+        """The bytes, refused when the file changed since the plan was made."""
+        try:
+            data = Path(self.path).read_bytes()
+        except OSError as exc:
+            raise PlanValueError(f"{self.path}: cannot be read ({exc.strerror})") from None
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise PlanValueError(
+                f"{self.path} changed since the plan was made (sha256 differs): make and approve "
+                "a new plan"
+            )
+        return data
+
+
+@dataclass(frozen=True)
+class Before:
+    """In an undo: a property of the state read before the step."""
+
+    property: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """In an undo: a property of the step's first output object."""
+
+    property: str
+
+
+_MARKERS = {"$secret": Secret, "$file": FileBytes, "$before": Before, "$output": Output}
+
+
+def to_json(value: Any) -> Any:
+    """The JSON form of a plan value (markers as {"$kind": ...} objects)."""
+    if isinstance(value, Secret):
+        return {"$secret": value.reference, "what": value.what}
+    if isinstance(value, FileBytes):
+        return {"$file": value.path, "sha256": value.sha256, "size": value.size}
+    if isinstance(value, Before):
+        return {"$before": value.property}
+    if isinstance(value, Output):
+        return {"$output": value.property}
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"a plan cannot hold a {type(value).__name__} value")
+
+
+def from_json(value: Any) -> Any:
+    """The plan value of a JSON form (the inverse of to_json)."""
+    if isinstance(value, dict):
+        if "$secret" in value:
+            return Secret(value["$secret"], value.get("what", "a secret of the plan"))
+        if "$file" in value:
+            return FileBytes(value["$file"], value["sha256"], value["size"])
+        if "$before" in value:
+            return Before(value["$before"])
+        if "$output" in value:
+            return Output(value["$output"])
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def canonical(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 (what the plan hash covers)."""
+    return json.dumps(
+        to_json(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def sha256_of(value: Any) -> str:
+    """The sha256 (hex) of a value's canonical JSON."""
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def display(value: Any) -> str:
+    """How a parameter value is shown in a plan: secrets masked, files by size and hash."""
+    if isinstance(value, Secret):
+        return f"{MASK} ({value.reference})"
+    if isinstance(value, FileBytes):
+        return f"<{Path(value.path).name}: {value.size} bytes, sha256 {value.sha256[:12]}…>"
+    if isinstance(value, Before):
+        return f"<{value.property} before the step>"
+    if isinstance(value, Output):
+        return f"<{value.property} of the step's output>"
+    if isinstance(value, bool):
+        return f"${str(value).lower()}"
+    if isinstance(value, Mapping):
+        return "@{" + "; ".join(f"{k}={display(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return ",".join(display(v) for v in value)
+    if isinstance(value, str):
+        return f"'{value}'" if not value.isalnum() else value
+    return str(value)
+
+
+def wire(value: Any, state: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+    """The value to send: secrets resolved (SecureText), files read, placeholders filled."""
+    if isinstance(value, Secret):
+        return value.resolve()
+    if isinstance(value, FileBytes):
+        return value.read()
+    if isinstance(value, Before | Output):
+        kind = "before" if isinstance(value, Before) else "output"
+        found = (state or {}).get(kind, {}).get(value.property)
+        if found is None:
+            raise PlanValueError(
+                f"the {kind} state has no value for {value.property}: this undo cannot be built"
+            )
+        return found
+    if isinstance(value, Mapping):
+        return {k: wire(v, state) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [wire(v, state) for v in value]
+    return value
+
+
+def fill(value: Any, state: Mapping[str, Mapping[str, Any]]) -> Any:
+    """Placeholders replaced by state values; secrets and files stay references (journal-safe)."""
+    if isinstance(value, Before | Output):
+        return wire(value, state)
+    if isinstance(value, Mapping):
+        return {k: fill(v, state) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [fill(v, state) for v in value]
+    return value
+
+
+def snapshot(record: Mapping[str, Any], properties: tuple[str, ...]) -> dict[str, Any]:
+    """The listed properties of a record as JSON values (texts, lists of texts, booleans)."""
+    from edgebook.facts import values as v
+
+    taken: dict[str, Any] = {}
+    for name in properties:
+        value = v.get(record, name)
+        taken[name] = _json_value(value)
+    return taken
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    to_string = getattr(value, "to_string", None)
+    if isinstance(to_string, str) and to_string:
+        return to_string
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_json_value(v) for v in value]
+    items = getattr(value, "items", None)
+    if isinstance(items, list):
+        return [_json_value(v) for v in items]
+    return str(value)

@@ -1,0 +1,58 @@
+"""Cmdlet parameter values as pypsrp must be given them to serialise what Exchange expects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pypsrp.serializer import TaggedValue
+
+from edgebook.errors import EdgebookError
+from edgebook.exchange.secure import SecureText
+
+if TYPE_CHECKING:
+    from edgebook.exchange.shell import Command
+
+_INT32 = range(-(2**31), 2**31)
+SECRET_PARAMETERS = frozenset({"password"})  # SecureString parameters: SecureText only
+
+
+def has_secret(command: Command) -> bool:
+    """Whether a command (or one it pipes into) has a SecureText parameter value."""
+    return any(
+        isinstance(value, SecureText)
+        for step in command.chain()
+        for value in step.parameters.values()
+    )
+
+
+def wire_value(cmdlet: str, parameter: str, value: Any) -> Any:
+    """A parameter value pypsrp serialises correctly (no None, big ints as I64, dates as text,
+    a SecureText as a SecureString)."""
+    if value is None:
+        raise EdgebookError(
+            f"{cmdlet} -{parameter}: the value is None; pass True/False for a switch, "
+            "or leave the parameter out"
+        )
+    if isinstance(value, SecureText):
+        return TaggedValue("SS", value.reveal())
+    if parameter.casefold() in SECRET_PARAMETERS:
+        raise EdgebookError(
+            f"{cmdlet} -{parameter}: a secret must be a SecureText (sent as a SecureString), "
+            f"not a {type(value).__name__}"
+        )
+    if isinstance(value, bool | str | bytes | TaggedValue):
+        return value
+    if isinstance(value, int):
+        return value if value in _INT32 else TaggedValue("I64", value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [wire_value(cmdlet, parameter, item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: wire_value(cmdlet, parameter, item) for key, item in value.items()}
+    return value

@@ -1,0 +1,44 @@
+"""A plan in a notebook: its table, and in JupyterLab an Approve button that applies exactly the
+shown plan (the button passes that plan's hash; nothing waits on it under papermill)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from edgebook.change.engine import ApplyResult
+from edgebook.change.plan import Plan
+
+PLAN_COLUMNS = ["step", "server", "does", "runs", "before", "after", "undo", "questions"]
+
+
+def plan_table(plan: Plan) -> pd.DataFrame:
+    """One row per step: what it runs, what must hold before and after, its undo, questions."""
+    return pd.DataFrame(plan.rows(), columns=PLAN_COLUMNS)
+
+
+def outcome_table(result: ApplyResult) -> pd.DataFrame:
+    """One row per step of an apply or rollback: done, skipped, failed, rolled back."""
+    return pd.DataFrame(result.rows(), columns=["step", "server", "status", "message"])
+
+
+def approval_widget(plan: Plan, apply: Callable[[str], ApplyResult]) -> Any:
+    """The plan with an Approve button; a click calls apply(plan.sha256) once."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    output = widgets.Output()
+    button = widgets.Button(description="Approve and apply", button_style="danger")
+    label = widgets.HTML(f"<code>plan sha256: {plan.sha256}</code>")
+
+    def clicked(_button: Any) -> None:
+        button.disabled = True
+        with output:
+            display(outcome_table(apply(plan.sha256)))
+
+    button.on_click(clicked)
+    with output:
+        display(plan_table(plan))
+    return widgets.VBox([label, output, button])
