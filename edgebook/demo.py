@@ -1,27 +1,118 @@
-"""The main job against the lab: start a fresh lab, run the phases per Edge, keep the evidence."""
+"""The main job against the lab: a whole certificate change, end to end, with its evidence.
+
+A fresh lab (two Edges) starts; inspect runs on both Edges; then one Edge after the other, each
+changing phase (prepare, resubscribe, verify) runs twice through the runner: plan only, then
+applied with that plan's hash. The demo approves its own plans, which real use never does: there
+a person reads each plan before passing its hash. The evidence is verified, the report written,
+and the lab stopped.
+"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebook.evidence.rollout import run_change
+from edgebook.evidence.report import write_report
+from edgebook.evidence.rollout import Rollout, Step, run_change
 from edgebook.evidence.runner import PhaseRun, new_run_id
+from edgebook.evidence.verify import Verification, verify_change
 from edgebook.lab import control
 
 DEMO_SCENARIO = "seed-incident"
+CHANGE_PHASES = ("prepare", "resubscribe", "verify")
+SELF_APPROVAL = (
+    "the demo approves its own plans to run unattended; in real use a person reviews each plan "
+    "(its notebook or the report) and passes its hash with --approved-plan"
+)
+
+Progress = Callable[[str, Step, PhaseRun | None], None]
 
 
-def run_demo(outputs: Path, scenario: str = DEMO_SCENARIO) -> dict[str, PhaseRun]:
-    """Inspect every Edge of a fresh lab into outputs/<run>/<edge>/01-inspect/."""
-    lab_dir = Path(tempfile.mkdtemp(prefix="edgebook-lab-"))
+@dataclass
+class DemoResult:
+    """What the demo ran, where the evidence is, how long it took."""
+
+    change: str
+    folder: Path
+    runs: list[tuple[Step, bool, PhaseRun]] = field(default_factory=list)  # (step, applied, run)
+    report: Path | None = None
+    verification: Verification | None = None
+    changed: bool = False  # every Edge went through every changing phase
+    lab_start_s: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every run ended ok, every Edge was changed and the evidence verifies."""
+        return (
+            self.changed
+            and all(run.ok for _, _, run in self.runs)
+            and self.verification is not None
+            and self.verification.ok
+        )
+
+
+def run_demo(
+    outputs: Path,
+    scenario: str = DEMO_SCENARIO,
+    *,
+    lab_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """Start a lab in lab_dir (default: a fresh temporary folder, removed afterwards), change
+    every Edge through the runner into outputs/<change>/, verify, report, stop the lab."""
+    started = time.monotonic()
+    keep = lab_dir is not None
+    lab_dir = lab_dir or Path(tempfile.mkdtemp(prefix="edgebook-lab-"))
+    change = f"DEMO-{new_run_id()}"
+    result = DemoResult(change, outputs.resolve() / change)
     try:
         control.start(lab_dir, scenario)
-        rollout = run_change(
-            lab_dir / "inventory.yaml", change=new_run_id(), phases=["inspect"], root=outputs
-        )
-        return {step.edge: run for step, run in rollout.runs.items()}
+        result.lab_start_s = time.monotonic() - started
+        inventory = lab_dir / "inventory.yaml"
+
+        def run(phase: str, edges: list[str], approvals: list[str] | None = None) -> Rollout:
+            rollout = run_change(
+                inventory,
+                change=change,
+                phases=[phase],
+                edges=edges,
+                apply=approvals is not None,
+                approvals=approvals or [],
+                workers=max(1, len(edges)),
+                root=outputs,
+                progress=progress,
+            )
+            result.runs += [(step, approvals is not None, r) for step, r in rollout.runs.items()]
+            return rollout
+
+        inspected = run("inspect", [])
+        if inspected.ok:
+            result.changed = _change_edges(run, [step.edge for step in inspected.steps])
+        result.report = write_report(result.folder)
+        result.verification = verify_change(result.folder)
     finally:
         control.stop(lab_dir)
-        shutil.rmtree(lab_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(lab_dir, ignore_errors=True)
+        result.elapsed_s = time.monotonic() - started
+    return result
+
+
+def _change_edges(run: Callable[..., Rollout], edges: list[str]) -> bool:
+    """Each Edge in turn: every changing phase planned, then applied with the plan's hash;
+    False at the first run that is not ok."""
+    for edge in edges:
+        for phase in CHANGE_PHASES:
+            planned = run(phase, [edge])
+            plan = planned.runs.get(Step(edge, phase))
+            if not planned.ok or plan is None or not plan.records.get("plan_sha256"):
+                return False
+            applied = run(phase, [edge], [f"{edge}:{phase}={plan.records['plan_sha256']}"])
+            if not applied.ok:
+                return False
+    return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgebook.change.reads import OUTPUT_TYPES
 from edgebook.exchange.normalize import CommandError, PSRecord
 from edgebook.exchange.questions import AnsweredQuestion, UnexpectedQuestion
 from edgebook.exchange.secure import SecureText
@@ -69,6 +70,9 @@ class FakeShell:
                 if exc.terminating:
                     break
                 continue
+            if command.then:  # piped into Select-Object: tagged like Exchange's Selected.<type>
+                kind = OUTPUT_TYPES.get(command.name.casefold(), command.name)
+                records = [PSRecord(dict(r), (f"Selected.{kind}",)) for r in records]
             result.records += records
         self.answers += result.answers
         return result

@@ -35,6 +35,19 @@ PARAMETERS = {
         "rollback": "bool",
         "take_over_lock": "str",
     },
+    "04-verify-hybrid.ipynb": {
+        "inventory": "str",
+        "edge": "str",
+        "change": "str",
+        "certificate_thumbprint": "str",
+        "mailbox": "str",
+        "test_messages": "bool",
+        "watch_timeout": "float",
+        "apply": "bool",
+        "approved_plan_sha256": "str",
+        "rollback": "bool",
+        "take_over_lock": "str",
+    },
 }
 
 

@@ -1,24 +1,32 @@
 """Apply a plan step by step with a journal, resume after a failure, roll back from the journal.
 
-Per step (three round trips on the step's server): one pipeline reads the postconditions, the
-preconditions and the state the undo needs; one runs the step's cmdlets, answering the
-questions the step expects; one reads the postconditions back. A step whose postcondition
-already holds is skipped (that is how a rerun resumes); a step journalled done whose
-postcondition no longer holds stops the run (someone changed it since). Rollback runs the
-undo calls journalled with each completed step, newest first.
+Per step (two round trips on the step's server when the reads can be told apart by wire type,
+edgebook.change.reads): one pipeline reads the postconditions, the preconditions and the state
+the undo needs; one runs the step's cmdlets, answering the questions the step expects, and
+reads the postconditions back. A step whose postcondition already holds is skipped (that is how
+a rerun resumes); a step journalled done whose postcondition no longer holds stops the run
+(someone changed it since). A Wait step polls its postcondition until it holds or its timeout
+passes (journalled `wait-timed-out` with the state read). Probes check from here what an Edge
+presents. Bytes a step keeps (`keeps`) stay in memory for the steps that use them (`Carried`):
+never journalled; a new run reads them anew. Rollback runs the undo calls journalled with each
+completed step, newest first.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgebook.change import journal as events
+from edgebook.change import reads as reads_module
 from edgebook.change.journal import Journal
 from edgebook.change.plan import Plan
+from edgebook.change.reads import run_then_read
 from edgebook.change.step import Call, Check, Step
-from edgebook.change.values import Output, PlanValueError, canonical, snapshot
+from edgebook.change.step import Probe as StepProbe
+from edgebook.change.values import Carried, Output, PlanValueError, snapshot
 from edgebook.errors import EdgebookError
 from edgebook.exchange.questions import AnsweredQuestion, ExpectedQuestion, UnexpectedQuestion
 
@@ -54,6 +62,23 @@ class ApplyResult:
         return [vars(o) for o in self.outcomes]
 
 
+def round_trips(plan: Plan) -> dict[str, int]:
+    """The pipelines applying the plan takes per server when no step is skipped and every wait
+    holds at its first read (the lock's are apart)."""
+    counts: dict[str, int] = {}
+    for step in plan.steps:
+        reads = [c.read for c in step.post] + [c.read for c in step.pre]
+        reads += [step.before] if step.before else []
+        post = [c.read for c in step.post]
+        together = len(reads_module.groups(post)) == 1 and all(
+            reads_module.tag(c) for c in reads_module.groups(post)[0]
+        )
+        trips = reads_module.pipelines(reads) + 1
+        trips += 0 if together else reads_module.pipelines(post)
+        counts[step.server] = counts.get(step.server, 0) + trips
+    return counts
+
+
 def _run(shell: Any, calls: list[Any], questions: tuple[ExpectedQuestion, ...]) -> Any:
     """One pipeline; expected questions passed only when the step has any."""
     extra = {"questions": questions} if questions else {}
@@ -64,13 +89,43 @@ def _answers(result: Any) -> list[AnsweredQuestion]:
     return list(getattr(result, "answers", None) or [])
 
 
+@dataclass
+class Kept:
+    """Bytes a step read, kept in memory for a later step (never journalled)."""
+
+    data: bytes
+    at: float  # the engine clock when it was read
+
+
+Probe = Callable[[str, str], "str | None"]  # (server, "smtp"|"ldaps") -> thumbprint presented
+Progress = Callable[[str, str, float, float, str], None]  # step, what, elapsed, timeout, state
+KeptCheck = Callable[[str, bytes, float], "str | None"]  # name, data, age (s) -> refusal
+
+
 class Engine:
     """Applies one plan (or rolls back one journal) through shells, one server at a time."""
 
-    def __init__(self, plan: Plan, shell_for: ShellFor, journal: Journal) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        shell_for: ShellFor,
+        journal: Journal,
+        *,
+        probe: Probe | None = None,
+        progress: Progress | None = None,
+        check_kept: KeptCheck | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.plan = plan
         self.shell_for = shell_for
         self.journal = journal
+        self.probe = probe
+        self.progress = progress
+        self.check_kept = check_kept
+        self.clock = clock
+        self.sleep = sleep
+        self.kept: dict[str, Kept] = {}
 
     def apply(self) -> ApplyResult:
         """Run every step not done yet; stop at the first failure (the journal says where)."""
@@ -81,7 +136,7 @@ class Engine:
         self.journal.append("apply-started", plan_sha256=sha, resumed=sorted(done))
         for step in self.plan.steps:
             try:
-                outcome = self._step(step, step.id in done, result)
+                outcome = self._step(step, done, result)
             except (StepFailed, PlanValueError, UnexpectedQuestion) as exc:
                 self.journal.append(events.FAILED, plan_sha256=sha, step=step.id, error=str(exc))
                 result.outcomes.append(StepOutcome(step.id, step.server, "failed", str(exc)))
@@ -93,22 +148,29 @@ class Engine:
         self.journal.append("apply-completed", plan_sha256=sha)
         return result
 
-    def _step(self, step: Step, journalled_done: bool, result: ApplyResult) -> StepOutcome:
+    def _skip(self, step: Step, reason: str) -> StepOutcome:
+        self.journal.append(
+            events.SKIPPED, plan_sha256=self.plan.sha256, step=step.id, reason=reason
+        )
+        return StepOutcome(step.id, step.server, "skipped", reason)
+
+    def _step(self, step: Step, done: set[str], result: ApplyResult) -> StepOutcome:
         sha = self.plan.sha256
+        if step.keeps:
+            users = [s.id for s in self.plan.steps if step.keeps in _carried(s)]
+            if users and all(u in done for u in users):
+                return self._skip(step, f"the steps that needed its output are done ({users[0]})")
+            if step.keeps in self.kept:
+                return self._skip(step, f"its {step.keeps} is in memory")
+        elif step.once and step.id in done:
+            return self._skip(step, "the journal says it was done")
         shell = self.shell_for(step.server)
         reads = [c.read for c in step.post] + [c.read for c in step.pre]
         reads += [step.before] if step.before else []
         first = self._read(shell, reads, f"step {step.id}: reading its conditions")
-        post_now = self._holds(step.post, first[: len(step.post)])
-        if post_now:
-            self.journal.append(
-                events.SKIPPED,
-                plan_sha256=sha,
-                step=step.id,
-                reason="its postcondition already holds",
-            )
-            return StepOutcome(step.id, step.server, "skipped", "postcondition already holds")
-        if journalled_done:
+        if not (step.keeps or step.once) and self._holds(step, first[: len(step.post)]):
+            return self._skip(step, "its postcondition already holds")
+        if step.id in done and not (step.keeps or step.once):
             raise StepFailed(
                 f"the journal says it was done, but its postcondition no longer holds "
                 f"({_says(step.post)}): something changed it since; inspect before going on"
@@ -117,6 +179,7 @@ class Engine:
         failing = [c.says for c, out in zip(step.pre, pre, strict=True) if not c.holds(out)]
         if failing:
             raise StepFailed(f"precondition not met: {'; '.join(failing)}; nothing was run")
+        self._check_carried(step)
         before = snapshot(first[-1][0], step.before.select) if step.before and first[-1] else {}
         if step.before and not first[-1]:
             raise StepFailed(f"the state before the step ({step.before.text()}) returned nothing")
@@ -128,19 +191,27 @@ class Engine:
             calls=[c.to_dict() for c in step.calls],
             before=before,
         )
-        ran = _run(shell, [c.command() for c in step.calls], step.questions)
+        state = {"carried": {k: v.data for k, v in self.kept.items()}}
+        commands = [c.command(state) for c in step.calls]
+        post_reads = [c.read for c in step.post]
+        ran, own, after = run_then_read(shell, commands, step.questions, post_reads)
         answers = _answers(ran)
         result.answers += answers
         for answer in answers:
             self.journal.append("answer", plan_sha256=sha, step=step.id, **answer.to_dict())
         if ran.errors:
             raise StepFailed("; ".join(e.message for e in ran.errors))
-        output = snapshot(ran.records[0], _output_properties(step)) if ran.records else {}
-        after = self._read(shell, [c.read for c in step.post], f"step {step.id}: reading back")
-        if not self._holds(step.post, after):
-            raise StepFailed(f"ran, but its postcondition does not hold: {_says(step.post)}")
-        state = {"before": before, "output": output}
-        undo = [c.filled(state).to_dict() for c in step.undo]
+        if step.keeps:
+            data = next((r for r in own if isinstance(r, bytes | bytearray)), None)
+            if not data:
+                raise StepFailed(f"ran, but returned no {step.keeps} to keep")
+            self.kept[step.keeps] = Kept(bytes(data), self.clock())
+        records = [r for r in own if isinstance(r, dict)]
+        output = snapshot(records[0], _output_properties(step)) if records else {}
+        if after is None:
+            after = self._read(shell, post_reads, f"step {step.id}: reading back")
+        after = self._until_holds(step, shell, after)
+        undo = [c.filled({"before": before, "output": output}).to_dict() for c in step.undo]
         self.journal.append(
             events.DONE,
             plan_sha256=sha,
@@ -155,44 +226,148 @@ class Engine:
             before_read=step.before.to_dict() if step.before else None,
             undo_questions=[q.to_dict() for q in step.undo_questions],
             no_undo=step.no_undo,
+            final=step.final,
         )
+        done.add(step.id)
         return StepOutcome(step.id, step.server, "done")
 
+    def _until_holds(self, step: Step, shell: Any, after: list[list[Any]]) -> list[list[Any]]:
+        """The read-back once the postcondition holds: at once, or polled for a Wait step."""
+        if self._holds(step, after):
+            return after
+        if step.wait is None:
+            raise StepFailed(
+                f"ran, but its postcondition does not hold: {_unmet(step, after) or _probes(step)}"
+            )
+        start = self.clock()
+        reads = [c.read for c in step.post]
+        while True:
+            elapsed = self.clock() - start
+            state = _unmet(step, after) or _probes(step)
+            if self.progress:
+                self.progress(step.id, step.wait.what, elapsed, step.wait.timeout_s, state)
+            if elapsed >= step.wait.timeout_s:
+                self.journal.append(
+                    "wait-timed-out",
+                    plan_sha256=self.plan.sha256,
+                    step=step.id,
+                    waited_s=round(elapsed, 1),
+                    state=state,
+                )
+                raise StepFailed(
+                    f"{step.wait.what} did not happen within {step.wait.timeout_s:g} s; "
+                    f"now: {state}"
+                )
+            self.sleep(min(step.wait.every_s, max(step.wait.timeout_s - elapsed, 0.0)))
+            after = self._read(shell, reads, f"step {step.id}: waiting for {step.wait.what}")
+            if self._holds(step, after):
+                if self.progress:
+                    done_in = self.clock() - start
+                    self.progress(step.id, step.wait.what, done_in, step.wait.timeout_s, "done")
+                return after
+
+    def _check_carried(self, step: Step) -> None:
+        """Data from an earlier step must be in memory and still usable (F8 for a file)."""
+        for name in _carried(step):
+            kept = self.kept.get(name)
+            if kept is None:
+                raise StepFailed(
+                    f"the {name} an earlier step read is not in memory; run again: that step "
+                    "reads it anew first"
+                )
+            refusal = (
+                self.check_kept(name, kept.data, self.clock() - kept.at)
+                if self.check_kept
+                else None
+            )
+            if refusal:
+                del self.kept[name]
+                raise StepFailed(f"{refusal}; nothing was run. Run again: a new one is made")
+
     def _read(self, shell: Any, reads: list[Call], what: str) -> list[list[Any]]:
-        """The output of each read; a read repeated by several checks runs once."""
+        """The output of each read, batched where outputs can be told apart."""
         return read_all(shell, reads, what)
 
-    @staticmethod
-    def _holds(checks: tuple[Check, ...], outputs: list[list[Any]]) -> bool:
-        return all(c.holds(out) for c, out in zip(checks, outputs, strict=True))
+    def _holds(self, step: Step, outputs: list[list[Any]]) -> bool:
+        checks = all(c.holds(out) for c, out in zip(step.post, outputs, strict=True))
+        return checks and all(self._probe_holds(p) for p in step.probes)
+
+    def _probe_holds(self, probe: StepProbe) -> bool:
+        if self.probe is None:
+            raise StepFailed(f"{probe.says}: no probe was given to check it from here")
+        return (self.probe(probe.server, probe.kind) or "").upper() == probe.thumbprint.upper()
 
 
 def read_all(shell: Any, reads: list[Call], what: str) -> list[list[Any]]:
-    """The output of each read (one pipeline per distinct read: outputs of a batch cannot be
-    told apart by statement); errors stop with StepFailed."""
-    cache: dict[bytes, list[Any]] = {}
-    outputs = []
-    for call in reads:
-        key = canonical(call.to_dict())
-        if key not in cache:
-            ran = shell.run_batch([call.command()], errors="return")
-            if ran.errors:
-                raise StepFailed(f"{what}: {'; '.join(e.message for e in ran.errors)}")
-            cache[key] = list(ran.records)
-        outputs.append(cache[key])
-    return outputs
+    """The output of each read (batched by wire type, docs/change-engine.md); errors stop with
+    StepFailed."""
+    return reads_module.read_all(shell, reads, lambda text: StepFailed(f"{what}: {text}"))
 
 
-def rollback(journal: Journal, shell_for: ShellFor) -> ApplyResult:
-    """Revert the completed steps of the journal, newest first, with their journalled undo
-    calls; a step without undo is reported, not reverted. Stops at the first failing undo."""
+def _carried(step: Step) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Carried):
+            found.append(value.name)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    for call in step.calls:
+        walk(dict(call.params))
+    return list(dict.fromkeys(found))
+
+
+def _unmet(step: Step, outputs: list[list[Any]]) -> str:
+    """The postconditions that do not hold, with what was read."""
+    parts = []
+    for check, out in zip(step.post, outputs, strict=True):
+        if not check.holds(out):
+            seen = [snapshot(r, tuple(check.where)) for r in out if isinstance(r, dict)]
+            parts.append(f"{check.says} (read: {_brief(seen)})")
+    return "; ".join(parts)
+
+
+def _probes(step: Step) -> str:
+    return "; ".join(p.says for p in step.probes)
+
+
+def _brief(seen: list[dict[str, Any]]) -> str:
+    text = ", ".join(
+        "{" + ", ".join(f"{k}={v}" for k, v in item.items()) + "}" for item in seen[:8]
+    )
+    return (text or "nothing") + (f" and {len(seen) - 8} more" if len(seen) > 8 else "")
+
+
+def rollback(journal: Journal, shell_for: ShellFor, plans: set[str] | None = None) -> ApplyResult:
+    """Revert the completed steps of the journal (of these plans when given), newest first, with
+    their journalled undo calls; a step without undo is reported, not reverted. Stops at the
+    first failing undo."""
     read = journal.read()
     reverted = {r["done_seq"] for r in read.events("step-rolled-back", "rollback-skipped")}
-    done = [r for r in read.events(events.DONE) if r["seq"] not in reverted]
+    done = [
+        r
+        for r in read.events(events.DONE)
+        if r["seq"] not in reverted and (plans is None or r.get("plan_sha256") in plans)
+    ]
     result = ApplyResult(done[-1]["plan_sha256"] if done else "")
     journal.append("rollback-started", steps=[r["step"] for r in reversed(done)])
     for record in reversed(done):
         step, server = record["step"], record["server"]
+        if record.get("final"):
+            reason = (
+                f"step {step} cannot be undone ({record['no_undo']}) and undoing the steps before "
+                "it would leave mail flow worse: finish the change forward instead (run again "
+                "with the same approval)"
+            )
+            journal.append("rollback-stopped", done_seq=record["seq"], step=step, reason=reason)
+            result.outcomes.append(StepOutcome(step, server, "not-reversible", reason))
+            result.error = reason
+            return result
         if not record["undo"]:
             journal.append(
                 "rollback-skipped", done_seq=record["seq"], step=step, reason=record["no_undo"]

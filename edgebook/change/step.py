@@ -58,8 +58,16 @@ def contains(item: str) -> dict[str, str]:
     return {"contains": item}
 
 
+def differs(value: Any) -> dict[str, Any]:
+    """In a Check's `where`: the property is anything but this value."""
+    return {"not": value}
+
+
 def _same(found: Any, wanted: Any) -> bool:
-    """Exchange values compared as text, case-insensitively; lists as sets; contains()."""
+    """Exchange values compared as text, case-insensitively; lists as sets; contains() and
+    differs() as operators."""
+    if isinstance(wanted, Mapping) and set(wanted) == {"not"}:
+        return not _same(found, wanted["not"])
     if isinstance(wanted, Mapping) and set(wanted) == {"contains"}:
         items = {part.strip().casefold() for t in v.texts(found) for part in t.split(",")}
         return str(wanted["contains"]).casefold() in items
@@ -112,6 +120,45 @@ class Check:
         )
 
 
+@dataclass(frozen=True)
+class Probe:
+    """A postcondition seen from here: the certificate an Edge presents on SMTP (25) or LDAPS
+    (50636) has this thumbprint (edgebook.probes)."""
+
+    says: str
+    server: str
+    kind: Literal["smtp", "ldaps"]
+    thumbprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "says": self.says,
+            "server": self.server,
+            "kind": self.kind,
+            "thumbprint": self.thumbprint,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Probe:
+        """The inverse of to_dict."""
+        return cls(data["says"], data["server"], data["kind"], data["thumbprint"])
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A step whose postcondition comes true later: read it again every `every_s` seconds for
+    at most `timeout_s` (a drain, a synchronisation)."""
+
+    timeout_s: float
+    every_s: float = 5.0
+    what: str = "its postcondition"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"timeout_s": self.timeout_s, "every_s": self.every_s, "what": self.what}
+
+
 def _question_dicts(questions: tuple[ExpectedQuestion, ...]) -> list[dict[str, str]]:
     return [q.to_dict() for q in questions]
 
@@ -135,11 +182,16 @@ class Step:
     no_undo: str = ""  # why this step has no undo (shown in the plan before approval)
     questions: tuple[ExpectedQuestion, ...] = ()
     undo_questions: tuple[ExpectedQuestion, ...] = ()
+    probes: tuple[Probe, ...] = ()  # postconditions seen from here (after `post`)
+    wait: Wait | None = None  # poll `post` (and `probes`) until they hold
+    keeps: str = ""  # keep the bytes the calls output in memory under this name (Carried)
+    once: bool = False  # its effect cannot be read back: skipped only when journalled done
+    final: bool = False  # no undo, and undoing the steps before it would harm: rollback stops
 
     def __post_init__(self) -> None:
         if not _STEP_ID.match(self.id):
             raise ValueError(f"step id {self.id!r}: lower-case letters, digits, '.', '-'")
-        if not self.calls or not self.post:
+        if not self.calls or not (self.post or self.keeps):
             raise ValueError(f"step {self.id}: a step needs calls and a postcondition")
         if bool(self.undo) == bool(self.no_undo):
             raise ValueError(f"step {self.id}: give an undo or say why there is none, not both")
@@ -165,6 +217,11 @@ class Step:
             "no_undo": self.no_undo,
             "questions": _question_dicts(self.questions),
             "undo_questions": _question_dicts(self.undo_questions),
+            "probes": [p.to_dict() for p in self.probes],
+            "wait": self.wait.to_dict() if self.wait else None,
+            "keeps": self.keeps,
+            "once": self.once,
+            "final": self.final,
         }
 
     @classmethod
@@ -182,4 +239,9 @@ class Step:
             no_undo=data["no_undo"],
             questions=_questions(data["questions"]),
             undo_questions=_questions(data["undo_questions"]),
+            probes=tuple(Probe.from_dict(p) for p in data.get("probes", [])),
+            wait=Wait(**data["wait"]) if data.get("wait") else None,
+            keeps=data.get("keeps", ""),
+            once=bool(data.get("once", False)),
+            final=bool(data.get("final", False)),
         )

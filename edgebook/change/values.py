@@ -79,7 +79,21 @@ class Output:
     property: str
 
 
-_MARKERS = {"$secret": Secret, "$file": FileBytes, "$before": Before, "$output": Output}
+@dataclass(frozen=True)
+class Carried:
+    """Data an earlier step of the same run read (a subscription file): kept in memory only,
+    never written to the plan, the journal or the evidence."""
+
+    name: str
+
+
+_MARKERS = {
+    "$secret": Secret,
+    "$file": FileBytes,
+    "$before": Before,
+    "$output": Output,
+    "$carried": Carried,
+}
 
 
 def to_json(value: Any) -> Any:
@@ -92,6 +106,8 @@ def to_json(value: Any) -> Any:
         return {"$before": value.property}
     if isinstance(value, Output):
         return {"$output": value.property}
+    if isinstance(value, Carried):
+        return {"$carried": value.name}
     if isinstance(value, Mapping):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -112,6 +128,8 @@ def from_json(value: Any) -> Any:
             return Before(value["$before"])
         if "$output" in value:
             return Output(value["$output"])
+        if "$carried" in value:
+            return Carried(value["$carried"])
         return {k: from_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [from_json(v) for v in value]
@@ -140,6 +158,8 @@ def display(value: Any) -> str:
         return f"<{value.property} before the step>"
     if isinstance(value, Output):
         return f"<{value.property} of the step's output>"
+    if isinstance(value, Carried):
+        return f"<the {value.name} read by an earlier step, kept in memory only>"
     if isinstance(value, bool):
         return f"${str(value).lower()}"
     if isinstance(value, Mapping):
@@ -165,6 +185,14 @@ def wire(value: Any, state: Mapping[str, Mapping[str, Any]] | None = None) -> An
                 f"the {kind} state has no value for {value.property}: this undo cannot be built"
             )
         return found
+    if isinstance(value, Carried):
+        kept = (state or {}).get("carried", {}).get(value.name)
+        if kept is None:
+            raise PlanValueError(
+                f"the {value.name} an earlier step read is not in memory (a new run): the step "
+                "that reads it runs again first"
+            )
+        return kept
     if isinstance(value, Mapping):
         return {k: wire(v, state) for k, v in value.items()}
     if isinstance(value, list | tuple):

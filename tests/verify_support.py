@@ -1,0 +1,50 @@
+"""The seed-incident lab brought to where phase 03 (certificate-only route) leaves an Edge, through
+LabBackend before the daemon starts: the renewal imported and enabled for SMTP answering No,
+the old certificate removed, TlsCertificateName on both connectors, transport restarted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab_support import Lab
+
+from edgebook.exchange.secure import SecureText
+from edgebook.lab.folder import lab_password
+from edgebook.lab.org.model import TRANSPORT
+from edgebook.lab.org.store import LabStore
+
+HYBRID = "Outbound to Office 365"
+
+
+def receive_identity(edge: str) -> str:
+    return rf"{edge}\Default internal receive connector {edge}"
+
+
+def changed_certificate(directory: Path, edges: tuple[str, ...] = ("EDGE01",)) -> str:
+    """Do phase 03's certificate-only work on the Edges of a created (not running) lab; returns
+    the new thumbprint."""
+    lab = Lab(LabStore(directory))
+    password = SecureText(lab_password(directory)[0])
+    new = {}
+    for edge in edges:
+        data = (directory / "renewal" / f"{edge}.pfx").read_bytes()
+        (new,) = lab.ok(edge, "Import-ExchangeCertificate", FileData=data,
+                        Password=password)  # fmt: skip
+        lab.ok(edge, "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"],
+               answers=["No"])  # fmt: skip
+        (old,) = [
+            c
+            for c in lab.ok(edge, "Get-ExchangeCertificate")
+            if not c["IsSelfSigned"] and c["Thumbprint"] != new["Thumbprint"]
+        ]
+        lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
+    name = f"<I>{new['Issuer']}<S>{new['Subject']}"
+    if not lab.run("EX01", "Get-ExchangeCertificate", new["Thumbprint"]).output:
+        data = (directory / "renewal" / f"{edges[0]}.pfx").read_bytes()
+        lab.ok("EX01", "Import-ExchangeCertificate", FileData=data, Password=password)
+    lab.ok("EX01", "Set-SendConnector", HYBRID, TlsCertificateName=name)
+    for edge in edges:
+        lab.ok("EX01", "Start-EdgeSynchronization", TargetServer=edge, ForceFullSync=True)
+        lab.ok(edge, "Set-ReceiveConnector", receive_identity(edge), TlsCertificateName=name)
+        lab.ok(edge, "Restart-Service", TRANSPORT)
+    return new["Thumbprint"]
