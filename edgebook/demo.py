@@ -29,7 +29,7 @@ SELF_APPROVAL = (
     "(its notebook or the report) and passes its hash with --approved-plan"
 )
 
-Progress = Callable[[str, Step, PhaseRun | None], None]
+Say = Callable[[str], None]
 
 
 @dataclass
@@ -61,7 +61,7 @@ def run_demo(
     scenario: str = DEMO_SCENARIO,
     *,
     lab_dir: Path | None = None,
-    progress: Progress | None = None,
+    say: Say | None = None,
 ) -> DemoResult:
     """Start a lab in lab_dir (default: a fresh temporary folder, removed afterwards), change
     every Edge through the runner into outputs/<change>/, verify, report, stop the lab."""
@@ -76,6 +76,13 @@ def run_demo(
         inventory = lab_dir / "inventory.yaml"
 
         def run(phase: str, edges: list[str], approvals: list[str] | None = None) -> Rollout:
+            what = "apply" if approvals is not None else "plan" if phase != "inspect" else "read"
+
+            def progress(event: str, step: Step, done: PhaseRun | None) -> None:
+                if say is not None and done is not None:
+                    mark = "✓" if done.ok else "✗"
+                    say(f"  {mark} {step} ({what}): {done.verdict}, {done.duration_s or 0:.1f} s")
+
             rollout = run_change(
                 inventory,
                 change=change,

@@ -214,7 +214,9 @@ def test_facts_to_dict_is_json_without_bytes():
     assert "RawData" not in text and "raw" not in public
     assert edge["smtp_probe"]["starttls_offered"] is True
     assert edge["ldaps_probe"]["thumbprint"] == thumb(pki().defaults[EDGES[0]])
-    assert data["org"]["settings"]["roots"] == ["CN=Contoso Test Root, C=US"]
+    (root,) = data["org"]["settings"]["roots"]
+    assert root["subject"] == "CN=Contoso Test Root, C=US"
+    assert root["pem"].startswith("-----BEGIN CERTIFICATE-----")
     assert data["org"]["subscriptions"][0]["name"] == EDGES[0]
 
 

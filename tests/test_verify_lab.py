@@ -4,11 +4,9 @@ broken on purpose are planned, applied with the approved hash and rolled back.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from lab_support import Lab
-from verify_support import HYBRID, changed_certificate, receive_identity
+from verify_support import HYBRID, phases_02_and_03, receive_identity
 
 from edgebook.change.approval import NotApproved
 from edgebook.config import load_inventory
@@ -31,22 +29,12 @@ def lab(tmp_path, monkeypatch):
     control.stop(directory)
 
 
-def phases_02_and_03(directory: Path) -> str:
-    """Phase 02 applied through the engine (journal, plan), then phase 03's work on the lab."""
-    control.start(directory)
-    inventory = load_inventory(directory / "inventory.yaml")
-    planned = prepare.prepare(inventory, "EDGE01", CHANGE)
-    assert prepare.apply(planned, planned.plan.sha256).completed
-    control.stop(directory)
-    return changed_certificate(directory)
-
-
 def by_check(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
     return {row["check"]: row for row in rows}
 
 
 def test_after_phases_02_and_03_every_check_passes(lab):
-    thumbprint = phases_02_and_03(lab)
+    thumbprint = phases_02_and_03(lab, CHANGE)
     control.start(lab)
     inventory = load_inventory(lab / "inventory.yaml")
     verification = verify.plan_verification(inventory, "EDGE01", CHANGE)
@@ -71,7 +59,7 @@ def test_after_phases_02_and_03_every_check_passes(lab):
 
 
 def test_missing_hybrid_settings_are_planned_applied_and_rolled_back(lab):
-    thumbprint = phases_02_and_03(lab)
+    thumbprint = phases_02_and_03(lab, CHANGE)
     backend = Lab(LabStore(lab))
     backend.ok(
         "EDGE01",
@@ -97,8 +85,8 @@ def test_missing_hybrid_settings_are_planned_applied_and_rolled_back(lab):
     assert set(steps) == {"hybrid-receive-edge01", "hybrid-send-outbound-to-office-365"}
     assert steps["hybrid-send-outbound-to-office-365"].server == "EX01"
     text = verification.plan.text()
-    assert "-RequireTLS True" in text and "-TlsAuthLevel DomainValidation" in text
-    assert "-Fqdn hybrid.contoso.com" in text and "smtp.fabrikam.com" not in text
+    assert "-RequireTLS $true" in text and "-TlsAuthLevel DomainValidation" in text
+    assert "-Fqdn hybrid.contoso.com" in text and "smtp.fabrikam.com" not in text, text
     before = verify_checks.check(verification, test_messages=False)
     assert {r["check"] for r in before if r["verdict"] == "fail"} >= {
         f"{HYBRID} RequireTLS",
@@ -124,7 +112,7 @@ def test_missing_hybrid_settings_are_planned_applied_and_rolled_back(lab):
     )
 
 
-def test_refused_before_phases_02_and_03(lab):
+def test_refused_before_phases_02_and_03(lab, CHANGE):
     control.start(lab)
     inventory = load_inventory(lab / "inventory.yaml")
     with pytest.raises(VerifyRefused, match="run 02-prepare-certificate first"):

@@ -8,10 +8,13 @@ from pathlib import Path
 
 from lab_support import Lab
 
+from edgebook.config import load_inventory
 from edgebook.exchange.secure import SecureText
+from edgebook.lab import control
 from edgebook.lab.folder import lab_password
 from edgebook.lab.org.model import TRANSPORT
 from edgebook.lab.org.store import LabStore
+from edgebook.phases import prepare
 
 HYBRID = "Outbound to Office 365"
 
@@ -48,3 +51,16 @@ def changed_certificate(directory: Path, edges: tuple[str, ...] = ("EDGE01",)) -
         lab.ok(edge, "Set-ReceiveConnector", receive_identity(edge), TlsCertificateName=name)
         lab.ok(edge, "Restart-Service", TRANSPORT)
     return new["Thumbprint"]
+
+
+def phases_02_and_03(directory: Path, change: str, edge: str = "EDGE01") -> str:
+    """On a created lab: phase 02 applied through the engine (journal, plan), then phase 03's
+    work; the lab is stopped again. Returns the new thumbprint."""
+    control.start(directory)
+    try:
+        inventory = load_inventory(directory / "inventory.yaml")
+        planned = prepare.prepare(inventory, edge, change)
+        assert prepare.apply(planned, planned.plan.sha256).completed
+    finally:
+        control.stop(directory)
+    return changed_certificate(directory, (edge,))

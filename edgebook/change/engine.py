@@ -62,19 +62,18 @@ class ApplyResult:
         return [vars(o) for o in self.outcomes]
 
 
-def round_trips(plan: Plan) -> dict[str, int]:
-    """The pipelines applying the plan takes per server when no step is skipped and every wait
-    holds at its first read (the lock's are apart)."""
+def round_trips(plan: Plan, skipped: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
+    """The pipelines applying the plan takes per server when every wait holds at its first
+    read (the lock's are apart); a skipped step costs its first read only."""
     counts: dict[str, int] = {}
     for step in plan.steps:
         reads = [c.read for c in step.post] + [c.read for c in step.pre]
         reads += [step.before] if step.before else []
-        post = [c.read for c in step.post]
-        together = len(reads_module.groups(post)) == 1 and all(
-            reads_module.tag(c) for c in reads_module.groups(post)[0]
-        )
-        trips = reads_module.pipelines(reads) + 1
-        trips += 0 if together else reads_module.pipelines(post)
+        trips = reads_module.pipelines(reads)
+        if step.id not in skipped:
+            post = reads_module.groups([c.read for c in step.post])
+            together = len(post) == 1 and all(reads_module.tag(c) for c in post[0])
+            trips += 1 + (0 if together or not post else len(post))
         counts[step.server] = counts.get(step.server, 0) + trips
     return counts
 

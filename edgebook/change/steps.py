@@ -46,7 +46,9 @@ def stage_certificate(
     without enabling any service: Set-SendConnector can then name it (F9), and it never
     becomes that server's default (F1)."""
     target = server if remote else None
-    params: dict = {"FileData": pfx, "FriendlyName": friendly_name, "PrivateKeyExportable": False}
+    # exportable on the Mailbox server: the internal copy a PFX can be made from again (F5);
+    # the Edge gets it non-exportable (phase 03)
+    params: dict = {"FileData": pfx, "FriendlyName": friendly_name, "PrivateKeyExportable": True}
     if password is not None:
         params["Password"] = password
     if remote:

@@ -383,7 +383,7 @@ class ExchangeShell:
         load_snapin = self.role == EDGE and not self._snapin_loaded
         statements = [Command("Add-PSSnapin", {"Name": EXCHANGE_SNAPIN})] if load_snapin else []
         statements += commands
-        if any(has_secret(command) for command in commands):
+        if has_secret(step.parameters for command in commands for step in command.chain()):
             try:
                 pool.exchange_keys()  # once per session; SecureStrings need the session key
             except TRANSPORT_ERRORS as exc:

@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pypsrp.serializer import TaggedValue
 
 from edgebook.errors import EdgebookError
 from edgebook.exchange.secure import SecureText
 
-if TYPE_CHECKING:
-    from edgebook.exchange.shell import Command
-
 _INT32 = range(-(2**31), 2**31)
 SECRET_PARAMETERS = frozenset({"password"})  # SecureString parameters: SecureText only
 
 
-def has_secret(command: Command) -> bool:
-    """Whether a command (or one it pipes into) has a SecureText parameter value."""
-    return any(
-        isinstance(value, SecureText)
-        for step in command.chain()
-        for value in step.parameters.values()
-    )
+def has_secret(parameters: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether any of these cmdlet parameter sets has a SecureText value."""
+    return any(isinstance(value, SecureText) for each in parameters for value in each.values())
 
 
 def wire_value(cmdlet: str, parameter: str, value: Any) -> Any:

@@ -1,5 +1,14 @@
 """The facts model of the inspect phase: Edges, the organisation, and the settings."""
 
+from edgebook.facts.cmdlet_outputs import (
+    CertificateFact,
+    EventFact,
+    HealthFact,
+    ProbeResult,
+    QueueFact,
+    ReceiveConnectorFact,
+    SendConnectorFact,
+)
 from edgebook.facts.model import (
     EXO_CAPABILITY,
     EdgeFacts,
@@ -8,17 +17,9 @@ from edgebook.facts.model import (
     MailboxServerFact,
     OrgFacts,
     SubscriptionFact,
+    facts_from_dict,
     facts_to_dict,
     same_server,
-)
-from edgebook.facts.records import (
-    CertificateFact,
-    EventFact,
-    HealthFact,
-    ProbeResult,
-    QueueFact,
-    ReceiveConnectorFact,
-    SendConnectorFact,
 )
 from edgebook.facts.values import FactsError
 
@@ -38,6 +39,7 @@ __all__ = [
     "ReceiveConnectorFact",
     "SendConnectorFact",
     "SubscriptionFact",
+    "facts_from_dict",
     "facts_to_dict",
     "same_server",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +11,7 @@ from cryptography import x509
 
 from edgebook import certs
 from edgebook.facts import values as v
-from edgebook.facts.records import (
+from edgebook.facts.cmdlet_outputs import (
     CertificateFact,
     EventFact,
     HealthFact,
@@ -20,6 +20,7 @@ from edgebook.facts.records import (
     ReceiveConnectorFact,
     SendConnectorFact,
 )
+from edgebook.facts.probe_results import probe_from_dict
 from edgebook.facts.values import Record
 
 EXO_CAPABILITY = "mail.protection.outlook.com:AcceptCloudServicesMail"
@@ -68,8 +69,33 @@ class InspectSettings:
             "queue_threshold": self.queue_threshold,
             "event_days": self.event_days,
             "now": v.iso(self.now),
-            "roots": None if self.roots is None else [certs.subject_name(r) for r in self.roots],
+            "roots": None
+            if self.roots is None
+            else [{"subject": certs.subject_name(r), "pem": v.pem(r)} for r in self.roots],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "settings") -> InspectSettings:
+        """From to_dict()'s form (the trust anchors from their PEM)."""
+        data = v.mapping(data, where)
+        roots = data.get("roots")
+        if roots is not None:
+            roots = tuple(
+                _root(r, f"{where}.roots[{i}]")
+                for i, r in enumerate(v.items(roots, f"{where}.roots"))
+            )
+        return v.from_json(cls, data, where, roots=roots)
+
+
+def _root(data: Any, where: str) -> x509.Certificate:
+    """A trust anchor as InspectSettings.to_dict() writes it: subject and PEM."""
+    if isinstance(data, str):
+        raise v.unreadable(
+            where,
+            "is a subject name only (the facts were saved before edgebook kept the trust "
+            "anchors' PEM), so the certificates cannot be judged against it: inspect again",
+        )
+    return v.certificate(v.mapping(data, where).get("pem"), f"{where}.pem")
 
 
 @dataclass
@@ -127,6 +153,18 @@ class EdgeFacts:
             ldaps_probe=ldaps_probe,
         )
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "edge") -> EdgeFacts:
+        """From to_dict()'s form (probe results included)."""
+        data = v.mapping(data, where)
+        probes = {
+            name: None
+            if data.get(name) is None
+            else probe_from_dict(data[name], where=f"{where}.{name}")
+            for name in ("smtp_probe", "ldaps_probe")
+        }
+        return v.from_json(cls, data, where, **probes)
+
     def is_named(self, reference: str) -> bool:
         """Whether a server reference (name or FQDN, any case) means this Edge."""
         return same_server(reference, self.name, self.fqdn)
@@ -180,6 +218,13 @@ class MailboxServerFact:
             certificates=[CertificateFact.from_record(r) for r in certificates],
         )
 
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, where: str = "mailbox_server"
+    ) -> MailboxServerFact:
+        """From to_dict()'s form."""
+        return v.from_json(cls, data, where)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
@@ -200,6 +245,11 @@ class SubscriptionFact:
     create_utc: dt.datetime | None = None
     lease_type: str = ""
     is_valid: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "subscription") -> SubscriptionFact:
+        """From to_dict()'s form."""
+        return v.from_json(cls, data, where)
 
     @classmethod
     def from_record(cls, record: Record) -> SubscriptionFact:
@@ -228,6 +278,11 @@ class EdgeSyncFact:
     lease_type: str = ""
     lease_holder: str = ""
     last_synchronized_utc: dt.datetime | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "edgesync") -> EdgeSyncFact:
+        """From to_dict()'s form."""
+        return v.from_json(cls, data, where)
 
     @classmethod
     def from_record(cls, record: Record) -> EdgeSyncFact:
@@ -279,6 +334,11 @@ class OrgFacts:
             settings=settings or InspectSettings(),
         )
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "org") -> OrgFacts:
+        """From to_dict()'s form (the settings included)."""
+        return v.from_json(cls, data, where)
+
     @property
     def gathered(self) -> bool:
         """Whether the organisation side was read (at least one Mailbox server)."""
@@ -303,3 +363,20 @@ class OrgFacts:
 def facts_to_dict(org: OrgFacts, edges: Iterable[EdgeFacts]) -> dict[str, Any]:
     """The `facts` object of `edgebook inspect --json`: the organisation and each Edge."""
     return {"org": org.to_dict(), "edges": [e.to_dict() for e in edges]}
+
+
+def facts_from_dict(data: Mapping[str, Any]) -> tuple[OrgFacts, list[EdgeFacts]]:
+    """The organisation and the Edges from facts_to_dict()'s form (the inverse of it), for
+    judging saved facts again; FactsError names what cannot be read back."""
+    data = v.mapping(data, "facts")
+    if "facts" in data and "org" not in data:
+        raise v.unreadable("facts", "is a whole `inspect --json` document: give its 'facts'")
+    for key in ("org", "edges"):
+        if key not in data:
+            raise v.unreadable(key, "is missing")
+    org = OrgFacts.from_dict(data["org"], where="org")
+    edges = [
+        EdgeFacts.from_dict(edge, where=f"edges[{i}]")
+        for i, edge in enumerate(v.items(data["edges"], "edges"))
+    ]
+    return org, edges

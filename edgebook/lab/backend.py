@@ -14,21 +14,13 @@ from typing import Any
 
 from edgebook.exchange.wire_types import EXCHANGE_CONFIGURATION, EXCHANGE_SNAPIN
 from edgebook.lab.cmdlets import REGISTRY
-from edgebook.lab.cmdlets.base import (
-    Cmdlet,
-    CmdletError,
-    Context,
-    Param,
-    bind,
-    check_mandatory,
-    coerce,
-)
+from edgebook.lab.cmdlets.base import Cmdlet, CmdletError, Context
+from edgebook.lab.cmdlets.binding import bind, bind_input, check_mandatory
 from edgebook.lab.cmdlets.faults import check_fault
 from edgebook.lab.org import mailflow, pki
 from edgebook.lab.org.model import Org, Server
 from edgebook.lab.org.scenarios import password_hash
 from edgebook.lab.org.store import LabStore, clock
-from edgebook.lab.winrm.objects import ExObject
 from edgebook.lab.winrm.protocol import (
     CommandCall,
     ErrorInfo,
@@ -176,35 +168,16 @@ class LabBackend:
         return cmdlet
 
     def _run(self, ctx: Context, params: dict[str, Any], data: list[Any]) -> list[Any]:
-        piped = [p for p in ctx.cmdlet.params if p.pipeline]
-        if not data or not piped:
+        if not data:
             return self._call(ctx, params)
         out: list[Any] = []
-        for item in data:
-            bound = dict(params)
-            for param in piped:
-                if param.name not in bound:
-                    value = _pipeline_value(item, param, first=param is piped[0])
-                    if value is not None:
-                        bound[param.name] = coerce(ctx.cmdlet, param.name, param.kind, value)
-            out.extend(self._call(ctx, bound))
+        for item in data:  # input that binds to no parameter is an error, never dropped
+            bound = bind_input(ctx, params, item)
+            if bound is not None:
+                out.extend(self._call(ctx, bound))
         return out
 
     def _call(self, ctx: Context, params: dict[str, Any]) -> list[Any]:
         check_mandatory(ctx.cmdlet, params)
         check_fault(ctx)
         return ctx.cmdlet.func(ctx, params)
-
-
-def _pipeline_value(item: Any, param: Param, first: bool) -> Any:
-    """ValueFromPipelineByPropertyName (objects) or ValueFromPipeline (plain values)."""
-    if param.whole:
-        return item
-    if isinstance(item, ExObject):
-        names = {param.name.casefold(), *(a.casefold() for a in param.aliases)}
-        return next((v for k, v in item.properties.items() if k.casefold() in names), None)
-    if isinstance(item, dict):
-        return next(
-            (v for k, v in item.items() if str(k).casefold() == param.name.casefold()), None
-        )
-    return item if first else None

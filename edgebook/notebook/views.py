@@ -15,8 +15,16 @@ if TYPE_CHECKING:
     from edgebook.phases.inspect import InspectResult
 
 
+UNKNOWN = "unknown"  # an Exchange property that did not arrive (cert-facts-unknown)
+
+
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
+
+
+def _known(value: object) -> object:
+    """The value, or 'unknown' for None (a property that did not arrive)."""
+    return UNKNOWN if value is None else value
 
 
 def summary(result: InspectResult) -> pd.DataFrame:
@@ -31,7 +39,8 @@ def summary(result: InspectResult) -> pd.DataFrame:
 
 
 def certificates(result: InspectResult) -> pd.DataFrame:
-    """Every certificate on every server, with the role it plays."""
+    """Every certificate on every server, with the role it plays ('unknown': Exchange's
+    property did not arrive)."""
     rows = []
     servers = [(e.name, e.certificates, e.default_thumbprint) for e in result.edges]
     servers += [(m.name, m.certificates, m.internal_thumbprint) for m in result.org.mailbox_servers]
@@ -44,43 +53,50 @@ def certificates(result: InspectResult) -> pd.DataFrame:
                     "subject": cert.subject,
                     "issuer": cert.issuer,
                     "not_after": cert.not_after,
-                    "services": ", ".join(cert.services),
+                    "services": UNKNOWN if cert.services is None else ", ".join(cert.services),
                     "default": cert.thumbprint == default,
-                    "exportable": cert.private_key_exportable,
-                    "status": cert.status,
+                    "private_key": _known(cert.has_private_key),
+                    "exportable": _known(cert.private_key_exportable),
+                    "status": _known(cert.status),
+                    "root_ca_type": _known(cert.root_ca_type),
                 }
             )
-    columns = ["server", "thumbprint", "subject", "issuer", "not_after", "services"]
-    return _frame(rows, [*columns, "default", "exportable", "status"])
+    columns = ["server", "thumbprint", "subject", "issuer", "not_after", "services", "default"]
+    return _frame(rows, [*columns, "private_key", "exportable", "status", "root_ca_type"])
 
 
 def served_vs_configured(result: InspectResult) -> pd.DataFrame:
     """Per Edge: what 25 and 50636 present now against what the configuration selects.
 
     Port 25 should present a certificate the receive connector selects (TlsCertificateName,
-    else Fqdn); 50636 the Edge's default certificate, which the Edge Subscription pins.
+    else Fqdn); 50636 the Edge's default certificate, which the Edge Subscription pins. A
+    certificate whose Services are unknown may be selected: it is listed, marked so.
     """
     from edgebook.rules.usage import receive_selection, smtp_receive_connectors
 
     rows = []
     for edge in result.edges:
         expected_smtp: list[str] = []
+        maybe_smtp: list[str] = []
         for connector in smtp_receive_connectors(edge):
             selection = receive_selection(edge, connector, result.org)
             if selection:
                 expected_smtp += [c.thumbprint for c in selection.eligible]
-        for port, probe, expected in (
-            ("25 (SMTP)", edge.smtp_probe, expected_smtp),
-            ("50636 (LDAPS)", edge.ldaps_probe, [edge.default_thumbprint or ""]),
+                maybe_smtp += [c.thumbprint for c in selection.unknown]
+        for port, probe, expected, maybe in (
+            ("25 (SMTP)", edge.smtp_probe, expected_smtp, maybe_smtp),
+            ("50636 (LDAPS)", edge.ldaps_probe, [edge.default_thumbprint or ""], []),
         ):
             served = probe.thumbprint if probe else None
+            listed = [t for t in expected if t] + [f"{t} (Services {UNKNOWN})" for t in maybe]
+            match = bool(served) and served in expected
             rows.append(
                 {
                     "edge": edge.name,
                     "port": port,
                     "served": served,
-                    "configured": ", ".join(t for t in expected if t) or None,
-                    "match": bool(served) and served in expected,
+                    "configured": ", ".join(listed) or None,
+                    "match": UNKNOWN if not match and served in maybe else match,
                     "error": probe.error if probe else "not probed",
                 }
             )

@@ -7,6 +7,7 @@ Mailbox side ONE batched pipeline, whatever the number of Edges; the probes in p
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,14 @@ from edgebook.exchange.certificates import CERTIFICATE_TYPES, read_certificates
 from edgebook.exchange.connect import DEFAULT_TIMEOUT_S, ShellFactory, resolve_credentials
 from edgebook.exchange.normalize import CommandError, PSRecord
 from edgebook.exchange.shell import Command, ExchangeConnectionError
-from edgebook.facts import EdgeFacts, InspectSettings, MailboxServerFact, OrgFacts, facts_to_dict
+from edgebook.facts import (
+    EdgeFacts,
+    InspectSettings,
+    MailboxServerFact,
+    OrgFacts,
+    facts_from_dict,
+    facts_to_dict,
+)
 from edgebook.findings import Finding, Severity
 from edgebook.probes import ProbeTarget, TlsProbe, probe_many
 from edgebook.rules import evaluate
@@ -363,3 +371,15 @@ def run(
         event_days=event_days,
         timeout=timeout,
     )
+
+
+def judge_saved(facts: Mapping[str, Any], edge: str | None = None) -> list[Finding]:
+    """The rules' findings on saved facts (the `facts` of `edgebook inspect --json`, or notebook
+    01's "facts" record), judged again at their own moment; edge (its "edge" record): only what
+    concerns that Edge, as its run reported. Read failures are not facts: they stay as recorded."""
+    org, edges = facts_from_dict(facts)
+    findings = evaluate(org, edges)
+    if edge is None:
+        return findings
+    others = {e.name.casefold() for e in edges} - {edge.casefold()}
+    return [f for f in findings if f.server is None or f.server.casefold() not in others]

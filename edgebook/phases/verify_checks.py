@@ -5,6 +5,7 @@ Edge's turn in a rolling change)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from edgebook.change.approval import load_plan
@@ -24,6 +25,7 @@ from edgebook.phases.verify_steps import KB3212872, capability_present, hybrid_s
 from edgebook.rules.usage import is_default_receive
 
 DEFAULT_WATCH_S = 120.0
+THUMBPRINT_IN_EVENT = re.compile(r"thumbprint: ([0-9A-Fa-f]{40})")
 ROLLING = "edges-differ"  # F18: holds while the other Edges of the change still wait their turn
 
 
@@ -135,9 +137,14 @@ def _edgesync_row(org: OrgFacts, facts: EdgeFacts) -> dict[str, str]:
     )
 
 
-def _findings_rows(verification: Verification, inspected: Any) -> list[dict[str, str]]:
-    """No error or warning from inspect's rules; F18 while other Edges of this change have not
-    been verified yet is pending (their turn comes), not failed."""
+def _findings_rows(
+    verification: Verification, inspected: Any, facts: EdgeFacts | None
+) -> list[dict[str, str]]:
+    """No error or warning from inspect's rules. Three are settled by what the change did, each
+    on a row of its own: F18 while other Edges of the change have not been verified yet
+    (pending: their turn comes), key-not-exportable for the certificate whose PFX phase 02 kept
+    (the backup the warning asks for), and certificate events naming a certificate the change
+    removed (history)."""
     left = [f for f in inspected.findings if f.severity in (Severity.ERROR, Severity.WARNING)]
     rows = []
     rolling = [f for f in left if f.slug == ROLLING]
@@ -151,9 +158,40 @@ def _findings_rows(verification: Verification, inspected: Any) -> list[dict[str,
                 "verdict": "pending",
             }
         )
+    kept = verification.certificate
+    for finding in list(left):
+        if (
+            finding.slug == "key-not-exportable"
+            and finding.evidence.get("thumbprint") == kept.get("thumbprint")
+            and kept.get("file")
+            and kept.get("file_sha256")
+        ):
+            left.remove(finding)
+            seen = f"phase 02 kept {kept['file']} (sha256 {str(kept['file_sha256'])[:16]}…)"
+            rows.append(_row(f"key-not-exportable {kept['thumbprint']}", "a PFX kept", seen, True))
+        elif finding.slug == "cert-warning-events" and facts is not None:
+            removed = _removed_certificate(str(finding.evidence.get("message", "")), facts)
+            if removed:
+                left.remove(finding)
+                rows.append(
+                    _row(
+                        f"event {finding.evidence.get('event_id')} (history)",
+                        "about a certificate still installed",
+                        f"names {removed}, which the change removed",
+                        True,
+                    )
+                )
     seen = "; ".join(f"{f.severity}: {f.slug}: {f.message}" for f in left)
     rows.insert(0, _row("inspect findings (errors and warnings)", "none", seen, not left))
     return rows
+
+
+def _removed_certificate(message: str, facts: EdgeFacts) -> str:
+    """The thumbprint an event message names when that certificate is no longer on the Edge."""
+    found = THUMBPRINT_IN_EVENT.search(message)
+    if found and facts.certificate(found.group(1)) is None:
+        return found.group(1).upper()
+    return ""
 
 
 def _internal_domain(inventory: Inventory) -> str:
@@ -183,7 +221,7 @@ def check(
     verification.inspected = inspected
     facts = next((e for e in inspected.edges if e.name == edge), None)
     if facts is None:
-        return _findings_rows(verification, inspected)
+        return _findings_rows(verification, inspected, None)
     thumbprint = verification.certificate["thumbprint"]
     cert = facts.certificate(thumbprint)
     rows = [
@@ -209,7 +247,7 @@ def check(
             )
         ]
     rows.append(_edgesync_row(inspected.org, facts))
-    return rows + _findings_rows(verification, inspected)
+    return rows + _findings_rows(verification, inspected, facts)
 
 
 def messages(

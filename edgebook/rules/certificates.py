@@ -124,13 +124,15 @@ def _unused_expired(edge: EdgeFacts, cert: CertificateFact, found: list[Finding]
     ]
 
 
-def _exportable_copy(org: OrgFacts, cert: CertificateFact) -> str | None:
-    """The Mailbox server holding the same certificate with an exportable key, if any."""
-    for server in org.mailbox_servers:
-        for held in server.certificates:
-            if held.thumbprint == cert.thumbprint and held.private_key_exportable:
-                return server.name
-    return None
+def _mailbox_copies(org: OrgFacts, cert: CertificateFact) -> dict[str, bool | None]:
+    """The Mailbox servers holding the same certificate: is its key exportable there (None:
+    unknown)?"""
+    return {
+        server.name: held.private_key_exportable
+        for server in org.mailbox_servers
+        for held in server.certificates
+        if held.thumbprint == cert.thumbprint
+    }
 
 
 def _key_not_exportable(
@@ -140,7 +142,10 @@ def _key_not_exportable(
     if not public or cert.private_key_exportable is not False:
         return []
     evidence = {"thumbprint": cert.thumbprint, "subject": cert.subject, "exportable": False}
-    copy = _exportable_copy(org, cert)
+    copies = _mailbox_copies(org, cert)
+    copy = next((server for server, exportable in copies.items() if exportable), None)
+    if copy is None and None in copies.values():
+        return []  # a Mailbox copy's exportability is unknown: cert-facts-unknown says so
     if copy:
         return [
             Finding(
@@ -185,7 +190,8 @@ def _certificate_findings(org: OrgFacts, edge: EdgeFacts, cert: CertificateFact)
             server=edge.name,
         )
     if not use.in_use:
-        return _unused_expired(edge, cert, found)
+        # Services unknown: it may be in use, so it is not called unused (cert-facts-unknown)
+        return [] if use.maybe_in_use else _unused_expired(edge, cert, found)
     kept = [
         f
         for f in found
@@ -306,7 +312,15 @@ def _edges_differ(org: OrgFacts, edges: list[EdgeFacts]) -> list[Finding]:
         for edge in edges
     }
     names = {edge: found for edge, found in names.items() if found}
-    if len(names) < 2 or set.intersection(*(set(found) for found in names.values())):
+    # a certificate whose Services are unknown may be in use: it may be the common one
+    maybe = {
+        edge.name: {
+            c.tls_certificate_name.casefold() for c in public_certificates(edge, org, maybe=True)
+        }
+        for edge in edges
+        if edge.name in names
+    }
+    if len(names) < 2 or set.intersection(*maybe.values()):
         return []
     in_use = {
         edge: sorted(c.tls_certificate_name for c in found.values())
@@ -329,7 +343,8 @@ def _edges_differ(org: OrgFacts, edges: list[EdgeFacts]) -> list[Finding]:
 
 # What cannot be judged without each of Exchange's properties (cert-facts-unknown).
 _NEEDED_FOR = {
-    "Services": "whether it is enabled for SMTP (which certificates are in use)",
+    "Services": "whether it is enabled for SMTP, so whether it is in use (smtp-not-enabled, "
+    "and the checks of a certificate in use)",
     "Status": "Exchange's verdict on its chain and revocation (chain-incomplete, cert-revoked)",
     "HasPrivateKey": "whether it has a private key (private-key-missing)",
     "PrivateKeyExportable": "whether its key can be exported (key-not-exportable, F5)",

@@ -29,7 +29,7 @@ def _connector_certificates(
     org: OrgFacts, edge: EdgeFacts, connector: SendConnectorFact
 ) -> list[CertificateFact]:
     """The certificates the connector presents from this Edge: its TlsCertificateName's, else
-    the Edge's public ones."""
+    the Edge's public ones (with those whose Services are unknown: they may be)."""
     if connector.tls_certificate_name:
         named = [
             c
@@ -38,7 +38,7 @@ def _connector_certificates(
         ]
         if named:
             return named
-    return public_certificates(edge, org)
+    return public_certificates(edge, org, maybe=True)
 
 
 def _send_problems(
@@ -123,7 +123,7 @@ def _receive_connector_findings(org: OrgFacts, edge: EdgeFacts) -> list[Finding]
     expected_name = f"{DEFAULT_RECEIVE_PREFIX} {edge.name}"
     identity = f"{edge.name}\\{expected_name}"
     connector = next((c for c in edge.receive_connectors if is_default_receive(c, edge)), None)
-    public = public_certificates(edge, org)
+    public = public_certificates(edge, org, maybe=True)  # Services unknown: may be in use
     fqdn = _suggested_fqdn(org, public)
     capability = org.settings.tls_domain_capabilities[0]
     if connector is None:

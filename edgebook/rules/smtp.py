@@ -31,8 +31,8 @@ def probe_failed(edge: EdgeFacts, probe: ProbeResult, what: str) -> Finding:
 
 def _selection_finding(edge: EdgeFacts, selection: Selection) -> Finding | None:
     connector = selection.connector
-    if selection.eligible:
-        return None
+    if selection.eligible or selection.unknown:
+        return None  # usable, or Services unknown (cert-facts-unknown says what was not checked)
     if selection.unusable:
         cert = selection.unusable[0]
         by_name = selection.by == "TlsCertificateName"
@@ -50,7 +50,7 @@ def _selection_finding(edge: EdgeFacts, selection: Selection) -> Finding | None:
                 "by": selection.by,
                 "key": selection.key,
                 "thumbprint": cert.thumbprint,
-                "services": list(cert.services),
+                "services": list(cert.services or ()),
             },
         )
     if selection.by == "Fqdn":
@@ -87,7 +87,8 @@ def _served(org: OrgFacts, edge: EdgeFacts, probe: ProbeResult) -> list[Finding]
     port = probe_port(probe, SMTP_PORT)
     selections = [receive_selection(edge, c, org) for c in smtp_receive_connectors(edge, port)]
     expected = {c.thumbprint: c for s in selections if s for c in s.eligible}
-    if not expected or probe.thumbprint in expected:
+    maybe = {c.thumbprint for s in selections if s for c in s.unknown}
+    if not expected or probe.thumbprint in expected or probe.thumbprint in maybe:
         return []
     served = edge.certificate(probe.thumbprint)
     state = "is installed" if served else "is no longer installed"

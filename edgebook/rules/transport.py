@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 
 from edgebook.facts import EdgeFacts, EventFact, OrgFacts
@@ -111,11 +112,23 @@ def _health_findings(edge: EdgeFacts) -> list[Finding]:
     return findings
 
 
+EXPIRY_EVENTS = (12017, 12018)
+_THUMBPRINT = re.compile(r"thumbprint:\s*([0-9A-Fa-f]{40})")
+
+
+def _removed(edge: EdgeFacts, message: str) -> bool:
+    """Whether an expiry event names a certificate the Edge no longer holds."""
+    found = _THUMBPRINT.search(message or "")
+    return bool(found and edge.certificates) and edge.certificate(found.group(1)) is None
+
+
 def _event_findings(org: OrgFacts, edge: EdgeFacts) -> list[Finding]:
     since = org.now - dt.timedelta(days=org.settings.event_days)
     groups: dict[int, list[EventFact]] = defaultdict(list)
     for event in edge.events:
         if event.event_id in CERT_EVENTS and (event.time is None or event.time >= since):
+            if event.event_id in EXPIRY_EVENTS and _removed(edge, event.message):
+                continue  # a warning about a certificate no longer installed (replaced)
             groups[event.event_id].append(event)
     findings = []
     for event_id, events in sorted(groups.items()):

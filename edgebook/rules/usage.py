@@ -92,6 +92,21 @@ class Selection:
     key: str
     eligible: tuple[CertificateFact, ...]  # transport may use them
     unusable: tuple[CertificateFact, ...]  # designated, current, but not enabled for SMTP
+    unknown: tuple[CertificateFact, ...]  # designated, current, Services unknown
+
+
+def _split(
+    connector: ReceiveConnectorFact, by: str, key: str, designated: list[CertificateFact]
+) -> Selection:
+    """A selection: enabled for SMTP, known not to be, and unknown (Services did not arrive)."""
+    return Selection(
+        connector,
+        by,
+        key,
+        tuple(c for c in designated if c.smtp),
+        tuple(c for c in designated if c.services is not None and not c.smtp),
+        tuple(c for c in designated if c.services is None),
+    )
 
 
 def receive_selection(
@@ -104,23 +119,11 @@ def receive_selection(
         named = sorted(
             (c for c in current if named_by(connector.tls_certificate_name, c)), key=_preference
         )
-        return Selection(
-            connector,
-            "TlsCertificateName",
-            connector.tls_certificate_name,
-            tuple(c for c in named if c.smtp),
-            tuple(c for c in named if not c.smtp),
-        )
+        return _split(connector, "TlsCertificateName", connector.tls_certificate_name, named)
     if not connector.fqdn:
         return None
     covering = sorted((c for c in current if c.covers(connector.fqdn)), key=_preference)
-    return Selection(
-        connector,
-        "Fqdn",
-        connector.fqdn,
-        tuple(c for c in covering if c.smtp),
-        tuple(c for c in covering if not c.smtp),
-    )
+    return _split(connector, "Fqdn", connector.fqdn, covering)
 
 
 @dataclass(frozen=True)
@@ -128,19 +131,25 @@ class Usage:
     """Why a certificate on an Edge matters (empty: nothing uses it)."""
 
     default: bool = False
-    smtp: bool = False
+    smtp: bool | None = False  # None: Services unknown (cert-facts-unknown)
     named_by: tuple[str, ...] = ()  # connectors whose TlsCertificateName designates it
     selected_by: tuple[str, ...] = ()  # receive connectors whose Fqdn selects it
 
     @property
     def in_use(self) -> bool:
-        """Whether anything uses the certificate."""
-        return self.default or self.smtp or bool(self.named_by or self.selected_by)
+        """Whether anything is known to use the certificate."""
+        return self.default or bool(self.smtp or self.named_by or self.selected_by)
+
+    @property
+    def maybe_in_use(self) -> bool:
+        """Whether the certificate is, or may be, in use (its Services are unknown)."""
+        return self.in_use or self.smtp is None
 
     def describe(self) -> str:
         """A short text such as 'the default (internal transport) certificate, SMTP'."""
         parts = ["the default (internal transport) certificate"] if self.default else []
         parts += ["enabled for SMTP"] if self.smtp else []
+        parts += ["Services unknown"] if self.smtp is None else []
         parts += [f"TlsCertificateName of {', '.join(self.named_by)}"] if self.named_by else []
         parts += (
             [f"selected by the Fqdn of {', '.join(self.selected_by)}"] if self.selected_by else []
@@ -171,16 +180,20 @@ def usage(org: OrgFacts, edge: EdgeFacts, cert: CertificateFact) -> Usage:
             selected.append(connector.identity)
     return Usage(
         default=bool(edge.default_thumbprint) and cert.thumbprint == edge.default_thumbprint,
-        smtp=cert.smtp,
+        smtp=None if cert.services is None else cert.smtp,
         named_by=tuple(dict.fromkeys(ident for ident, text in names if named_by(text, cert))),
         selected_by=tuple(selected),
     )
 
 
-def public_certificates(edge: EdgeFacts, org: OrgFacts) -> list[CertificateFact]:
-    """Current CA-issued certificates the Edge uses for SMTP (the 'public' certificates)."""
-    return [
-        c
-        for c in edge.certificates
-        if c.current(org.now) and not c.is_self_signed and usage(org, edge, c).in_use
-    ]
+def public_certificates(
+    edge: EdgeFacts, org: OrgFacts, *, maybe: bool = False
+) -> list[CertificateFact]:
+    """Current CA-issued certificates the Edge uses for SMTP (the 'public' certificates);
+    maybe: also those that may be in use (their Services are unknown)."""
+    found = []
+    for cert in edge.certificates:
+        if cert.current(org.now) and not cert.is_self_signed:
+            use = usage(org, edge, cert)
+            found += [cert] if use.in_use or (maybe and use.maybe_in_use) else []
+    return found

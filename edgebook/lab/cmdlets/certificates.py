@@ -8,98 +8,26 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from edgebook.certs import issuer_name, subject_name, thumbprint, windows_name
+from edgebook.certs import thumbprint, windows_name
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
-from edgebook.lab.cmdlets.common import enum, target_server
+from edgebook.lab.cmdlets.certnames import default_services, renewal_of, san_names
+from edgebook.lab.cmdlets.certobject import certificate_object
+from edgebook.lab.cmdlets.common import INVALID_OPERATION, target_server
 from edgebook.lab.org import certstore, pki
 from edgebook.lab.org.model import CertEntry, Server
 from edgebook.lab.org.scenarios import add_certificate
-from edgebook.lab.winrm.objects import (
-    SERIALIZATION_DATA,
-    ExEnum,
-    ExList,
-    ExObject,
-    serialization_data,
-)
+from edgebook.lab.winrm.objects import ExObject
 
-STATUSES = [
-    "Unknown",
-    "Valid",
-    "Revoked",
-    "DateInvalid",
-    "Untrusted",
-    "Invalid",
-    "RevocationCheckFailure",
-    "PendingRequest",
-]
-CA_TYPES = ["None", "ThirdParty", "Enterprise", "Registry", "GroupPolicy", "Unknown"]
-CERT_TYPES = [T.EXCHANGE_CERTIFICATE, T.X509_CERTIFICATE2, T.X509_CERTIFICATE, "System.Object"]
 OVERWRITE_PROMPT = "Overwrite the existing default SMTP certificate?"  # Exchange's wording
 # Lab wording: no public source gives Exchange's ConfirmationMessage for this cmdlet.
 REMOVE_CONFIRMATION = "Remove certificate with thumbprint {thumbprint}?"
-
-
-def certificate_object(ctx: Context, server: Server, entry: CertEntry) -> ExObject:
-    """The ExchangeCertificate object of a store entry."""
-    cert = certstore.cert_of(entry)
-    der = cert.public_bytes(serialization.Encoding.DER)
-    domains = entry.request_domains if entry.pending_request else pki.domains_of(cert)
-    props: dict[str, Any] = {
-        "CertificateDomains": ExList(T.SMTP_DOMAIN_LIST, list(domains)),
-        "HasPrivateKey": entry.key_sealed is not None,
-        "IsSelfSigned": pki.is_self_signed(cert) and not entry.pending_request,
-        "Issuer": issuer_name(cert),
-        "NotAfter": cert.not_valid_after_utc,
-        "NotBefore": cert.not_valid_before_utc,
-        "PublicKeySize": cert.public_key().key_size,  # type: ignore[union-attr]
-        "RootCAType": enum(
-            T.CERTIFICATE_AUTHORITY_TYPE, CA_TYPES, certstore.root_ca_type(ctx.org, entry)
-        ),
-        "SerialNumber": f"{cert.serial_number:X}",
-        "Services": enum_services(entry.services),
-        "ServicesStringForm": certstore.services_string_form(entry.services),
-        "Status": enum(
-            T.CERTIFICATE_STATUS, STATUSES, certstore.status(ctx.org, server, entry, ctx.now)
-        ),
-        "Subject": entry.request_subject if entry.pending_request else subject_name(cert),
-        "FriendlyName": entry.friendly_name,
-        "PrivateKeyExportable": entry.exportable,
-        "Thumbprint": entry.thumbprint,
-        "Identity": f"{server.fqdn}\\{entry.thumbprint}",
-        "CertificateRequest": entry.request_pem,
-        "Version": 3,
-        "RawData": der,
-        SERIALIZATION_DATA: serialization_data(T.EXCHANGE_CERTIFICATE),
-    }
-    # X509Certificate2's type data serialises RawData only; Exchange adds its opaque
-    # SerializationData: a client without Exchange's binaries gets nothing else (issue #13).
-    return ExObject(
-        list(CERT_TYPES),
-        props,
-        to_string=x509_to_string(cert),
-        adapted=("RawData",),
-        notes=(SERIALIZATION_DATA,),
-    )
-
-
-def x509_to_string(cert: Any) -> str:
-    """X509Certificate2.ToString(): subject, issuer, serial, dates (the lab's clock is UTC)."""
-    serial = cert.serial_number.to_bytes((cert.serial_number.bit_length() + 8) // 8, "big")
-    fields = [
-        ("Subject", subject_name(cert)),
-        ("Issuer", issuer_name(cert)),
-        ("Serial Number", serial.hex().upper()),
-        ("Not Before", cert.not_valid_before_utc.strftime("%m/%d/%Y %H:%M:%S")),
-        ("Not After", cert.not_valid_after_utc.strftime("%m/%d/%Y %H:%M:%S")),
-        ("Thumbprint", thumbprint(cert)),
-    ]
-    return "\r\n".join(f"[{label}]\r\n  {value}\r\n" for label, value in fields)
-
-
-def enum_services(value: int) -> Any:
-    """The AllowedServices flags value."""
-    return ExEnum(T.ALLOWED_SERVICES, certstore.services_text(value), value)
+TAGGED = (  # Exchange's text (F21); the lab joins several names with ", "
+    "These certificates are tagged with following Send Connectors : {names}. Removing and "
+    "replacing certificates from Send Connector would break the mail flow. If you still want to "
+    "proceed then replace or remove these certificates from Send Connector and then try this "
+    "command."
+)
 
 
 def find(ctx: Context, server: Server, params: dict[str, Any]) -> CertEntry:
@@ -195,17 +123,7 @@ def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     """Enable-ExchangeCertificate."""
     server = _server_of(ctx, params)
     entry = find(ctx, server, params)
-    try:
-        services = certstore.services_value(params["Services"])
-    except ValueError as exc:
-        raise ctx.fail(
-            f"Cannot bind parameter 'Services' to the target. Exception setting \"Services\": "
-            f'"Unable to match the identifier name {exc} to a valid enumerator name. Specify one '
-            f"of the following enumerator names and try again: None, IMAP, POP, UM, IIS, SMTP, "
-            f'Federation, UMCallRouter"',
-            exception="System.Management.Automation.ParameterBindingException",
-            category="InvalidArgument",
-        ) from exc
+    services = certstore.services_value(params["Services"])  # names checked when bound
     if entry.pending_request:
         raise ctx.fail(
             f"The certificate with thumbprint {entry.thumbprint} is a pending request and can't "
@@ -359,27 +277,49 @@ def remove_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             "the internal transport certificate. You can then remove the existing certificate.",
             target=entry.thumbprint,
         )
+    tagged = [
+        c.name
+        for c in _send_connectors(ctx, server)
+        if c.tls_certificate_name and certstore.names_tls(c.tls_certificate_name, entry)
+    ]
+    if tagged:  # F21 (recent Exchange 2016/2019 builds)
+        raise ctx.fail(
+            TAGGED.format(names=", ".join(tagged)),
+            exception=INVALID_OPERATION,
+            target=entry.thumbprint,
+        )
     confirmation = REMOVE_CONFIRMATION.format(thumbprint=entry.thumbprint)
     if ctx.should_process(confirmation, high_impact=True):
         server.certificates.remove(entry)
     return []
 
 
+def _send_connectors(ctx: Context, server: Server) -> list[Any]:
+    """The send connectors a server reads (an Edge: those EdgeSync replicated to it)."""
+    if server.role == "Edge":
+        return list(server.replica.connectors) if server.replica else []
+    return list(ctx.org.send_connectors)
+
+
 def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """New-ExchangeCertificate: a pending request (-GenerateRequest) or a self-signed one."""
+    """New-ExchangeCertificate: a pending request (-GenerateRequest) or a self-signed one; a
+    certificate piped in from Get-ExchangeCertificate (-Instance) is renewed: its subject, names
+    and key size."""
     server = _server_of(ctx, params)
-    subject_text = params.get("SubjectName") or f"CN={server.name}"
-    try:
-        subject = pki.parse_name(subject_text)
-    except Exception as exc:
-        raise ctx.fail(
-            f"The subject name '{subject_text}' isn't a valid X.500 name: {exc}",
-            exception="System.ArgumentException",
-        ) from exc
-    domains = params.get("DomainName") or (
-        [server.name, server.fqdn] if not params.get("SubjectName") else []
-    )
-    size = params.get("KeySize") or 2048
+    renewal = renewal_of(ctx, params.get("Instance"))
+    subject_text = params.get("SubjectName")
+    if subject_text:
+        try:
+            subject = pki.parse_name(subject_text)
+        except Exception as exc:
+            raise ctx.fail(
+                f"The subject name '{subject_text}' isn't a valid X.500 name: {exc}",
+                exception="System.ArgumentException",
+            ) from exc
+    else:
+        subject = renewal.subject if renewal else pki.parse_name(f"CN={server.name}")
+    domains = san_names(ctx, server, params, subject, renewal)
+    size = params.get("KeySize") or (renewal.key_size if renewal else 2048)
     if size not in (1024, 2048, 4096):
         raise ctx.fail(f"The key size {size} isn't supported. Use 1024, 2048 or 4096.")
     key = pki.new_key(size)
@@ -411,14 +351,11 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
         out.to_string = entry.request_pem
         return [out]
     pair = pki.issue(subject, domains, start, start + dt.timedelta(days=5 * 365), key=key)
-    services_param = params.get("Services") or (
-        ["SMTP"] if server.role == "Edge" else ["IMAP, POP, SMTP"]
-    )
     entry = add_certificate(
         ctx.org,
         server,
         pair,
-        certstore.services_value(services_param),
+        certstore.services_value(params.get("Services") or default_services(server, params)),
         exportable,
         params.get("FriendlyName") or "Microsoft Exchange",
         ctx.now,
@@ -428,63 +365,125 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
     return [certificate_object(ctx, server, entry)]
 
 
-_ID = (
-    Param("Thumbprint", position=0, pipeline=True),
-    Param("Identity", pipeline=False),
-    Param("Server"),
-)
+SERVICES = ("None", "IMAP", "POP", "UM", "IIS", "SMTP", "Federation", "UMCallRouter")
+DC = Param("DomainController")  # the lab has one directory: any domain controller is it
+NOT_2016 = "removed from Exchange 2016/2019 by the 2022 H1 Cumulative Updates"
+
+
+def _services(mandatory: bool = False, sets: tuple[str, ...] = ()) -> Param:
+    return Param(
+        "Services",
+        "strs",
+        mandatory=mandatory,
+        sets=sets,
+        values=SERVICES,
+        net_type=T.ALLOWED_SERVICES,
+    )
+
+
+def _id(thumbprint_mandatory: bool, server_sets: tuple[str, ...] = ("Thumbprint",)) -> list[Param]:
+    """Thumbprint and Identity share position 1 in their own sets; -Server only with Thumbprint."""
+    return [
+        Param(
+            "Thumbprint",
+            position=0,
+            mandatory=thumbprint_mandatory,
+            pipeline=True,
+            sets=("Thumbprint",),
+        ),
+        Param("Identity", position=0, sets=("Identity",)),
+        Param("Server", sets=server_sets),
+        DC,
+    ]
+
+
 CMDLETS = [
     Cmdlet(
         "Get-ExchangeCertificate",
         get_exchange_certificate,
-        [*_ID, Param("DomainName", "strs"), Param("Instance", "any")],
+        [
+            *_id(False, ("Instance", "Thumbprint")),
+            Param("DomainName", "strs"),
+            Param(
+                "Instance",
+                "any",
+                pipeline=True,
+                whole=True,
+                sets=("Instance",),
+                unsimulated="Microsoft documents it as deprecated and no longer used",
+            ),
+        ],
+        default_set="Thumbprint",
     ),
     Cmdlet(
         "Enable-ExchangeCertificate",
         enable_exchange_certificate,
         [
-            *_ID,
-            Param("Services", "strs", mandatory=True),
-            Param("Force", "bool"),
-            Param("DoNotRequireSsl", "bool"),
-            Param("NetworkServiceAllowed", "bool"),
+            *_id(True),
+            _services(mandatory=True),
+            Param("Force", "switch"),
+            Param(
+                "DoNotRequireSsl",
+                "switch",
+                unsimulated="the lab does not model IIS's SSL settings",
+            ),
+            Param(
+                "NetworkServiceAllowed",
+                "switch",
+                unsimulated="the lab does not model private key permissions",
+            ),
         ],
+        default_set="Thumbprint",
     ),
     Cmdlet(
         "Import-ExchangeCertificate",
         import_exchange_certificate,
         [
-            Param("FileData", "bytes", mandatory=True),
+            Param("FileData", "bytes", mandatory=True, sets=("FileData",)),
             Param("Password", "secure"),
             Param("PrivateKeyExportable", "bool"),
             Param("FriendlyName"),
             Param("Server"),
+            DC,
         ],
     ),
     Cmdlet(
         "Export-ExchangeCertificate",
         export_exchange_certificate,
-        [*_ID, Param("BinaryEncoded", "bool"), Param("Password", "secure")],
+        [*_id(True), Param("BinaryEncoded", "switch"), Param("Password", "secure")],
+        default_set="Thumbprint",
     ),
-    Cmdlet("Remove-ExchangeCertificate", remove_exchange_certificate, list(_ID)),
+    Cmdlet(
+        "Remove-ExchangeCertificate",
+        remove_exchange_certificate,
+        _id(True),
+        default_set="Thumbprint",
+    ),
     Cmdlet(
         "New-ExchangeCertificate",
         new_exchange_certificate,
         [
-            Param("GenerateRequest", "bool"),
+            Param("GenerateRequest", "switch", sets=("Request",)),
+            Param("BinaryEncoded", "switch", sets=("Request",)),
+            _services(sets=("Certificate",)),
             Param("SubjectName"),
             Param("DomainName", "strs"),
             Param("KeySize", "int"),
             Param("PrivateKeyExportable", "bool"),
-            Param("BinaryEncoded", "bool"),
             Param("FriendlyName"),
-            Param("Services", "strs"),
-            Param("Force", "bool"),
+            Param("Force", "switch"),
             Param("Server"),
-            Param("IncludeServerFQDN", "bool"),
-            Param("IncludeServerNetBIOSName", "bool"),
-            Param("IncludeAcceptedDomains", "bool"),
-            Param("IncludeAutoDiscover", "bool"),
+            DC,
+            Param("IncludeServerFQDN", "switch"),
+            Param("IncludeServerNetBIOSName", "switch"),
+            Param("IncludeAcceptedDomains", "switch"),
+            Param("IncludeAutoDiscover", "switch"),
+            Param("Instance", "any", pipeline=True, whole=True),
+            Param(
+                "SubjectKeyIdentifier",
+                unsimulated="the lab derives the key identifier from the public key",
+            ),
         ],
+        default_set="Certificate",
     ),
 ]

@@ -99,26 +99,11 @@ class CertificateFact:
         )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CertificateFact:
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "certificate") -> CertificateFact:
         """From to_dict()'s form (the certificate itself from its PEM when present)."""
-        cert = v.pem_certificate(data.get("pem"))
-        services = data.get("services")
-        return cls(
-            thumbprint=data["thumbprint"],
-            subject=data["subject"],
-            issuer=data["issuer"],
-            not_before=v.moment(data.get("not_before")),
-            not_after=v.moment(data.get("not_after")),
-            services=None if services is None else tuple(services),
-            has_private_key=data.get("has_private_key"),
-            private_key_exportable=data.get("private_key_exportable"),
-            is_self_signed=data.get("is_self_signed"),
-            status=data.get("status"),
-            domains=tuple(data.get("domains") or ()),
-            friendly_name=data.get("friendly_name"),
-            root_ca_type=data.get("root_ca_type"),
-            cert=cert,
-        )
+        data = v.mapping(data, where)
+        cert = v.pem_certificate(data.get("pem"), f"{where}.pem")
+        return v.from_json(cls, data, where, cert=cert)
 
     def unknown(self) -> tuple[str, ...]:
         """Exchange's properties the rules need that did not arrive (Exchange's names)."""
@@ -192,6 +177,13 @@ class ReceiveConnectorFact:
     enabled: bool = True
 
     @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, where: str = "receive_connector"
+    ) -> ReceiveConnectorFact:
+        """From to_dict()'s form."""
+        return v.from_json(cls, data, where)
+
+    @classmethod
     def from_record(cls, record: Record) -> ReceiveConnectorFact:
         """From a Get-ReceiveConnector record."""
         identity = v.text(v.get(record, "Identity"))
@@ -232,6 +224,13 @@ class SendConnectorFact:
     cloud_services_mail_enabled: bool | None = None
     domain_secure_enabled: bool | None = None
     enabled: bool = True
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, where: str = "send_connector"
+    ) -> SendConnectorFact:
+        """From to_dict()'s form."""
+        return v.from_json(cls, data, where)
 
     @classmethod
     def from_record(cls, record: Record) -> SendConnectorFact:
@@ -282,6 +281,11 @@ class QueueFact:
     delivery_type: str = ""
 
     @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "queue") -> QueueFact:
+        """From to_dict()'s form."""
+        return v.from_json(cls, data, where)
+
+    @classmethod
     def from_record(cls, record: Record) -> QueueFact:
         """From a Get-Queue record."""
         return cls(
@@ -309,6 +313,11 @@ class HealthFact:
     state: str = ""
 
     @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "health") -> HealthFact:
+        """From to_dict()'s form."""
+        return v.from_json(cls, data, where)
+
+    @classmethod
     def from_record(cls, record: Record) -> HealthFact:
         """From a Get-ServerHealth record."""
         return cls(
@@ -333,6 +342,11 @@ class EventFact:
     message: str = ""
     entry_type: str = ""
     source: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "event") -> EventFact:
+        """From to_dict()'s form."""
+        return v.from_json(cls, data, where)
 
     @classmethod
     def from_record(cls, record: Record) -> EventFact:
