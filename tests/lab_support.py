@@ -125,6 +125,7 @@ class Lab:
         return result.terminating.message
 
     def queue(self, edge: str, connector: str) -> Any:
-        """The Get-Queue object of a connector's queue on an Edge."""
+        """The Get-Queue object of a connector's queue on an Edge (NextHopConnector: its GUID)."""
+        (found,) = self.ok(edge, "Get-SendConnector", connector)
         queues = self.ok(edge, "Get-Queue")
-        return next(q for q in queues if q["NextHopConnector"] == connector)
+        return next(q for q in queues if q["NextHopConnector"] == found["Guid"])

@@ -28,10 +28,13 @@ CHANGE = "CHG-0303"
 class InProcessLab:
     """A lab folder driven in process: shells, probes, counters."""
 
-    def __init__(self, directory: Path, scenario: str = "seed-incident") -> None:
-        control.create(directory, scenario)
-        control.start(directory)  # writes inventory.yaml (its ports are not used here)
-        control.stop(directory)
+    def __init__(
+        self, directory: Path, scenario: str = "seed-incident", *, create: bool = True
+    ) -> None:
+        if create:
+            control.create(directory, scenario)
+            control.start(directory)  # writes inventory.yaml (its ports are not used here)
+            control.stop(directory)
         self.directory = directory
         self.store = LabStore(directory)
         self.backend = LabBackend(self.store)

@@ -114,8 +114,8 @@ def sources(lab: Lab) -> dict[str, list[str]]:
 
 
 def prepare_certificate(lab: Lab, edge: str) -> dict[str, Any]:
-    """Drain, import and enable the renewal (answering No), remove the old certificate, restart
-    AD LDS; returns the new certificate."""
+    """Drain, import and enable the renewal (answering No), restart AD LDS; the old certificate
+    stays while the hybrid connector names it (F21). Returns the new and the old certificate."""
     send_mail(lab, edge, CLOUD_RECIPIENT, INTERNAL_RECIPIENT)
     lab.ok(edge, "Suspend-Service", TRANSPORT)
     drain(lab, edge)
@@ -136,23 +136,13 @@ def prepare_certificate(lab: Lab, edge: str) -> dict[str, Any]:
     assert enabled.terminating is None and not enabled.errors
     assert lab.questions[-1][1].startswith("Overwrite the existing default SMTP certificate?")
     assert default_thumbprint(lab, edge) == default  # answered No: EdgeSync untouched (F12)
-    mark = last_event_index(lab, edge)
-    lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
-    thumbs = {c["Thumbprint"] for c in lab.ok(edge, "Get-ExchangeCertificate")}
-    assert thumbs == {default, new["Thumbprint"]}
-    lab.store.advance(1)
-    drain(lab, edge)
-    assert events_since(lab, edge, mark, 12014) == []  # drained: no session needs the old one
+    refused = lab.fails(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
+    assert f"tagged with following Send Connectors : {HYBRID}." in refused  # F21
     lab.ok(edge, "Restart-Service", ADAM, Force=True)
     assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Stopped"
     lab.ok(edge, "Start-Service", TRANSPORT)
     lab.ok(edge, "Suspend-Service", TRANSPORT)  # still drained until the change is complete
-    # transport started while both connectors still name the removed certificate (fixed below)
-    stale = events_since(lab, edge, mark, 12014)
-    assert len(stale) == 2
-    assert any(f"connector {HYBRID} " in m for m in stale)
-    assert any(f"connector Default internal receive connector {edge} " in m for m in stale)
-    return new
+    return new, old
 
 
 def resubscribe(lab: Lab, edge: str) -> None:
@@ -181,7 +171,7 @@ def resubscribe(lab: Lab, edge: str) -> None:
 
 def change_edge(lab: Lab, edge: str) -> dict[str, Any]:
     """docs/domain.md §9 for one Edge; returns the new certificate."""
-    new = prepare_certificate(lab, edge)
+    new, old = prepare_certificate(lab, edge)
     resubscribe(lab, edge)
     if not lab.run("EX01", "Get-ExchangeCertificate", new["Thumbprint"]).output:
         import_renewal(lab, "EX01", edge)  # F9: Set-SendConnector needs it on EX01
@@ -199,6 +189,10 @@ def change_edge(lab: Lab, edge: str) -> dict[str, Any]:
     assert mailflow.listener_state(
         lab.store.read(), edge, "smtp", lab.store.now()
     ) == mailflow.ListenerState(False, None)  # paused: no new connections
+    # no connector names the old certificate any more (F21): it goes before the restart (F2)
+    lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
+    thumbs = {c["Thumbprint"] for c in lab.ok(edge, "Get-ExchangeCertificate")}
+    assert thumbs == {default_thumbprint(lab, edge), new["Thumbprint"]}
     lab.ok(edge, "Restart-Service", TRANSPORT)
     mark = last_event_index(lab, edge)
     assert served(lab, edge, "smtp") == new["Thumbprint"]
@@ -255,7 +249,12 @@ def test_incident_certificate_changed_but_tls_certificate_name_left_on_the_old_i
             for c in lab.ok(edge, "Get-ExchangeCertificate")
             if not c["IsSelfSigned"] and c["Thumbprint"] != new["Thumbprint"]
         ]
-        lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
+        refused = lab.fails(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
+        assert refused.startswith(
+            f"These certificates are tagged with following Send Connectors : {HYBRID}."
+        )
+        # the incident: the old one deleted behind Exchange's back (recent builds refuse F21)
+        lab.ok(edge, "Remove-Item", f"Cert:\\LocalMachine\\My\\{old['Thumbprint']}")
         lab.ok(edge, "Restart-Service", TRANSPORT)
         send_mail(lab, edge, CLOUD_RECIPIENT)
     queue = lab.queue("EDGE01", HYBRID)

@@ -10,6 +10,7 @@ import pytest
 
 from edgebook.evidence.runner import NOTEBOOKS, execute_phase
 from edgebook.lab import control
+from edgebook.phases.inspect import judge_saved
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 PARAMETERS = {
@@ -95,6 +96,10 @@ def test_inspect_notebook_runs_headless_and_records_its_findings(lab_inventory, 
     assert ("EDGE02", "cert-expiring") in slugs
     assert not any(server == "EDGE01" for server, _ in slugs)  # the other Edge is not reported
     assert run.records["round_trips"]["EDGE02"]["pipelines"] == 1
+    # the records suffice to judge the run again (read failures are not facts)
+    again = judge_saved(run.records["facts"], run.records["edge"])
+    reported = [f for f in run.records["findings"] if f["slug"] != "read-failed"]
+    assert [f.to_dict() for f in again] == reported
     nb = nbformat.read(str(run.notebook), as_version=4)
     text = nbformat.writes(nb)
     assert (lab_inventory.parent / ".password").read_text().strip() not in text

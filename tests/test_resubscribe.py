@@ -10,6 +10,8 @@ from resubscribe_support import CHANGE, InProcessLab
 from edgebook.change.approval import NotApproved
 from edgebook.change.engine import round_trips
 from edgebook.change.journal import Journal
+from edgebook.change.lock import EdgeLock, LockHeld
+from edgebook.config import load_inventory
 from edgebook.evidence import layout
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import resubscribe
@@ -123,7 +125,8 @@ def test_resubscribe_route_replacing_the_default_ends_healthy_and_keeps_connecto
     assert {k: sorted(v) for k, v in after.items()} == {k: sorted(v) for k, v in sources.items()}
     text = layout.journal_path(CHANGE, "EDGE01").read_text()
     assert "ESRAPassword" not in text and "EdgeSubscriptionData" not in text
-    assert lab.store.read().server("EDGE01").files.keys() == set()  # file deleted from the Edge
+    files = lab.store.read().server("EDGE01").files
+    assert not [f for f in files if f.endswith(".xml")]  # the file was deleted from the Edge
 
 
 def test_a_rerun_after_completion_skips_every_step(lab):
@@ -170,3 +173,51 @@ def test_remove_subscription_first_refused_when_it_would_delete_a_connector(lab)
     options = Options(replace_default_certificate=True, remove_subscription_first=True)
     with pytest.raises(ResubscribeRefused, match="only source of Outbound to Office 365"):
         plan(lab, "EDGE01", options)
+
+
+def test_a_subscription_file_older_than_its_lifetime_is_not_imported_then_a_rerun_makes_one(lab):
+    lab.prepare("EDGE01")
+    options = Options(replace_default_certificate=True, drain_timeout=30, poll_every=0.2)
+    planned = plan(lab, "EDGE01", options)
+    before = {s.edge: s.create_utc for s in lab.store.read().subscriptions}
+    ticks = iter([0.0])  # the file is read at 0 s, then 1441 minutes seem to pass (F8)
+    result = apply(lab, planned, clock=lambda: next(ticks, 1441 * 60.0))
+    assert not result.completed
+    assert result.error.startswith("step subscribe-edge01 on EX01 failed: F8:")
+    assert {s.edge: s.create_utc for s in lab.store.read().subscriptions} == before
+    again = apply(lab, planned)
+    assert again.completed, again.error
+    done = {o.step: o.status for o in again.outcomes}
+    assert done["subscription-file-edge01"] == "done" and done["drain-edge01"] == "skipped"
+    assert lab.probe("EDGE01", "ldaps") == planned.certificate.thumbprint
+
+
+def test_a_wrong_site_is_refused_before_any_change(lab):
+    lab.prepare("EDGE01")
+    path = lab.directory / "inventory.yaml"
+    path.write_text(path.read_text().replace("Default-First-Site-Name", "Branch-Site"))
+    lab.inventory = load_inventory(path)
+    with pytest.raises(ResubscribeRefused, match="subscribed in AD site 'Default-First-Site-Name'"):
+        plan(lab, "EDGE01")
+
+
+def test_a_certificate_for_another_fqdn_is_refused(lab):
+    lab.prepare("EDGE01")
+    path = lab.directory / "inventory.yaml"
+    text = path.read_text()
+    assert "hybrid.contoso.com" in text
+    path.write_text(text.replace("- hybrid.contoso.com", "- mail.fabrikam.com"))
+    lab.inventory = load_inventory(path)
+    with pytest.raises(ResubscribeRefused, match=r"mail\.fabrikam\.com"):
+        plan(lab, "EDGE01")
+
+
+def test_an_edge_locked_by_someone_else_is_refused(lab, tmp_path):
+    lab.prepare("EDGE01")
+    planned = plan(lab, "EDGE01")
+    other = Journal(tmp_path / "other.jsonl", who="bob@elsewhere")
+    with lab.factory(lab.inventory, "EDGE01") as shell:
+        EdgeLock(shell, "CHG-OTHER", other).acquire()
+    with pytest.raises(LockHeld, match="held by bob@elsewhere"):
+        apply(lab, planned)
+    assert lab.store.read().server("EDGE01").services["MSExchangeTransport"] == "Running"

@@ -72,8 +72,8 @@ def test_missing_hybrid_settings_are_planned_applied_and_rolled_back(lab):
         "EX01",
         "Set-SendConnector",
         HYBRID,
-        RequireTLS=False,
         TlsAuthLevel="EncryptionOnly",
+        TlsDomain="contoso.com",
         CloudServicesMailEnabled=False,
     )
     control.start(lab)
@@ -85,11 +85,12 @@ def test_missing_hybrid_settings_are_planned_applied_and_rolled_back(lab):
     assert set(steps) == {"hybrid-receive-edge01", "hybrid-send-outbound-to-office-365"}
     assert steps["hybrid-send-outbound-to-office-365"].server == "EX01"
     text = verification.plan.text()
-    assert "-RequireTLS $true" in text and "-TlsAuthLevel DomainValidation" in text
-    assert "-Fqdn hybrid.contoso.com" in text and "smtp.fabrikam.com" not in text, text
+    assert "-TlsAuthLevel DomainValidation" in text and "-CloudServicesMailEnabled $true" in text
+    assert "-TlsDomain 'mail.protection.outlook.com'" in text and "RequireTLS" not in text, text
+    assert "-Fqdn 'hybrid.contoso.com'" in text and "smtp.fabrikam.com" not in text, text
     before = verify_checks.check(verification, test_messages=False)
     assert {r["check"] for r in before if r["verdict"] == "fail"} >= {
-        f"{HYBRID} RequireTLS",
+        f"{HYBRID} TlsDomain",
         f"{HYBRID} TlsAuthLevel",
         r"EDGE01\Default internal receive connector EDGE01 Fqdn",
     }
@@ -98,7 +99,7 @@ def test_missing_hybrid_settings_are_planned_applied_and_rolled_back(lab):
     result = verify.apply(verification, verification.plan.sha256)
     assert result.completed, result.error
     after = by_check(verify_checks.check(verification, test_messages=False))
-    for name in ("RequireTLS", "TlsAuthLevel", "CloudServicesMailEnabled"):
+    for name in ("TlsDomain", "TlsAuthLevel", "CloudServicesMailEnabled"):
         assert after[f"{HYBRID} {name}"]["verdict"] == "ok"
     assert after[r"EDGE01\Default internal receive connector EDGE01 Fqdn"]["seen"] == (
         "hybrid.contoso.com"
@@ -106,13 +107,15 @@ def test_missing_hybrid_settings_are_planned_applied_and_rolled_back(lab):
     undone = verify.rollback_change(verification)
     assert undone.completed, undone.error
     rolled = by_check(verify_checks.check(verification, test_messages=False))
-    assert rolled[f"{HYBRID} RequireTLS"]["seen"] == "False"
+    assert rolled[f"{HYBRID} TlsAuthLevel"]["seen"] == "EncryptionOnly"
+    assert rolled[f"{HYBRID} TlsDomain"]["seen"] == "contoso.com"
+    assert rolled[f"{HYBRID} CloudServicesMailEnabled"]["seen"] == "False"
     assert rolled[r"EDGE01\Default internal receive connector EDGE01 Fqdn"]["seen"] == (
         "smtp.fabrikam.com"
     )
 
 
-def test_refused_before_phases_02_and_03(lab, CHANGE):
+def test_refused_before_phases_02_and_03(lab):
     control.start(lab)
     inventory = load_inventory(lab / "inventory.yaml")
     with pytest.raises(VerifyRefused, match="run 02-prepare-certificate first"):

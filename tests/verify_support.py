@@ -28,27 +28,26 @@ def changed_certificate(directory: Path, edges: tuple[str, ...] = ("EDGE01",)) -
     the new thumbprint."""
     lab = Lab(LabStore(directory))
     password = SecureText(lab_password(directory)[0])
-    new = {}
+    new, old = {}, {}
     for edge in edges:
         data = (directory / "renewal" / f"{edge}.pfx").read_bytes()
-        (new,) = lab.ok(edge, "Import-ExchangeCertificate", FileData=data,
-                        Password=password)  # fmt: skip
+        (new,) = lab.ok(edge, "Import-ExchangeCertificate", FileData=data, Password=password)
         lab.ok(edge, "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"],
                answers=["No"])  # fmt: skip
-        (old,) = [
-            c
+        (old[edge],) = [
+            c["Thumbprint"]
             for c in lab.ok(edge, "Get-ExchangeCertificate")
             if not c["IsSelfSigned"] and c["Thumbprint"] != new["Thumbprint"]
         ]
-        lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
     name = f"<I>{new['Issuer']}<S>{new['Subject']}"
     if not lab.run("EX01", "Get-ExchangeCertificate", new["Thumbprint"]).output:
         data = (directory / "renewal" / f"{edges[0]}.pfx").read_bytes()
         lab.ok("EX01", "Import-ExchangeCertificate", FileData=data, Password=password)
     lab.ok("EX01", "Set-SendConnector", HYBRID, TlsCertificateName=name)
-    for edge in edges:
+    for edge in edges:  # the connectors name the new one before the old one goes
         lab.ok("EX01", "Start-EdgeSynchronization", TargetServer=edge, ForceFullSync=True)
         lab.ok(edge, "Set-ReceiveConnector", receive_identity(edge), TlsCertificateName=name)
+        lab.ok(edge, "Remove-ExchangeCertificate", old[edge], Confirm=False)
         lab.ok(edge, "Restart-Service", TRANSPORT)
     return new["Thumbprint"]
 

@@ -28,6 +28,7 @@ from edgebook.change.step import Call, Check, Step
 from edgebook.change.step import Probe as StepProbe
 from edgebook.change.values import Carried, Output, PlanValueError, snapshot
 from edgebook.errors import EdgebookError
+from edgebook.exchange.errors import ExchangeConnectionError
 from edgebook.exchange.questions import AnsweredQuestion, ExpectedQuestion, UnexpectedQuestion
 
 ShellFor = Callable[[str], Any]  # server name -> an open shell (ExchangeShell or alike)
@@ -131,11 +132,22 @@ class Engine:
         sha = self.plan.sha256
         result = ApplyResult(sha)
         read = self.journal.read()
-        done = {r["step"] for r in read.events(events.DONE, plan=sha)}
+        undone = {r["done_seq"] for r in read.events("step-rolled-back", "rollback-skipped")}
+        done = {r["step"] for r in read.events(events.DONE, plan=sha) if r["seq"] not in undone}
         self.journal.append("apply-started", plan_sha256=sha, resumed=sorted(done))
         for step in self.plan.steps:
             try:
                 outcome = self._step(step, done, result)
+            except ExchangeConnectionError as exc:
+                lost = (
+                    f"the connection to {step.server} was lost ({exc}); whether the step ran is "
+                    "unknown: run again with the same approval (each step reads the state first)"
+                )
+                self.journal.append(events.FAILED, plan_sha256=sha, step=step.id, error=lost)
+                result.outcomes.append(StepOutcome(step.id, step.server, "failed", lost))
+                result.error = f"step {step.id} on {step.server} failed: {lost}"
+                self.journal.append("apply-stopped", plan_sha256=sha, step=step.id)
+                return result
             except (StepFailed, PlanValueError, UnexpectedQuestion) as exc:
                 self.journal.append(events.FAILED, plan_sha256=sha, step=step.id, error=str(exc))
                 result.outcomes.append(StepOutcome(step.id, step.server, "failed", str(exc)))
@@ -189,6 +201,7 @@ class Engine:
             server=step.server,
             calls=[c.to_dict() for c in step.calls],
             before=before,
+            final=step.final,
         )
         state = {"carried": {k: v.data for k, v in self.kept.items()}}
         commands = [c.command(state) for c in step.calls]
@@ -354,19 +367,25 @@ def rollback(journal: Journal, shell_for: ShellFor, plans: set[str] | None = Non
         if r["seq"] not in reverted and (plans is None or r.get("plan_sha256") in plans)
     ]
     result = ApplyResult(done[-1]["plan_sha256"] if done else "")
+    barrier = [
+        r
+        for r in read.events(events.STARTED)
+        if r.get("final") and (plans is None or r.get("plan_sha256") in plans)
+    ]
+    if barrier:  # started, so perhaps done even if the journal could not say so
+        step = barrier[-1]["step"]
+        reason = (
+            f"step {step} started and cannot be undone; undoing the steps before it would leave "
+            "mail flow worse: finish the change forward instead (run again with the same "
+            "approval)"
+        )
+        journal.append("rollback-stopped", step=step, reason=reason)
+        result.outcomes.append(StepOutcome(step, barrier[-1]["server"], "not-reversible", reason))
+        result.error = reason
+        return result
     journal.append("rollback-started", steps=[r["step"] for r in reversed(done)])
     for record in reversed(done):
         step, server = record["step"], record["server"]
-        if record.get("final"):
-            reason = (
-                f"step {step} cannot be undone ({record['no_undo']}) and undoing the steps before "
-                "it would leave mail flow worse: finish the change forward instead (run again "
-                "with the same approval)"
-            )
-            journal.append("rollback-stopped", done_seq=record["seq"], step=step, reason=reason)
-            result.outcomes.append(StepOutcome(step, server, "not-reversible", reason))
-            result.error = reason
-            return result
         if not record["undo"]:
             journal.append(
                 "rollback-skipped", done_seq=record["seq"], step=step, reason=record["no_undo"]

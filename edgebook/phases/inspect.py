@@ -30,7 +30,7 @@ from edgebook.facts import (
     facts_from_dict,
     facts_to_dict,
 )
-from edgebook.findings import Finding, Severity
+from edgebook.findings import Finding, Severity, sort_findings
 from edgebook.probes import ProbeTarget, TlsProbe, probe_many
 from edgebook.rules import evaluate
 
@@ -288,7 +288,9 @@ def inspect(
             failures.append(_unreachable(server.name, read.unreachable, (smtp, ldaps)))
         else:
             edges.append(_edge_facts(server, read.records, smtp, ldaps))
-    findings = [f for f in evaluate(org, edges) + failures if _concerns(f, edge, inventory)]
+    findings = sort_findings(
+        [f for f in evaluate(org, edges) + failures if _concerns(f, edge, inventory)]
+    )
     round_trips = {name: read.stats for name, read in edge_reads.items() if read.stats}
     if mailbox_stats:
         round_trips[mailbox_name] = mailbox_stats

@@ -343,8 +343,8 @@ def _edges_differ(org: OrgFacts, edges: list[EdgeFacts]) -> list[Finding]:
 
 # What cannot be judged without each of Exchange's properties (cert-facts-unknown).
 _NEEDED_FOR = {
-    "Services": "whether it is enabled for SMTP, so whether it is in use (smtp-not-enabled, "
-    "and the checks of a certificate in use)",
+    "Services": "whether it is enabled for SMTP and so in use (smtp-not-enabled; the checks "
+    "of a certificate in use)",
     "Status": "Exchange's verdict on its chain and revocation (chain-incomplete, cert-revoked)",
     "HasPrivateKey": "whether it has a private key (private-key-missing)",
     "PrivateKeyExportable": "whether its key can be exported (key-not-exportable, F5)",

@@ -75,7 +75,9 @@ def bind(cmdlet: Cmdlet, call: CommandCall) -> tuple[dict[str, Any], dict[str, A
         name, kind = _match(cmdlet, given)
         param = cmdlet.param(name)
         if param is None:
-            common[name] = coerce(cmdlet, name, kind, value)
+            common[name] = (
+                True if kind == "switch" and value is None else coerce(cmdlet, name, kind, value)
+            )
         else:
             params[name] = convert(cmdlet, param, value)
     sets = candidate_sets(cmdlet, params)

@@ -53,12 +53,6 @@ def _server_of(ctx: Context, params: dict[str, Any]) -> Server:
 
 def get_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Get-ExchangeCertificate."""
-    if params.get("Identity") and params.get("Server"):
-        raise ctx.fail(
-            "Parameter set cannot be resolved using the specified named parameters.",
-            exception="System.Management.Automation.ParameterBindingException",
-            category="InvalidArgument",
-        )
     server = _server_of(ctx, params)
     entries = list(server.certificates)
     if params.get("Thumbprint"):
@@ -367,7 +361,6 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 SERVICES = ("None", "IMAP", "POP", "UM", "IIS", "SMTP", "Federation", "UMCallRouter")
 DC = Param("DomainController")  # the lab has one directory: any domain controller is it
-NOT_2016 = "removed from Exchange 2016/2019 by the 2022 H1 Cumulative Updates"
 
 
 def _services(mandatory: bool = False, sets: tuple[str, ...] = ()) -> Param:

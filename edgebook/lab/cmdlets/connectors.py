@@ -16,6 +16,43 @@ from edgebook.lab.org.model import ReceiveConnector, SendConnector, Server
 from edgebook.lab.winrm.objects import ExEnum, ExObject, exchange_object
 
 TLS_AUTH_LEVELS = ["EncryptionOnly", "CertificateValidation", "DomainValidation"]
+SEND_AUTH_MECHANISMS = (
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.SmtpSendConnectorConfig+AuthMechanisms"
+)
+SEND_AUTH_VALUES = {
+    "None": 0,
+    "BasicAuth": 2,
+    "BasicAuthRequireTLS": 4,
+    "ExchangeServer": 8,
+    "ExternalAuthoritative": 16,
+}
+RECEIVE_AUTH = (
+    "None",
+    "Tls",
+    "Integrated",
+    "BasicAuth",
+    "BasicAuthRequireTLS",
+    "ExchangeServer",
+    "ExternalAuthoritative",
+)
+PERMISSION_GROUPS = (
+    "None",
+    "AnonymousUsers",
+    "ExchangeUsers",
+    "ExchangeServers",
+    "ExchangeLegacyServers",
+    "Partners",
+    "Custom",
+)
+# Lab wording for Set-SendConnector's documented dependencies (Exchange's texts are not public).
+TLS_LEVEL_NEEDS_TLS = (
+    "TlsAuthLevel can't be set on send connector '{name}' while RequireTLS is $false or "
+    "IgnoreSTARTTLS is $true. Set -RequireTLS $true (and -IgnoreSTARTTLS $false) with it."
+)
+DOMAIN_VALIDATION_NEEDS_DOMAIN = (
+    "TlsAuthLevel DomainValidation on send connector '{name}' needs TlsDomain: set -TlsDomain "
+    "to the domain the receiving server's certificate must match."
+)
 _AD = [
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.ADConfigurationObject",
     "Microsoft.Exchange.Data.Directory.ADObject",
@@ -66,6 +103,13 @@ def send_connector_object(connector: SendConnector, domain: str) -> ExObject:
         "Identity": exdata.send_connector_id(connector.name, domain, connector.guid),
         "Guid": _guid(connector.guid),
         "WhenChanged": connector.when_changed,
+        "IgnoreSTARTTLS": connector.ignore_starttls,
+        "SmartHostAuthMechanism": ExEnum(
+            SEND_AUTH_MECHANISMS,
+            connector.smart_host_auth_mechanism,
+            SEND_AUTH_VALUES.get(connector.smart_host_auth_mechanism, 0),
+        ),
+        "Comment": connector.comment,
     }
     return exchange_object(SEND_CONNECTOR_TYPES, props, to_string=connector.name)
 
@@ -127,14 +171,7 @@ def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
         raise not_found(ctx, "send connector", identity)
     if params.get("TlsCertificateName"):
         _check_tls_name(ctx, ctx.server, params["TlsCertificateName"])
-    if params.get("TlsAuthLevel") and params["TlsAuthLevel"] not in TLS_AUTH_LEVELS:
-        raise ctx.fail(
-            f'Cannot convert value "{params["TlsAuthLevel"]}" to type TlsAuthLevel. Specify one of '
-            "the following enumerator names: EncryptionOnly, CertificateValidation, "
-            "DomainValidation",
-            exception="System.Management.Automation.ParameterBindingException",
-            category="InvalidArgument",
-        )
+    _check_tls_settings(ctx, connector, params)
     if "SourceTransportServers" in params:
         sources = _apply_mvp(connector.source_transport_servers, params["SourceTransportServers"])
         current = {s.casefold() for s in connector.source_transport_servers}
@@ -166,6 +203,8 @@ def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
         ("DNSRoutingEnabled", "dns_routing_enabled"),
         ("Enabled", "enabled"),
         ("Port", "port"),
+        ("IgnoreSTARTTLS", "ignore_starttls"),
+        ("SmartHostAuthMechanism", "smart_host_auth_mechanism"),
     ):
         if param in params:
             value = params[param]
@@ -174,13 +213,38 @@ def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
     return []
 
 
+def _check_tls_settings(ctx: Context, connector: SendConnector, params: dict[str, Any]) -> None:
+    """Microsoft's documented dependencies, on the values the connector would have: TlsAuthLevel
+    needs RequireTLS $true and IgnoreSTARTTLS $false; DomainValidation needs TlsDomain."""
+
+    def after(param: str, attr: str) -> Any:
+        return params[param] if param in params else getattr(connector, attr)
+
+    level = after("TlsAuthLevel", "tls_auth_level")
+    if not level:
+        return
+    if not after("RequireTLS", "require_tls") or after("IgnoreSTARTTLS", "ignore_starttls"):
+        raise ctx.fail(
+            TLS_LEVEL_NEEDS_TLS.format(name=connector.name),
+            exception="Microsoft.Exchange.Data.DataValidationException",
+            category="InvalidArgument",
+        )
+    if level == "DomainValidation" and not after("TlsDomain", "tls_domain"):
+        raise ctx.fail(
+            DOMAIN_VALIDATION_NEEDS_DOMAIN.format(name=connector.name),
+            exception="Microsoft.Exchange.Data.DataValidationException",
+            category="InvalidArgument",
+        )
+
+
 def receive_connector_object(server: Server, rc: ReceiveConnector, domain: str) -> ExObject:
     """The ReceiveConnector object (IPBinding, Fqdn, SmtpX509Identifier, domain capabilities
     and ADObjectIds as Exchange sends them; docs/serialization.md)."""
     props: dict[str, Any] = {
         "AuthMechanism": ExEnum(T.AUTH_MECHANISMS, rc.auth_mechanism, 6),
         "Bindings": exdata.ip_bindings(rc.bindings),
-        "DomainSecureEnabled": False,
+        "DomainSecureEnabled": rc.domain_secure_enabled,
+        "SuppressXAnonymousTls": rc.suppress_x_anonymous_tls,
         "Fqdn": exdata.fqdn(rc.fqdn),
         "TlsCertificateName": tls_identifier(rc.tls_certificate_name),
         "Enabled": rc.enabled,
@@ -244,6 +308,8 @@ def set_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
         ("AuthMechanism", "auth_mechanism"),
         ("PermissionGroups", "permission_groups"),
         ("Enabled", "enabled"),
+        ("DomainSecureEnabled", "domain_secure_enabled"),
+        ("SuppressXAnonymousTls", "suppress_x_anonymous_tls"),
     ):
         if param in params:
             value = params[param]
@@ -252,11 +318,12 @@ def set_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 _MVP_SEND = ("AddressSpaces", "SmartHosts", "SourceTransportServers")
+DC = Param("DomainController")
 CMDLETS = [
     Cmdlet(
         "Get-SendConnector",
         get_send_connector,
-        [Param("Identity", position=0)],
+        [Param("Identity", position=0, pipeline=True), DC],
         task="Microsoft.Exchange.Management.SystemConfigurationTasks",
     ),
     Cmdlet(
@@ -267,20 +334,33 @@ CMDLETS = [
             *(Param(n, "mvp") for n in _MVP_SEND),
             Param("TlsCertificateName"),
             Param("TlsDomain"),
-            Param("TlsAuthLevel"),
+            Param("TlsAuthLevel", values=tuple(TLS_AUTH_LEVELS), net_type=T.TLS_AUTH_LEVEL),
             Param("Fqdn"),
             Param("RequireTLS", "bool"),
+            Param("IgnoreSTARTTLS", "bool"),
             Param("CloudServicesMailEnabled", "bool"),
             Param("DomainSecureEnabled", "bool"),
             Param("DNSRoutingEnabled", "bool"),
             Param("Enabled", "bool"),
             Param("Port", "int"),
+            Param(
+                "SmartHostAuthMechanism",
+                values=tuple(SEND_AUTH_VALUES),
+                net_type=SEND_AUTH_MECHANISMS,
+            ),
+            Param("Force", "switch"),
+            DC,
         ],
     ),
     Cmdlet(
         "Get-ReceiveConnector",
         get_receive_connector,
-        [Param("Identity", position=0), Param("Server")],
+        [
+            Param("Identity", position=0, pipeline=True, sets=("Identity",)),
+            Param("Server", pipeline=True, sets=("Server",)),
+            DC,
+        ],
+        default_set="Identity",
     ),
     Cmdlet(
         "Set-ReceiveConnector",
@@ -292,9 +372,12 @@ CMDLETS = [
             Param("Fqdn"),
             Param("TlsCertificateName"),
             Param("RequireTLS", "bool"),
-            Param("AuthMechanism"),
-            Param("PermissionGroups"),
+            Param("AuthMechanism", values=RECEIVE_AUTH, net_type=T.AUTH_MECHANISMS),
+            Param("PermissionGroups", values=PERMISSION_GROUPS, net_type=T.PERMISSION_GROUPS),
+            Param("DomainSecureEnabled", "bool"),
+            Param("SuppressXAnonymousTls", "bool"),
             Param("Enabled", "bool"),
+            DC,
         ],
     ),
 ]

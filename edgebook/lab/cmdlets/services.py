@@ -213,8 +213,8 @@ def get_pssnapin(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 _SVC = [
     Param("Name", "strs", position=0, mandatory=True, pipeline=True, aliases=("ServiceName",)),
-    Param("PassThru", "bool"),
-    Param("Force", "bool"),
+    Param("PassThru", "switch"),
+    Param("Force", "switch"),
 ]
 CMDLETS = [
     Cmdlet(
@@ -226,7 +226,11 @@ CMDLETS = [
     ),
     Cmdlet("Start-Service", start_service, _SVC, task=OS_TASK, exchange=False),
     Cmdlet(
-        "Stop-Service", stop_service, [*_SVC, Param("NoWait", "bool")], task=OS_TASK, exchange=False
+        "Stop-Service",
+        stop_service,
+        [*_SVC, Param("NoWait", "switch")],
+        task=OS_TASK,
+        exchange=False,
     ),
     Cmdlet("Restart-Service", restart_service, _SVC, task=OS_TASK, exchange=False),
     Cmdlet("Suspend-Service", suspend_service, _SVC, task=OS_TASK, exchange=False),
@@ -234,14 +238,14 @@ CMDLETS = [
     Cmdlet(
         "Add-PSSnapin",
         add_pssnapin,
-        [Param("Name", "strs", position=0, mandatory=True), Param("PassThru", "bool")],
+        [Param("Name", "strs", position=0, mandatory=True), Param("PassThru", "switch")],
         task=OS_TASK,
         exchange=False,
     ),
     Cmdlet(
         "Get-PSSnapin",
         get_pssnapin,
-        [Param("Name", "strs", position=0), Param("Registered", "bool")],
+        [Param("Name", "strs", position=0), Param("Registered", "switch")],
         task=OS_TASK,
         exchange=False,
     ),

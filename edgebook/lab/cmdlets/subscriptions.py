@@ -12,7 +12,13 @@ from typing import Any
 from edgebook.certs import thumbprint
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
-from edgebook.lab.cmdlets.common import INVALID_OPERATION, enum, mailbox_only, not_found
+from edgebook.lab.cmdlets.common import (
+    INVALID_OPERATION,
+    enum,
+    mailbox_only,
+    not_found,
+    target_server,
+)
 from edgebook.lab.org import edgesync, pki
 from edgebook.lab.org.model import Replica, Server
 from edgebook.lab.org.scenarios import subscribe
@@ -21,7 +27,19 @@ from edgebook.lab.winrm.objects import ExObject
 DEFAULT_LIFETIME = dt.timedelta(minutes=1440)
 MIN_LIFETIME = dt.timedelta(minutes=2)
 LOAD_FAILED = "The subscription file failed to load for the following reason: "
-VALIDATION = ["Normal", "Failed", "Inconclusive", "NoSyncConfigured"]
+# ValidationStatus and EdgeConfigStatus's SyncStatus, in Microsoft's documented member order.
+VALIDATION = ["NoSyncConfigured", "Normal", "Warning", "Failed", "Inconclusive", "FailedUrgent"]
+CONFIG_SYNC = [
+    "Synchronized",
+    "NotSynchronized",
+    "NotStarted",
+    "InProgress",
+    "Skipped",
+    "DirectoryError",
+    "Expired",
+]
+CONFIG_STATUS = "Microsoft.Exchange.EdgeSync.Validation.EdgeConfigStatus"
+CONFIG_SYNC_TYPE = "Microsoft.Exchange.EdgeSync.Validation.SyncStatus"
 LEASES = ["None", "Lock", "Option"]
 RESULTS = ["Success", "Incomplete", "CouldNotConnect", "CouldNotLease", "LeaseHeld"]
 SYNC_TYPES = ["Configuration", "Recipients"]
@@ -279,12 +297,26 @@ def _targets(ctx: Context, target: str | None) -> list[Server]:
     return chosen
 
 
-def start_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Start-EdgeSynchronization: replicate now (F4: a TlsCertificateName > 256 is skipped)."""
+def _source(ctx: Context, params: dict[str, Any]) -> Server:
+    """The Mailbox server whose EdgeSync runs the task (-Server; the local one by default)."""
     mailbox_only(ctx)
+    source = target_server(ctx, params.get("Server"))
+    if source.role != "Mailbox":
+        raise ctx.fail(
+            f"{source.name} isn't a Mailbox server: EdgeSync runs on Mailbox servers only.",
+            exception=INVALID_OPERATION,
+            target=params.get("Server"),
+        )
+    return source
+
+
+def start_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Start-EdgeSynchronization: replicate now, always a full synchronisation (what
+    -ForceFullSync asks for); F4: a TlsCertificateName > 256 is skipped; F22 from -Server."""
+    source = _source(ctx, params)
     out = []
     for edge in _targets(ctx, params.get("TargetServer")):
-        for result, kind, detail in edgesync.replicate(ctx.org, edge, ctx.now):
+        for result, kind, detail in edgesync.replicate(ctx.org, edge, ctx.now, source):
             out.append(
                 ExObject(
                     [T.EDGE_SYNC_RESULT, "System.Object"],
@@ -307,33 +339,46 @@ def start_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any
 
 
 def test_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Test-EdgeSynchronization: one EdgeSubscriptionStatus per subscribed Edge."""
+    """Test-EdgeSynchronization: one EdgeSubscriptionStatus per subscribed Edge, as the local
+    Mailbox server's EdgeSync sees it (F22)."""
     mailbox_only(ctx)
     edges = _targets(ctx, params.get("TargetServer"))
     if not edges:
-        return [_status(ctx, None, "NoSyncConfigured", "", None)]
+        return [_status(ctx, None, "NoSyncConfigured", "", None, params)]
     out = []
     for edge in edges:
-        failure = edgesync.sync_failure(ctx.org, edge)
+        failure = edgesync.sync_failure(ctx.org, edge, ctx.server)
         last = edge.replica.last_sync if edge.replica else None
         sub = ctx.org.subscription(edge.name)
         if failure is None and (last is None or (sub and last < sub.create_utc)):
-            out.append(_status(ctx, edge, "Inconclusive", "", last))
+            out.append(_status(ctx, edge, "Inconclusive", "", last, params))
         elif failure is None:
-            out.append(_status(ctx, edge, "Normal", "", last))
+            out.append(_status(ctx, edge, "Normal", "", last, params))
         else:
-            out.append(_status(ctx, edge, "Failed", failure, last))
+            out.append(_status(ctx, edge, "Failed", failure, last, params))
     return out
 
 
-def _status(
-    ctx: Context, edge: Server | None, status: str, detail: str, last: dt.datetime | None
-) -> ExObject:
-    skipped = ExObject(
-        ["Microsoft.Exchange.EdgeSync.Validation.EdgeConfigStatus", "System.Object"],
-        {"SyncStatus": "Skipped", "SynchronizedObjects": 0},
-        to_string="Skipped",
+def _config(state: str, count: int = 0) -> ExObject:
+    """An EdgeConfigStatus (its SyncStatus and how many objects are synchronised)."""
+    return ExObject(
+        [CONFIG_STATUS, "System.Object"],
+        {"SyncStatus": enum(CONFIG_SYNC_TYPE, CONFIG_SYNC, state), "SynchronizedObjects": count},
+        to_string=state,
     )
+
+
+def _status(
+    ctx: Context,
+    edge: Server | None,
+    status: str,
+    detail: str,
+    last: dt.datetime | None,
+    params: dict[str, Any],
+) -> ExObject:
+    """An EdgeSubscriptionStatus: configuration Synchronized when the sync is Normal, else
+    NotSynchronized; recipients Skipped (the lab models none, and -ExcludeRecipientTest)."""
+    state = "Synchronized" if status == "Normal" else "NotSynchronized"
     lease = "Option" if status == "Normal" else "None"
     holder = ctx.org.mailboxes[0].name if ctx.org.mailboxes else ""
     props: dict[str, Any] = {
@@ -354,9 +399,9 @@ def _status(
         "RemoteDomainStatus",
         "SendConnectorStatus",
         "MessageClassificationStatus",
-        "RecipientStatus",
     ):
-        props[name] = skipped
+        props[name] = _config(state if edge is not None else "NotStarted")
+    props["RecipientStatus"] = _config("Skipped")
     props["CredentialRecords"] = f"Number of credentials {2 * len(ctx.org.mailboxes)}"
     props["CookieRecords"] = []
     return ExObject(
@@ -364,6 +409,8 @@ def _status(
     )
 
 
+DC = Param("DomainController")
+NO_RECIPIENTS = "the lab models no recipients"
 CMDLETS = [
     Cmdlet(
         "New-EdgeSubscription",
@@ -375,7 +422,8 @@ CMDLETS = [
             Param("CreateInboundSendConnector", "bool"),
             Param("CreateInternetSendConnector", "bool"),
             Param("AccountExpiryDuration", "timespan"),
-            Param("Force", "bool"),
+            Param("Force", "switch"),
+            DC,
         ],
     ),
     Cmdlet(
@@ -383,19 +431,27 @@ CMDLETS = [
         remove_edge_subscription,
         [
             Param("Identity", position=0, mandatory=True, pipeline=True),
-            Param("Force", "bool"),
-            Param("DomainController"),
+            Param("Force", "switch"),
+            DC,
         ],
     ),
-    Cmdlet("Get-EdgeSubscription", get_edge_subscription, [Param("Identity", position=0)]),
+    Cmdlet(
+        "Get-EdgeSubscription",
+        get_edge_subscription,
+        [Param("Identity", position=0, pipeline=True), DC],
+    ),
     Cmdlet(
         "Start-EdgeSynchronization",
         start_edge_synchronization,
         [
             Param("Server"),
             Param("TargetServer"),
-            Param("ForceFullSync", "bool"),
-            Param("ForceUpdateCookie", "bool"),
+            Param("ForceFullSync", "switch"),
+            Param(
+                "ForceUpdateCookie",
+                "switch",
+                unsimulated="the lab keeps no synchronisation cookies",
+            ),
         ],
         task="Microsoft.Exchange.EdgeSync",
     ),
@@ -403,13 +459,25 @@ CMDLETS = [
         "Test-EdgeSynchronization",
         test_edge_synchronization,
         [
-            Param("TargetServer"),
-            Param("ExcludeRecipientTest", "bool"),
-            Param("FullCompareMode", "bool"),
-            Param("MaxReportSize", "any"),
-            Param("MonitoringContext", "bool"),
-            Param("VerifyRecipient"),
+            Param(
+                "VerifyRecipient",
+                mandatory=True,
+                sets=("SingleValidation",),
+                unsimulated=NO_RECIPIENTS,
+            ),
+            Param("TargetServer", sets=("Default",)),
+            Param("ExcludeRecipientTest", "switch", sets=("Default",)),
+            Param("FullCompareMode", "switch", sets=("Default",)),  # the lab compares everything
+            Param("MaxReportSize", "any", sets=("Default",)),  # it reports no differences
+            Param(
+                "MonitoringContext",
+                "bool",
+                sets=("Default",),
+                unsimulated="the lab writes no monitoring events or performance counters",
+            ),
+            DC,
         ],
         task="Microsoft.Exchange.EdgeSync.Validation",
+        default_set="Default",
     ),
 ]

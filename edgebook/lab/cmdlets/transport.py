@@ -1,27 +1,17 @@
-"""Get-TransportService, Get-Queue, Get-ServerHealth and Get-EventLog."""
+"""Get-TransportService, Get-ServerHealth and Get-EventLog."""
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
-import re
 from typing import Any
 
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.cmdlets.common import enum, not_found, target_server
 from edgebook.lab.org import certstore, mailflow
-from edgebook.lab.org.model import PAUSED, RUNNING, STOPPED, TRANSPORT, Queue, Server
+from edgebook.lab.org.model import PAUSED, RUNNING, TRANSPORT, Server
 from edgebook.lab.winrm.objects import ExEnum, ExObject
 
-QUEUE_STATUSES = ["None", "Active", "Ready", "Retry", "Suspended", "Connecting"]
-DELIVERY_TYPES = [
-    "Undefined",
-    "DnsConnectorDelivery",
-    "SmartHostConnectorDelivery",
-    "SmtpRelayToMailboxDeliveryGroup",
-    "Unreachable",
-]
 ALERTS = [
     "Healthy",
     "Degraded",
@@ -73,107 +63,6 @@ def _transport_object(ctx: Context, server: Server) -> ExObject:
         },
         to_string=server.name,
     )
-
-
-def _queue_identity(server: Server, queue: Queue) -> str:
-    if queue.kind == "submission":
-        return f"{server.name}\\Submission"
-    if queue.kind == "unreachable":
-        return f"{server.name}\\Unreachable"
-    return f"{server.name}\\{queue.number}"
-
-
-def queue_object(server: Server, queue: Queue) -> ExObject:
-    """An ExtensibleQueueInfo."""
-    delivery = "Unreachable" if queue.kind == "unreachable" else queue.delivery_type
-    props: dict[str, Any] = {
-        "Identity": _queue_identity(server, queue),
-        "DeliveryType": enum(T.DELIVERY_TYPE, DELIVERY_TYPES, delivery),
-        "NextHopDomain": queue.next_hop_domain,
-        "TlsDomain": queue.tls_domain,
-        "NextHopConnector": queue.connector,
-        "Status": enum(T.QUEUE_STATUS, QUEUE_STATUSES, queue.status),
-        "MessageCount": queue.message_count,
-        "LastError": queue.last_error,
-        "RetryCount": queue.retry_count,
-        "LastRetryTime": queue.last_retry,
-        "NextRetryTime": queue.last_retry + dt.timedelta(minutes=5) if queue.last_retry else None,
-        "FirstRetryTime": queue.first_retry,
-        "NextHopCategory": enum(
-            T.NEXT_HOP_CATEGORY, ["Internal", "External"], queue.next_hop_category
-        ),
-        "IncomingRate": 0.0,
-        "OutgoingRate": 0.0,
-        "Velocity": 0.0,
-    }
-    return ExObject([T.QUEUE, "System.Object"], props, to_string=props["Identity"])
-
-
-_FILTER = re.compile(
-    r"^\s*\{?\s*\$?(\w+)\s+-(eq|ne|gt|lt|ge|le|like)\s+['\"]?([^'\"]*?)['\"]?\s*\}?\s*$", re.I
-)
-
-
-def _filter(ctx: Context, text: str) -> Any:
-    match = _FILTER.match(text)
-    if not match:
-        raise ctx.fail(
-            f'The filter "{text}" isn\'t supported by the lab: use "Property -op value".',
-            exception="System.ArgumentException",
-            category="InvalidArgument",
-        )
-    name, op, value = match.group(1), match.group(2).lower(), match.group(3)
-
-    def test(obj: ExObject) -> bool:
-        actual = obj.properties.get(
-            next((k for k in obj.properties if k.casefold() == name.casefold()), "")
-        )
-        actual_text = str(actual) if actual is not None else ""
-        if op == "like":
-            return fnmatch.fnmatch(actual_text.casefold(), value.casefold())
-        if isinstance(actual, int) and value.lstrip("-").isdigit():
-            a, b = actual, int(value)
-            return {
-                "eq": a == b,
-                "ne": a != b,
-                "gt": a > b,
-                "lt": a < b,
-                "ge": a >= b,
-                "le": a <= b,
-            }[op]
-        equal = actual_text.casefold() == value.casefold()
-        return equal if op == "eq" else not equal if op == "ne" else False
-
-    return test
-
-
-def get_queue(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Get-Queue (local transport must run)."""
-    server = target_server(ctx, params.get("Server"))
-    identity = params.get("Identity")
-    if identity and "\\" in identity:
-        server = target_server(ctx, identity.split("\\")[0])
-    if server.services.get(TRANSPORT, STOPPED) == STOPPED:
-        raise ctx.fail(
-            f"Couldn't connect to the Microsoft Exchange Transport service on computer "
-            f"{server.fqdn}. Verify that the service is running.",
-            exception="Microsoft.Exchange.Data.QueueViewer.QueueViewerException",
-            category="ReadError",
-        )
-    objects = [queue_object(server, q) for q in server.queues]
-    if identity:
-        objects = [
-            o
-            for o in objects
-            if o["Identity"].casefold() == identity.casefold()
-            or o["Identity"].split("\\")[1].casefold() == identity.casefold()
-        ]
-        if not objects:
-            raise not_found(ctx, "queue", identity)
-    if params.get("Filter"):
-        test = _filter(ctx, params["Filter"])
-        objects = [o for o in objects if test(o)]
-    return objects
 
 
 HEALTH_MONITORS = [
@@ -323,25 +212,22 @@ def get_event_log(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 OS_TASK = "Microsoft.PowerShell.Commands"
 CMDLETS = [
-    Cmdlet("Get-TransportService", get_transport_service, [Param("Identity", position=0)]),
     Cmdlet(
-        "Get-Queue",
-        get_queue,
-        [
-            Param("Identity", position=0),
-            Param("Server"),
-            Param("Filter"),
-            Param("ResultSize", "any"),
-        ],
-        task="Microsoft.Exchange.Management.QueueViewerTasks",
+        "Get-TransportService",
+        get_transport_service,
+        [Param("Identity", position=0, pipeline=True), Param("DomainController")],
     ),
     Cmdlet(
         "Get-ServerHealth",
         get_server_health,
         [
-            Param("Identity", position=0, mandatory=True),
+            Param("Identity", position=0, mandatory=True, pipeline=True),
             Param("HealthSet"),
-            Param("HaImpactingOnly", "bool"),
+            Param(
+                "HaImpactingOnly",
+                "switch",
+                unsimulated="the lab models no high-availability impact of its monitors",
+            ),
         ],
         task="Microsoft.Exchange.Management.Tasks",
     ),

@@ -1,8 +1,10 @@
 """EdgeSync: whether a Mailbox server can reach an Edge's AD LDS, and replication to it.
 
-The Mailbox side checks the certificate AD LDS presents on 50636 against the one captured by
-the subscription (F7: "LDAP server unavailable"); a TlsCertificateName longer than 256
-characters does not fit the AD LDS attribute and is not replicated (F4).
+The Mailbox side decrypts its EdgeSync credentials with its default certificate's key (F22: "failed
+to decrypt the credential" once that certificate changed), then checks the certificate AD LDS
+presents on 50636 against the one captured by the subscription (F7: "LDAP server unavailable");
+a TlsCertificateName longer than 256 characters does not fit the AD LDS attribute and is not
+replicated (F4).
 """
 
 from __future__ import annotations
@@ -10,17 +12,43 @@ from __future__ import annotations
 import copy
 import datetime as dt
 
+from edgebook.lab.org import certstore
 from edgebook.lab.org.model import ADAM, RUNNING, Org, Replica, SendConnector, Server
 
 TLS_NAME_LIMIT = 256
 LDAP_UNAVAILABLE = "SubscriptionConnectionError(LDAP server unavailable)"
+DECRYPT_FAILED = (  # Microsoft's text (F22)
+    "EdgeSync failed to decrypt the credential for Edge Transport server {edge} using the private "
+    "key of the default Exchange certificate with exception Bad Data. The certificate's "
+    "thumbprint is {thumbprint} and its subject is {subject}. Use either "
+    "Enable-ExchangeCertificate or New-ExchangeCertificate to set the proper Exchange default "
+    "certificate and re-subscribe the Edge Transport server {edge} again."
+)
 
 
-def sync_failure(org: Org, edge: Server) -> str | None:
-    """Why EdgeSync cannot reach this Edge now (FailureDetail), or None when it can."""
+def credential_failure(org: Org, edge: Server, mailbox: Server) -> str | None:
+    """F22: the Mailbox server's default certificate is no longer the one whose key encrypted
+    its EdgeSync credentials for this Edge at subscription (None: it can decrypt them)."""
+    sub = org.subscription(edge.name)
+    then = sub.mailbox_credentials.get(mailbox.name) if sub else None
+    now = mailbox.internal_transport_thumbprint
+    if then is None or now == then:
+        return None
+    current = mailbox.certificate(now or "")
+    subject = certstore.subject(current) if current is not None else ""
+    return DECRYPT_FAILED.format(edge=edge.fqdn, thumbprint=now, subject=subject)
+
+
+def sync_failure(org: Org, edge: Server, mailbox: Server | None = None) -> str | None:
+    """Why EdgeSync (from this Mailbox server; None: from any of the site) cannot reach this Edge
+    now (FailureDetail), or None when it can."""
     sub = org.subscription(edge.name)
     if sub is None:
         return "NoSubscription"
+    sources = [mailbox] if mailbox is not None else org.mailboxes
+    failures = [credential_failure(org, edge, m) for m in sources]
+    if failures and all(failures):
+        return failures[0]
     if edge.services.get(ADAM) != RUNNING or edge.adam_thumbprint is None:
         return LDAP_UNAVAILABLE
     if edge.adam_thumbprint != sub.certificate_thumbprint:
@@ -33,9 +61,12 @@ def sync_failure(org: Org, edge: Server) -> str | None:
     return None
 
 
-def replicate(org: Org, edge: Server, now: dt.datetime) -> list[tuple[str, str, str]]:
-    """Replicate the send connectors to the Edge; (Result, Type, FailureDetails) per data type."""
-    failure = sync_failure(org, edge)
+def replicate(
+    org: Org, edge: Server, now: dt.datetime, mailbox: Server | None = None
+) -> list[tuple[str, str, str]]:
+    """Replicate the send connectors to the Edge (a full synchronisation: everything is
+    compared and copied); (Result, Type, FailureDetails) per data type."""
+    failure = sync_failure(org, edge, mailbox)
     if failure is not None:
         return [("CouldNotConnect", t, failure) for t in ("Configuration", "Recipients")]
     old = {c.name: c for c in (edge.replica.connectors if edge.replica else [])}

@@ -275,7 +275,7 @@ def evaluate(org: Org, now: dt.datetime, edges: Iterable[Server] | None = None) 
         if running or server.services.get(TRANSPORT) == PAUSED:
             for queue in server.queues:
                 if queue.kind == "connector":
-                    _evaluate_queue(org, server, queue, now)
+                    evaluate_queue(org, server, queue, now)
             warn_expiry(server, now)
         sub = org.subscription(server.name)
         if sub is not None:
@@ -285,8 +285,13 @@ def evaluate(org: Org, now: dt.datetime, edges: Iterable[Server] | None = None) 
                 replicate(org, server, now)
 
 
-def _evaluate_queue(org: Org, server: Server, queue: Queue, now: dt.datetime) -> None:
-    """Deliver or retry; an empty queue opens no session, so it logs nothing (no 12013/12014)."""
+def evaluate_queue(
+    org: Org, server: Server, queue: Queue, now: dt.datetime, force: bool = False
+) -> None:
+    """Deliver or retry; an empty queue opens no session, so it logs nothing (no 12013/12014);
+    a suspended queue waits; force (Retry-Queue) connects now and counts a retry."""
+    if queue.status == "Suspended":
+        return
     error = queue_error(org, server, queue, now) if queue.message_count else None
     if error is None:
         queue.message_count = 0
@@ -295,12 +300,11 @@ def _evaluate_queue(org: Org, server: Server, queue: Queue, now: dt.datetime) ->
         queue.first_retry = queue.last_retry = None
         queue.retry_count = 0
         return
-    if queue.status != "Suspended":
-        queue.status = "Retry"
+    queue.status = "Retry"
     queue.last_error = error
     if queue.first_retry is None:
         queue.first_retry = now
-    if queue.last_retry is None or now - queue.last_retry >= dt.timedelta(minutes=5):
+    if force or queue.last_retry is None or now - queue.last_retry >= dt.timedelta(minutes=5):
         queue.retry_count += 1
         queue.last_retry = now
 
@@ -409,7 +413,7 @@ def submit_mail(
         touched.append(queue)
     for queue in touched:
         if queue.kind == "connector":
-            _evaluate_queue(org, server, queue, now)
+            evaluate_queue(org, server, queue, now)
     return touched
 
 

@@ -73,6 +73,8 @@ class ReceiveConnector:
     permission_groups: str = "AnonymousUsers, ExchangeServers, Partners"
     enabled: bool = True
     guid: str = ""
+    domain_secure_enabled: bool = False
+    suppress_x_anonymous_tls: bool = False
 
 
 @dataclass
@@ -95,6 +97,9 @@ class SendConnector:
     port: int = 25
     guid: str = ""
     when_changed: dt.datetime | None = None
+    ignore_starttls: bool = False
+    smart_host_auth_mechanism: str = "None"
+    comment: str | None = None
 
 
 @dataclass
@@ -181,6 +186,9 @@ class Subscription:
     certificate_der_b64: str
     certificate_thumbprint: str
     mailbox_servers: list[str] = field(default_factory=list)  # in the site at subscription
+    # Mailbox name -> thumbprint of its default certificate, whose key encrypted the EdgeSync
+    # credentials stored for it at subscription (F22); a Mailbox not listed is not checked.
+    mailbox_credentials: dict[str, str] = field(default_factory=dict)
     lease_type: str = "Option"
 
 

@@ -164,6 +164,7 @@ class SubscriptionSpec:
     created_days: float
     create_inbound: bool
     create_internet: bool
+    mailbox_default: str | None = None  # certificate id: the Mailbox default then (F22)
 
 
 @dataclass
@@ -248,7 +249,8 @@ def parse(name: str, source: str, data: Any) -> Scenario:
     )
     edges = {s.name for s in servers if s.role == "Edge"}
     subscriptions = [
-        _subscription(node, edges) for node in top.sections("subscriptions", SUB_KEYS, ("edge",))
+        _subscription(node, edges, cert_ids)
+        for node in top.sections("subscriptions", SUB_KEYS, ("edge",))
     ]
     top.unique(
         _paths("subscriptions", "edge", [s.edge for s in subscriptions]),
@@ -302,6 +304,7 @@ SUB_KEYS = (
     "created_days",
     "create_inbound_send_connector",
     "create_internet_send_connector",
+    "mailbox_default",
 )
 
 
@@ -439,13 +442,17 @@ def _connector(node: Node, servers: set[str], cert_ids: set[str]) -> SendConnect
     return SendConnectorSpec(values, tls_cert)
 
 
-def _subscription(node: Node, edges: set[str]) -> SubscriptionSpec:
+def _subscription(node: Node, edges: set[str], cert_ids: set[str]) -> SubscriptionSpec:
     edge = node.text("edge")
     if edge not in edges:
         raise node.error(node.key("edge"), edge, "the name of an Edge server of this scenario")
+    then = node.optional_text("mailbox_default")
+    if then is not None and then not in cert_ids:
+        raise node.error(node.key("mailbox_default"), then, "a certificate id")
     return SubscriptionSpec(
         edge,
         node.days("created_days", -30),
         node.boolean("create_inbound_send_connector", True),
         node.boolean("create_internet_send_connector", True),
+        then,
     )

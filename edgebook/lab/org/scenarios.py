@@ -142,9 +142,12 @@ def build(
             rc.tls_certificate_name = spec.receive.tls_certificate_name
         server.traffic = dict(spec.traffic)
     for sub in scenario.subscriptions:
-        subscribe(
+        made = subscribe(
             org, org.server(sub.edge), at(sub.created_days), sub.create_inbound, sub.create_internet
         )
+        if sub.mailbox_default:  # the Mailbox servers' default has changed since (F22)
+            then = thumbprint(issued[sub.mailbox_default][0])
+            made.mailbox_credentials = {name: then for name in made.mailbox_credentials}
     for spec in scenario.servers:
         server = org.server(spec.name)
         if server.role == "Edge" and spec.services.get(ADAM, RUNNING) != "Stopped":
@@ -295,6 +298,11 @@ def subscribe(
         certificate_der_b64=certificate_der_b64,
         certificate_thumbprint=thumbprint(pki.load(certificate_der_b64)),
         mailbox_servers=[m.name for m in org.mailboxes],
+        mailbox_credentials={
+            m.name: m.internal_transport_thumbprint
+            for m in org.mailboxes
+            if m.internal_transport_thumbprint
+        },
     )
     org.subscriptions = [s for s in org.subscriptions if s.edge != edge.name] + [sub]
     wanted = [create_inbound, create_internet]
