@@ -12,7 +12,7 @@ import sys
 from edgebook.errors import EdgebookError
 
 # Each module exposes register(subparsers) and sets `func` on its parsers.
-COMMAND_MODULES = ("cert", "lab", "inspect", "run", "evidence", "demo")
+COMMAND_MODULES = ("cert", "lab", "inspect", "run", "evidence", "demo", "rehearse")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from edgebook.lab import control
 
 DEMO_SCENARIO = "seed-incident"
 CHANGE_PHASES = ("prepare", "resubscribe", "verify")
+INSPECT_WORKERS = 4  # inspect changes nothing: the Edges are read side by side
 SELF_APPROVAL = (
     "the demo approves its own plans to run unattended; in real use a person reviews each plan "
     "(its notebook or the report) and passes its hash with --approved-plan"
@@ -90,7 +91,7 @@ def run_demo(
                 edges=edges,
                 apply=approvals is not None,
                 approvals=approvals or [],
-                workers=max(1, len(edges)),
+                workers=INSPECT_WORKERS,
                 root=outputs,
                 progress=progress,
             )

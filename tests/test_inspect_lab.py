@@ -50,6 +50,8 @@ EXPECTED = {
         ("error", "EDGE01", "edge-hub-clash"),
         ("error", "EDGE01", "edgesync-failing"),
     },
+    # F22: EX01's default certificate was replaced after EDGE01's subscription
+    "mailbox-default-replaced": {("error", "EDGE01", "edgesync-failing")},
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -99,7 +100,7 @@ def test_inspect_notebook_runs_headless_and_records_its_findings(lab_inventory, 
     # the records suffice to judge the run again (read failures are not facts)
     again = judge_saved(run.records["facts"], run.records["edge"])
     reported = [f for f in run.records["findings"] if f["slug"] != "read-failed"]
-    assert [f.to_dict() for f in again] == reported
+    assert json.loads(json.dumps([f.to_dict() for f in again], default=str)) == reported
     nb = nbformat.read(str(run.notebook), as_version=4)
     text = nbformat.writes(nb)
     assert (lab_inventory.parent / ".password").read_text().strip() not in text

@@ -35,6 +35,7 @@ def run(notebook, phase: str, edge: str, params: dict, run_id: str):
     return result
 
 
+@pytest.mark.timeout(900)
 def test_notebooks_02_and_03_take_both_edges_to_a_clean_inspect(lab):
     inventory = str(lab / "inventory.yaml")
     base = {"inventory": inventory}

@@ -202,6 +202,10 @@ class Engine:
             calls=[c.to_dict() for c in step.calls],
             before=before,
             final=step.final,
+            post=[c.to_dict() for c in step.post],
+            undo=_started_undo(step, before),
+            undo_questions=[q.to_dict() for q in step.undo_questions],
+            no_undo=step.no_undo,
         )
         state = {"carried": {k: v.data for k, v in self.kept.items()}}
         commands = [c.command(state) for c in step.calls]
@@ -361,11 +365,12 @@ def rollback(journal: Journal, shell_for: ShellFor, plans: set[str] | None = Non
     first failing undo."""
     read = journal.read()
     reverted = {r["done_seq"] for r in read.events("step-rolled-back", "rollback-skipped")}
-    done = [
+    scoped = [
         r
-        for r in read.events(events.DONE)
-        if r["seq"] not in reverted and (plans is None or r.get("plan_sha256") in plans)
+        for r in read.events(events.DONE, events.STARTED)
+        if plans is None or r.get("plan_sha256") in plans
     ]
+    done = [r for r in _completed_or_interrupted(scoped) if r["seq"] not in reverted]
     result = ApplyResult(done[-1]["plan_sha256"] if done else "")
     barrier = [
         r
@@ -394,6 +399,15 @@ def rollback(journal: Journal, shell_for: ShellFor, plans: set[str] | None = Non
             continue
         shell = shell_for(server)
         questions = tuple(ExpectedQuestion(**q) for q in record["undo_questions"])
+        if record["event"] == events.STARTED and not _took_effect(shell, record):
+            journal.append(
+                "rollback-skipped",
+                done_seq=record["seq"],
+                step=step,
+                reason="interrupted before it took effect (its postcondition does not hold)",
+            )
+            result.outcomes.append(StepOutcome(step, server, "skipped", "had no effect"))
+            continue
         try:
             ran = _run(shell, [Call.from_dict(c).command() for c in record["undo"]], questions)
             answers = _answers(ran)
@@ -413,6 +427,35 @@ def rollback(journal: Journal, shell_for: ShellFor, plans: set[str] | None = Non
     result.completed = True
     journal.append("rollback-completed")
     return result
+
+
+def _completed_or_interrupted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The done records, plus the last started one when no record says it ended (a failure,
+    a dropped connection or a kill while it ran: it may have taken effect)."""
+    ended = {(r["plan_sha256"], r["step"]) for r in records if r["event"] == events.DONE}
+    out = [r for r in records if r["event"] == events.DONE]
+    last = records[-1] if records else None
+    interrupted = last is not None and last["event"] == events.STARTED and "post" in last
+    if interrupted and (last["plan_sha256"], last["step"]) not in ended:
+        out.append(last)
+    return sorted(out, key=lambda r: r["seq"])
+
+
+def _took_effect(shell: Any, record: dict[str, Any]) -> bool:
+    """Whether an interrupted step's postcondition holds (then its undo runs)."""
+    checks = [Check.from_dict(c) for c in record["post"]]
+    outputs = read_all(shell, [c.read for c in checks], f"step {record['step']}: reading its state")
+    return bool(checks) and all(c.holds(o) for c, o in zip(checks, outputs, strict=True))
+
+
+def _started_undo(step: Step, before: dict[str, Any]) -> list[dict[str, Any]]:
+    """The undo of a step as it starts (none when it needs the step's output)."""
+    if _output_properties(step):
+        return []
+    try:
+        return [c.filled({"before": before, "output": {}}).to_dict() for c in step.undo]
+    except PlanValueError:
+        return []
 
 
 def _verify_restored(shell: Any, record: dict[str, Any]) -> str:

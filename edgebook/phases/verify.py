@@ -10,6 +10,7 @@ Nothing changes without apply and the approved plan hash (edgebook.change.approv
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,6 @@ from edgebook.change.step import Step
 from edgebook.config import Inventory, resolve_inventory
 from edgebook.errors import ConfigError, EdgebookError
 from edgebook.evidence import layout
-from edgebook.evidence.manifest import read_manifest
 from edgebook.exchange.connect import ShellFactory
 from edgebook.facts import CertificateFact, EdgeFacts, OrgFacts
 from edgebook.facts import values as fv
@@ -34,6 +34,10 @@ from edgebook.rules.usage import is_default_receive
 
 PHASE = "verify"
 DONE = "apply-completed"
+NOT_HYBRID = (
+    "change.hybrid is false and no send connector routes to Exchange Online: the hybrid "
+    "connector checks are skipped"
+)
 
 
 class VerifyRefused(EdgebookError):
@@ -77,7 +81,10 @@ def prepared_certificate(change: str, edge: str, root: Path | None = None) -> di
         return found
     runs = []
     for path in layout.phase_dir(change, edge, "prepare", root).glob("*.manifest.json"):
-        manifest = read_manifest(path)
+        try:  # evidence.manifest would bring papermill into the kernel: plain JSON here
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # `edgebook evidence verify` reports a damaged manifest
         record = (manifest.get("records") or {}).get("prepared_certificate")
         if manifest.get("verdict") == "ok" and isinstance(record, dict):
             runs.append((str(manifest.get("ended", "")), record))
@@ -170,7 +177,10 @@ def plan_verification(
         else inventory.organisation.mailbox_servers[0].name
     )
     certificate = _certificate(inventory, change, edge, certificate_thumbprint)
-    inspected = inspect_phase.inspect(inventory, edge, shell_factory=shell_factory)
+    since = _last_change(change, edge)
+    inspected = inspect_phase.inspect(
+        inventory, edge, event_days=event_window(since), shell_factory=shell_factory
+    )
     facts = next((e for e in inspected.edges if e.name == edge), None)
     if facts is None or not inspected.org.gathered:
         raise VerifyRefused(
@@ -193,27 +203,30 @@ def plan_verification(
         f"expected: port 25 serves {cert.thumbprint}; 50636 serves the Edge default "
         f"{facts.default_thumbprint} (the certificate the subscription pins, F7)",
     ]
-    if receive is None:
+    if not verification_is_hybrid(inventory, sends):
+        notes.append(NOT_HYBRID)
+    elif receive is None:
         raise VerifyRefused(
             f"{edge} has no 'Default internal receive connector {edge}'; Exchange Online "
             "delivers to it in hybrid (F17): recreate it, then verify again"
         )
-    if not vs.capability_present(receive.tls_domain_capabilities, capability) or not cert.covers(
-        receive.fqdn
-    ):
-        domain = capability.partition(":")[0].casefold()
-        kept = [
-            c
-            for c in receive.tls_domain_capabilities
-            if c.partition(":")[0].strip().casefold() != domain
-        ]
-        step_list.append(vs.receive_step(edge, receive.identity, [*kept, capability], fqdn))
-    if inventory.change.hybrid and not sends:
-        notes.append("no hybrid send connector sends from this Edge: rerun the HCW (F16)")
-    for connector in sends:
-        settings = vs.send_settings(connector, cert, fqdn)
-        if settings:
-            step_list.append(vs.send_step(mailbox, edge, connector.name, settings))
+    else:
+        if not vs.capability_present(
+            receive.tls_domain_capabilities, capability
+        ) or not cert.covers(receive.fqdn):
+            domain = capability.partition(":")[0].casefold()
+            kept = [
+                c
+                for c in receive.tls_domain_capabilities
+                if c.partition(":")[0].strip().casefold() != domain
+            ]
+            step_list.append(vs.receive_step(edge, receive.identity, [*kept, capability], fqdn))
+        if not sends:
+            notes.append("no hybrid send connector sends from this Edge: rerun the HCW (F16)")
+        for connector in sends:
+            settings = vs.send_settings(connector, cert, fqdn)
+            if settings:
+                step_list.append(vs.send_step(mailbox, edge, connector.name, settings))
     if not step_list:
         notes.append("the hybrid connectors are as KB3212872 says: nothing to change")
     plan = Plan(
@@ -236,8 +249,21 @@ def plan_verification(
         plan,
         path,
         mailbox,
-        _last_change(change, edge),
+        since,
     )
+
+
+def verification_is_hybrid(inventory: Inventory, sends: list[Any]) -> bool:
+    """Whether the connectors are checked: hybrid expected, or a hybrid connector exists."""
+    return inventory.change.hybrid or bool(sends)
+
+
+def event_window(since: dt.datetime | None) -> float | None:
+    """Days of events to read: those since the change's last step on this Edge (older ones are
+    what the change fixed), at least a minute; None (the inventory's window) before any step."""
+    if since is None:
+        return None
+    return max((dt.datetime.now(dt.UTC) - since).total_seconds(), 60.0) / 86400
 
 
 def _last_change(change: str, edge: str) -> dt.datetime | None:

@@ -4,7 +4,6 @@ Edge's turn in a rolling change)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -20,7 +19,14 @@ from edgebook.facts import CertificateFact, EdgeFacts, OrgFacts, QueueFact
 from edgebook.findings import Severity
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import verify_mail
-from edgebook.phases.verify import DONE, PHASE, Verification
+from edgebook.phases.verify import (
+    DONE,
+    NOT_HYBRID,
+    PHASE,
+    Verification,
+    event_window,
+    verification_is_hybrid,
+)
 from edgebook.phases.verify_steps import KB3212872, capability_present, hybrid_send_connectors
 from edgebook.rules.usage import is_default_receive
 
@@ -205,20 +211,22 @@ def check(
     test_messages: bool = True,
     watch_timeout: float = DEFAULT_WATCH_S,
     internal_domain: str = "",
+    reread: bool = True,
     shell_factory: ShellFactory | None = None,
 ) -> list[dict[str, str]]:
-    """The verdict table: inspect again (rules, probes, EdgeSync), then the test messages."""
+    """The verdict table: inspect again (rules, probes, EdgeSync; with reread False the plan's
+    own read, when nothing ran since), then the test messages."""
     if watch_timeout <= 0:
         raise ConfigError(f"watch_timeout must be above 0 seconds, not {watch_timeout:g}")
     inventory, edge = verification.inventory, verification.edge
-    event_days = None
-    if verification.since is not None:  # events from before the change are what it fixed
-        elapsed = dt.datetime.now(dt.UTC) - verification.since
-        event_days = max(elapsed.total_seconds(), 60.0) / 86400
-    inspected = inspect_phase.inspect(
-        inventory, edge, event_days=event_days, shell_factory=shell_factory
-    )
-    verification.inspected = inspected
+    if reread:
+        verification.inspected = inspect_phase.inspect(
+            inventory,
+            edge,
+            event_days=event_window(verification.since),
+            shell_factory=shell_factory,
+        )
+    inspected = verification.inspected
     facts = next((e for e in inspected.edges if e.name == edge), None)
     if facts is None:
         return _findings_rows(verification, inspected, None)
@@ -228,11 +236,14 @@ def check(
         _row(
             f"certificate {thumbprint} on {edge} serves SMTP",
             "SMTP",
-            cert.services if cert else None,
+            ", ".join(cert.services or ()) if cert else None,
             bool(cert and cert.services and "SMTP" in cert.services),
         ),
     ]
-    rows += _connector_rows(verification, facts, inspected.org, cert)
+    if verification_is_hybrid(inventory, hybrid_send_connectors(inspected.org, facts)):
+        rows += _connector_rows(verification, facts, inspected.org, cert)
+    else:
+        rows.append(_row("hybrid connectors", "skipped", NOT_HYBRID, True))
     rows += _served_rows(facts, thumbprint)
     if test_messages:
         rows += [

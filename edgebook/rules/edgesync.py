@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgebook.facts import EdgeFacts, OrgFacts
 from edgebook.findings import Finding, Severity
 from edgebook.rules.smtp import probe_failed
@@ -13,6 +15,8 @@ RESUBSCRIBE = (
     "-Site <AD site> -CreateInboundSendConnector $false -CreateInternetSendConnector $false; "
     "then restore the Edge in the send connectors' SourceTransportServers (F10)."
 )
+# EdgeSync's text when a Mailbox server's default certificate changed after the subscription.
+DECRYPT_FAILED = "failed to decrypt the credential"
 # Test-EdgeSynchronization SyncStatus -> severity and what it means.
 _STATUS = {
     "failed": (Severity.ERROR, "synchronisation failed"),
@@ -65,10 +69,14 @@ def _sync_findings(org: OrgFacts, edge: EdgeFacts) -> list[Finding]:
         return findings
     severity, meaning = _STATUS.get(status, (Severity.WARNING, "the status is unknown"))
     detail = f" FailureDetail: {row.failure_detail}." if row.failure_detail else ""
+    failure = row.failure_detail.casefold()
+    if DECRYPT_FAILED in failure:
+        detail = f" FailureDetail: {row.failure_detail.rstrip('.')}."
+        return [*findings, _credential_finding(org, edge, row.to_dict(), detail)]
     hint = (
         " A SubscriptionConnectionError usually means the certificate AD LDS serves on 50636 is "
         "not the one in the subscription (F7; see ldaps-cert-mismatch)."
-        if "subscriptionconnectionerror" in row.failure_detail.casefold()
+        if "subscriptionconnectionerror" in failure
         else ""
     )
     return [
@@ -83,6 +91,50 @@ def _sync_findings(org: OrgFacts, edge: EdgeFacts) -> list[Finding]:
             row.to_dict(),
         ),
     ]
+
+
+def _credential_finding(
+    org: OrgFacts, edge: EdgeFacts, evidence: dict[str, Any], detail: str
+) -> Finding:
+    """F22: a Mailbox server's default certificate changed after the subscription."""
+    subscription = next((s for s in org.subscriptions if edge.is_named(s.name)), None)
+    since = subscription.create_utc if subscription else None
+    changed = []
+    for mailbox in org.mailbox_servers:
+        default = next(
+            (c for c in mailbox.certificates if c.thumbprint == mailbox.internal_thumbprint), None
+        )
+        if default is None or (since and default.not_before and default.not_before <= since):
+            continue
+        older = sorted(
+            (
+                c
+                for c in mailbox.certificates
+                if c is not default and c.not_before and since and c.not_before <= since
+            ),
+            key=lambda c: c.not_before or since,
+        )
+        previous = f" (a candidate: {older[-1].thumbprint}, {older[-1].subject})" if older else ""
+        changed.append(
+            f"{mailbox.name}'s default transport certificate is now {default.thumbprint} "
+            f"({default.subject}), newer than the Edge Subscription{previous}"
+        )
+    cause = "; ".join(changed) or (
+        "a Mailbox server's default transport certificate changed after the Edge Subscription "
+        "was made"
+    )
+    return Finding(
+        "edgesync-failing",
+        Severity.ERROR,
+        f"EdgeSync to {edge.name} fails: the Mailbox servers cannot decrypt the EdgeSync "
+        f"credentials stored for it, because {cause} (F22; typically an ACME tool's "
+        f"Enable-ExchangeCertificate -Force).{detail} Fix: make the previous default certificate "
+        "the default again on that Mailbox server "
+        "(Enable-ExchangeCertificate -Thumbprint <previous> -Services SMTP, answering Yes), or "
+        "keep the new one and subscribe the Edge again: " + RESUBSCRIBE.format(edge=edge.name),
+        edge.name,
+        {**evidence, "mailbox_defaults_changed": changed},
+    )
 
 
 def _ldaps_findings(edge: EdgeFacts) -> list[Finding]:

@@ -39,8 +39,9 @@ class Server:
     root: Path
 
     def open_url(self, notebook: str) -> str:
-        """The address that opens a notebook in JupyterLab."""
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}"
+        """The address that opens a notebook in JupyterLab, alone (the workspace reset: no tab
+        of an earlier test comes back)."""
+        return f"{self.url}/lab/tree/{notebook}?reset&token={self.token}"
 
 
 def _free_port() -> int:

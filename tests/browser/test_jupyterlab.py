@@ -32,20 +32,23 @@ if CHROMIUM is None:
 sync_api = pytest.importorskip("playwright.sync_api")
 
 RUN_TIMEOUT_MS = 240_000
-# every code cell executed ([n] in its prompt), none queued or running ([*]), the kernel idle
-ALL_EXECUTED = """() => {
-  const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook shown, not other open tabs
+_STATE = """() => {
+  const panel = document.querySelector('%s');
+  if (!panel) return false;
+  const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
     .map(p => p.textContent || '');
-  const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
-  return idle !== null && prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p));
+  const idle = (panel.querySelector('.jp-Notebook-ExecutionIndicator')
+    || document.querySelector('.jp-Notebook-ExecutionIndicator'))?.dataset.status === 'idle';
+  return idle && prompts.length > 0 && %s;
 }"""
-STOPPED = """() => {
-  const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-    .map(p => p.textContent || '');
-  const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
-  return idle !== null && prompts.some(p => /\\[\\d+\\]/.test(p))
-    && !prompts.some(p => p.includes('*'));
-}"""
+# every code cell executed ([n] in its prompt), the kernel idle
+ALL_EXECUTED = _STATE % (PANEL, "prompts.every(p => /\\[\\d+\\]/.test(p))")
+# the run stopped (a cell raised, or all ran): some executed, none queued or running
+STOPPED = _STATE % (
+    PANEL,
+    "prompts.some(p => /\\[\\d+\\]/.test(p)) && !prompts.some(p => p.includes('*'))",
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,25 +87,27 @@ def open_notebook(browser, server: Server, name: str):
 
 
 def run_all(page) -> None:
-    """Run > Run All Cells, as a consultant would; returns once the kernel went busy."""
+    """Run > Run All Cells, as a consultant would; returns once a cell was queued or ran."""
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     page.wait_for_function(
-        """() => document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='busy']")
-          || [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-               .some(p => /\\[[\\d*]+\\]/.test(p.textContent || ''))""",
+        """(panel) => [...(document.querySelector(panel)?.querySelectorAll('.jp-InputPrompt')
+               || [])].some(p => /\\[[\\d*]+\\]/.test(p.textContent || ''))""",
+        arg=PANEL,
         timeout=60_000,
     )
 
 
 def outputs(page) -> list[str]:
     """The text of every output area on the page."""
-    return [text.strip() for text in page.locator(".jp-OutputArea-output").all_inner_texts()]
+    found = page.locator(f"{PANEL} .jp-OutputArea-output").all_inner_texts()
+    return [text.strip() for text in found]
 
 
 def errors(page) -> list[str]:
     """The error outputs (tracebacks) on the page, their last line each."""
-    found = page.locator(".jp-OutputArea-output[data-mime-type*='error']").all_inner_texts()
+    found = page.locator(f"{PANEL} .jp-OutputArea-output[data-mime-type*='error']")
+    found = found.all_inner_texts()
     return [text.strip().splitlines()[-1] for text in found if text.strip()]
 
 
@@ -140,7 +145,7 @@ def test_inspect_notebook_runs_in_jupyterlab(browser, server, tmp_path):
     assert any("cert-expiring" in text for text in outputs(page)), diagnose(
         page, tmp_path, "01-inspect"
     )
-    assert page.locator(".jp-RenderedImage img").count() >= 1  # the certificate timeline
+    assert page.locator(f"{PANEL} .jp-RenderedImage img").count() >= 1  # the timeline
     page.close()
 
 
@@ -155,15 +160,15 @@ def test_prepare_notebook_approve_button_applies_the_plan(browser, server, lab_d
     assert shown, diagnose(page, tmp_path, "02-plan")
     sha = shown[0].split("plan sha256: ", 1)[1].split()[0]
     staged_before = {c.thumbprint for c in LabStore(lab_dir).read().server("EX01").certificates}
-    button = page.get_by_role("button", name="Approve and apply")
+    button = page.locator(PANEL).get_by_role("button", name="Approve and apply")
     try:
         button.wait_for(timeout=60_000)
     except sync_api.TimeoutError:
         pytest.fail(f"no Approve button: {diagnose(page, tmp_path, '02-button')}")
     button.click()
-    applied = page.locator(".jp-OutputArea-output", has_text="stage-ex01")
+    applied = page.locator(f"{PANEL} .jp-OutputArea-output", has_text="stage-ex01")
     try:  # the outcome table replaces nothing: it is added under the plan, then says done
-        page.locator(".jp-OutputArea-output table", has_text="done").first.wait_for(
+        page.locator(f"{PANEL} .jp-OutputArea-output table", has_text="done").first.wait_for(
             timeout=RUN_TIMEOUT_MS
         )
     except sync_api.TimeoutError:

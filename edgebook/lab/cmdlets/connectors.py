@@ -349,7 +349,6 @@ CMDLETS = [
                 net_type=SEND_AUTH_MECHANISMS,
             ),
             Param("Force", "switch"),
-            DC,
         ],
     ),
     Cmdlet(
@@ -377,7 +376,6 @@ CMDLETS = [
             Param("DomainSecureEnabled", "bool"),
             Param("SuppressXAnonymousTls", "bool"),
             Param("Enabled", "bool"),
-            DC,
         ],
     ),
 ]

@@ -92,6 +92,15 @@ def queue_object(server: Server, queue: Queue) -> ExObject:
         "IncomingRate": 0.0,
         "OutgoingRate": 0.0,
         "Velocity": 0.0,
+        # the lab queues every message at Normal priority and defers or locks none
+        "MessageCountsPerPriority": [0, queue.message_count, 0, 0],
+        "DeferredMessageCount": 0,
+        "DeferredMessageCountsPerPriority": [0, 0, 0, 0],
+        "LockedMessageCount": 0,
+        "PriorityDescriptions": ["High", "Normal", "Low", "None"],
+        "OutboundIPPool": 0,
+        "OverrideSource": None,
+        "RiskLevel": "Normal",
     }
     return ExObject([T.QUEUE, "System.Object"], props, to_string=props["Identity"])
 

@@ -142,18 +142,21 @@ def build(
             rc.tls_certificate_name = spec.receive.tls_certificate_name
         server.traffic = dict(spec.traffic)
     for sub in scenario.subscriptions:
-        made = subscribe(
+        subscribe(
             org, org.server(sub.edge), at(sub.created_days), sub.create_inbound, sub.create_internet
         )
-        if sub.mailbox_default:  # the Mailbox servers' default has changed since (F22)
-            then = thumbprint(issued[sub.mailbox_default][0])
-            made.mailbox_credentials = {name: then for name in made.mailbox_credentials}
     for spec in scenario.servers:
         server = org.server(spec.name)
         if server.role == "Edge" and spec.services.get(ADAM, RUNNING) != "Stopped":
             mailflow.start_adam(server, now)
         if org.subscription(server.name):
             edgesync.replicate(org, server, now)
+    for sub in scenario.subscriptions:
+        if sub.mailbox_default:  # the Mailbox servers' default has changed since (F22)
+            made = org.subscription(sub.edge)
+            then = thumbprint(issued[sub.mailbox_default][0])
+            if made is not None:
+                made.mailbox_credentials = {name: then for name in made.mailbox_credentials}
     for spec in scenario.servers:
         _start(org, org.server(spec.name), spec.services, now)
         for name, count in spec.queues.items():

@@ -1,0 +1,105 @@
+"""`edgebook demo` end to end: a whole change on both Edges of a fresh lab, then `edgebook
+evidence verify` on its folder, and a scan of every evidence file for the real secrets of the
+run (the lab password, which is also the renewal PFX's passphrase, and the ESRA credentials of
+any subscription file the change made), read from the lab folder after the run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgebook.evidence.manifest import read_manifest
+from edgebook.evidence.verify import scan_secrets
+from edgebook.lab.folder import PASSWORD_ENV, lab_password
+from edgebook.lab.org.store import LabStore
+
+pytestmark = pytest.mark.timeout(900)
+ESRA = re.compile(rb"<ESRAPassword>([^<]+)</ESRAPassword>")
+
+
+def edgebook(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgebook.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
+    )
+
+
+def esra_passwords(lab: Path) -> set[str]:
+    """The ESRA passwords of subscription files still in the lab's simulated file systems."""
+    found: set[str] = set()
+    for server in LabStore(lab).read().servers:
+        for content in server.files.values():  # path -> base64
+            found |= {m.decode() for m in ESRA.findall(base64.b64decode(content or ""))}
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    work = tmp_path_factory.mktemp("demo")
+    outputs, lab = work / "outputs", work / "lab"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(PASSWORD_ENV, raising=False)  # the lab generates its own, in lab/.password
+        patch.setenv("EDGEBOOK_OUTPUTS", str(work / "elsewhere"))  # --outputs must win
+        done = edgebook("demo", "--outputs", str(outputs), "--lab-dir", str(lab))
+    return done, outputs, lab
+
+
+def test_the_demo_changes_both_edges_and_says_what_it_did(demo):
+    done, outputs, _ = demo
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = done.stdout
+    assert "approves its own plans" in text and "in real use a person reviews" in text
+    assert re.search(r"^report: .*report\.html$", text, re.M)
+    assert re.search(r"^elapsed: \d+\.\d s", text, re.M)
+    assert "evidence verify: ok" in text
+    (folder,) = outputs.iterdir()
+    manifests = [read_manifest(p) for p in folder.glob("*/*/*.manifest.json")]
+    runs = {(m["edge"], m["phase"], bool(m["parameters"].get("apply"))) for m in manifests}
+    for edge in ("EDGE01", "EDGE02"):
+        assert (edge, "inspect", False) in runs
+        for phase in ("prepare", "resubscribe", "verify"):
+            assert {(edge, phase, False), (edge, phase, True)} <= runs, (edge, phase)
+    assert all(m["verdict"] == "ok" for m in manifests)
+    verdicts = [
+        m["records"]["verdict"]
+        for m in manifests
+        if m["phase"] == "verify" and m["parameters"].get("apply")
+    ]
+    assert len(verdicts) == 2
+    last = max(
+        (m for m in manifests if m["phase"] == "verify" and m["parameters"].get("apply")),
+        key=lambda m: m["ended"],
+    )
+    assert {row["verdict"] for row in last["records"]["verdict"]} == {"ok"}  # all Edges done
+
+
+def test_evidence_verify_accepts_the_demo_folder(demo):
+    done, outputs, _ = demo
+    assert done.returncode == 0, done.stdout + done.stderr
+    (folder,) = outputs.iterdir()
+    checked = edgebook("evidence", "verify", str(folder), "--json")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    document = json.loads(checked.stdout)
+    assert set(document["heads"]) == {"EDGE01", "EDGE02"}
+
+
+def test_no_secret_of_the_run_is_in_the_evidence(demo):
+    done, outputs, lab = demo
+    assert done.returncode == 0, done.stdout + done.stderr
+    password, reference = lab_password(lab)
+    assert reference.startswith("file:")  # the real, generated value
+    secrets = {"lab password (also the PFX passphrase)": password}
+    secrets |= {f"ESRA password {i}": value for i, value in enumerate(esra_passwords(lab))}
+    (folder,) = outputs.iterdir()
+    assert scan_secrets(folder, secrets) == []
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert len(files) > 40  # notebooks, HTML, manifests, plans, journals, answers, report

@@ -1,0 +1,82 @@
+"""`edgebook rehearse`: the lab starts, JupyterLab serves the copied notebooks with the lab and the
+outputs in its environment (its kernels inherit it), and Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from edgebook.cli import main
+from edgebook.lab import control
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environ_of_child(pid: int, running: bytes) -> dict[str, str]:
+    """The environment of the child process of pid whose command line holds `running`."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if running in Path(f"/proc/{child}/cmdline").read_bytes():
+                raw = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+    raise AssertionError(f"no child of {pid} runs {running!r}")
+
+
+def test_rehearse_serves_the_notebooks_against_the_lab_until_interrupted(tmp_path):
+    port, token = free_port(), "rehearsal-token-0123456789"
+    lab, outputs = tmp_path / "lab", tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgebook.cli", "rehearse", "--dir", str(lab), "--outputs",
+         str(outputs), "--port", str(port), "--no-browser"],
+        env={**os.environ, "JUPYTER_TOKEN": token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches the whole group, as in a terminal
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read().decode()
+            try:
+                answer = requests.get(
+                    f"http://127.0.0.1:{port}/api/contents?token={token}", timeout=2
+                )
+                if answer.ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "JupyterLab did not answer"
+            time.sleep(0.5)
+        names = {item["name"] for item in answer.json()["content"]}
+        assert {"01-inspect.ipynb", "04-verify-hybrid.ipynb"} <= names
+        assert control.running_description(lab) is not None
+        jupyter = environ_of_child(process.pid, b"jupyterlab")
+        assert jupyter["EDGEBOOK_LAB_DIR"] == str(lab.resolve())
+        assert jupyter["EDGEBOOK_OUTPUTS"] == str(outputs.resolve())
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+        output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0, output
+    assert "lab stopped" in output
+    assert control.running_description(lab) is None
+
+
+def test_rehearse_refuses_a_bad_scenario_before_starting_anything(tmp_path, capsys):
+    assert main(["rehearse", "--dir", str(tmp_path / "lab"), "--scenario", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "lab").exists()
