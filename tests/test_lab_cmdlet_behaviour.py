@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from lab_support import Lab, lab_copy
+from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.certs import thumbprint
 from edgebook.lab.cmdlets.binding import AMBIGUOUS_SET, INPUT_NOT_BOUND
+from edgebook.lab.org.store import LabStore
 from edgebook.lab.winrm.protocol import CommandCall
 
 HYBRID = "Outbound to Office 365"
@@ -261,8 +262,10 @@ def test_piped_input_that_binds_to_nothing_is_an_error(lab):
 
 @pytest.fixture
 def retrying(tmp_path: Path) -> Lab:
-    """duplicate-subject: EDGE01's queue to Office 365 retries (F2)."""
-    return Lab(lab_copy("duplicate-subject", tmp_path / "lab"))
+    """duplicate-subject, built afresh (its queues fill with the clock): EDGE01's queue to
+    Office 365 retries (F2)."""
+    LabStore.create(tmp_path / "lab", "duplicate-subject", PASSWORD)
+    return Lab(LabStore(tmp_path / "lab"))
 
 
 def test_get_queue_filters_with_and_contains_include_exclude(retrying):

@@ -16,6 +16,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from edgebook.exchange.wire_types import EDGE_SHAPE, EXCHANGE_SNAPIN, MAILBOX_SHAPE
 from edgebook.lab.backend import LabBackend
 from edgebook.lab.cmdlets.binding import AMBIGUOUS_SET, INPUT_NOT_BOUND
+from edgebook.lab.org.store import LabStore
 from edgebook.lab.winrm.inprocess import connect_in_process
 from edgebook.lab.winrm.wsman import WSManEndpoint
 
@@ -208,7 +209,8 @@ def test_certificate_properties_through_select_object(client):
 
 
 def test_send_connector_properties_and_queue_cmdlets(tmp_path):
-    client = Client(LabBackend(lab_copy("duplicate-subject", tmp_path / "lab")))
+    LabStore.create(tmp_path / "lab", "duplicate-subject", PASSWORD)  # afresh: no backlog yet
+    client = Client(LabBackend(LabStore(tmp_path / "lab")))
     try:
         _, (connector,) = client.run(
             "EDGE01",

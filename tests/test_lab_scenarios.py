@@ -7,7 +7,14 @@ from lab_support import Lab, lab_copy
 
 from edgebook.lab.org.scenarios import ScenarioError, list_scenarios, load_scenario
 
-SHIPPED = ["duplicate-subject", "edge-hub-clash", "expired", "healthy", "seed-incident"]
+SHIPPED = [
+    "duplicate-subject",
+    "edge-hub-clash",
+    "expired",
+    "healthy",
+    "mailbox-default-replaced",
+    "seed-incident",
+]
 
 
 def test_shipped_scenarios_are_listed_with_descriptions():

@@ -126,6 +126,7 @@ class Engine:
         self.clock = clock
         self.sleep = sleep
         self.kept: dict[str, Kept] = {}
+        self.interrupted: set[str] = set()  # started in an earlier run, never ended
 
     def apply(self) -> ApplyResult:
         """Run every step not done yet; stop at the first failure (the journal says where)."""
@@ -134,6 +135,8 @@ class Engine:
         read = self.journal.read()
         undone = {r["done_seq"] for r in read.events("step-rolled-back", "rollback-skipped")}
         done = {r["step"] for r in read.events(events.DONE, plan=sha) if r["seq"] not in undone}
+        started = {r["step"] for r in read.events(events.STARTED, plan=sha)}
+        self.interrupted = started - {r["step"] for r in read.events(events.DONE, plan=sha)}
         self.journal.append("apply-started", plan_sha256=sha, resumed=sorted(done))
         for step in self.plan.steps:
             try:
@@ -181,6 +184,9 @@ class Engine:
         first = self._read(shell, reads, f"step {step.id}: reading its conditions")
         if not (step.keeps or step.once) and self._holds(step, first[: len(step.post)]):
             return self._skip(step, "its postcondition already holds")
+        interrupted = step.once and step.id in self.interrupted
+        if interrupted and self._holds(step, first[: len(step.post)]):
+            return self._skip(step, "an interrupted run did it: its postcondition holds")
         if step.id in done and not (step.keeps or step.once):
             raise StepFailed(
                 f"the journal says it was done, but its postcondition no longer holds "
