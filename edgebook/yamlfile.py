@@ -90,7 +90,9 @@ class _Bounds:
 class _Refused(Exception):
     def __init__(self, problem: str, node: yaml.Node | yaml.Event) -> None:
         super().__init__(problem)
-        self.problem, self.mark = problem, node.start_mark
+        mark = node.start_mark
+        self.problem = problem
+        self.where = f" (line {mark.line + 1})" if mark else ""
 
 
 def _check_depth(text: str) -> None:
@@ -117,7 +119,7 @@ def parse_yaml(text: str, source: str | Path, error: type[EdgebookError]) -> Any
         _Bounds().size(node)
         return loader.construct_document(node)
     except _Refused as exc:
-        raise error(f"{source}: refused YAML (line {exc.mark.line + 1}): {exc.problem}") from None
+        raise error(f"{source}: refused YAML{exc.where}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -194,9 +196,11 @@ class Section:
 
     def error(self, path: str, found: Any, expected: str) -> EdgebookError:
         """An error naming file, key path, what was found and what was expected."""
-        return self.error_type(
-            f"{self.file}: {path or '(top level)'}: found {describe(found)}, expected {expected}"
-        )
+        return self.error_type(self.problem(path, found, expected))
+
+    def problem(self, path: str, found: Any, expected: str) -> str:
+        """The text of error(): file, key path, what was found and what was expected."""
+        return f"{self.file}: {path or '(top level)'}: found {describe(found)}, expected {expected}"
 
     def key(self, key: str) -> str:
         """The key path of a key of this section."""

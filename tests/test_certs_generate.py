@@ -8,7 +8,7 @@ import pytest
 from certfactory import DIGICERT_G2, SEED_SUBJECT, make_ca, make_leaf, name
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -178,6 +178,14 @@ def test_build_pfx_refuses_a_foreign_key(pki):
     root, _, leaf = pki
     with pytest.raises(CertificateError, match="does not belong"):
         build_pfx(root.key, leaf.cert, [], "pw")
+
+
+def test_build_pfx_refuses_a_key_type_pkcs12_cannot_hold(pki):
+    _, ica, _ = pki
+    key = x25519.X25519PrivateKey.generate()
+    leaf = make_leaf(ica, name((NameOID.COMMON_NAME, "edge1.contoso.com")), key=key)
+    with pytest.raises(CertificateError, match="private key is X25519, which a PFX cannot hold"):
+        build_pfx(key, leaf.cert, [ica.cert], "pw")
 
 
 def test_build_pfx_refuses_unrelated_chain_certificates(pki):

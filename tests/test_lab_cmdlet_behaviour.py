@@ -234,6 +234,19 @@ def test_piped_certificate_renews_it_as_a_request(lab):
     assert csr.public_key().key_size == old["PublicKeySize"]
 
 
+def test_piped_certificate_binds_by_thumbprint_within_its_parameter_set(lab):
+    thumb = hybrid_thumbprint(lab)
+    result = lab.pipeline(
+        "EDGE01",
+        [
+            CommandCall("Get-ExchangeCertificate", {"Thumbprint": thumb}),
+            CommandCall("Get-ExchangeCertificate"),
+        ],
+    )
+    assert result.terminating is None and not result.errors  # not the deprecated -Instance
+    assert [c["Thumbprint"] for c in result.output] == [thumb]
+
+
 def test_piped_input_that_binds_to_nothing_is_an_error(lab):
     thumb = hybrid_thumbprint(lab)
     result = lab.pipeline(

@@ -8,9 +8,9 @@ import pytest
 from resubscribe_support import CHANGE, InProcessLab
 
 from edgebook.change.approval import NotApproved
-from edgebook.change.engine import round_trips
 from edgebook.change.journal import Journal
 from edgebook.change.lock import EdgeLock, LockHeld
+from edgebook.change.reads import round_trips
 from edgebook.config import load_inventory
 from edgebook.evidence import layout
 from edgebook.phases import inspect as inspect_phase

@@ -242,7 +242,9 @@ def _san_findings(
 def _key_findings(cert: x509.Certificate, server: str | None) -> list[Finding]:
     kind, size = key_type(cert)
     findings = []
-    weak = (kind == "RSA" and size < MIN_RSA_BITS) or (kind == "EC" and size < MIN_EC_BITS)
+    weak = size is not None and (
+        (kind == "RSA" and size < MIN_RSA_BITS) or (kind == "EC" and size < MIN_EC_BITS)
+    )
     if weak or kind == "DSA":
         findings.append(
             _finding(
@@ -297,27 +299,30 @@ def _chain_findings(
     if result.trusted:
         return []
     store = "the supplied roots" if roots is not None else "the system trust store"
+    path = [subject_name(c) for c in result.path]
+    missing_issuer = windows_name(result.missing_issuer) if result.missing_issuer else None
+    bad_signature = [subject_name(c) for c in result.bad_signature]
     evidence = {
-        "path": [subject_name(c) for c in result.path],
-        "missing_issuer": windows_name(result.missing_issuer) if result.missing_issuer else None,
-        "bad_signature": [subject_name(c) for c in result.bad_signature],
+        "path": path,
+        "missing_issuer": missing_issuer,
+        "bad_signature": bad_signature,
         "trust_anchors": store,
     }
-    if result.bad_signature:
+    if bad_signature:
         message = (
-            f"A certificate named {evidence['bad_signature'][0]} is at hand but did not sign "
-            f"{evidence['path'][-1]} (signature check failed): it is a different or renewed CA "
+            f"A certificate named {bad_signature[0]} is at hand but did not sign "
+            f"{path[-1]} (signature check failed): it is a different or renewed CA "
             "certificate. Get the intermediate that really issued this certificate."
         )
         return [_finding("chain-incomplete", Severity.ERROR, message, server, **evidence)]
     if result.missing_issuer is not None:
         message = (
-            f"No path to {store}: the issuer {evidence['missing_issuer']} is missing. Add the "
+            f"No path to {store}: the issuer {missing_issuer} is missing. Add the "
             "intermediate certificate(s) from your CA to the chain (and to the Edge's store)."
         )
     else:
         message = (
-            f"The chain ends at {evidence['path'][-1]}, which is not in {store}: "
+            f"The chain ends at {path[-1]}, which is not in {store}: "
             "use a certificate from a CA that your partners trust, or supply the right root."
         )
     return [_finding("chain-incomplete", Severity.WARNING, message, server, **evidence)]

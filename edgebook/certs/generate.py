@@ -7,7 +7,7 @@ from pathlib import Path
 import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -19,9 +19,17 @@ from edgebook.fileio import write_new
 
 KEY_TYPES = ("rsa2048", "rsa3072", "rsa4096", "p256", "p384")
 _CURVES = {"p256": ec.SECP256R1, "p384": ec.SECP384R1}
+GeneratedKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+_PFX_KEYS = (
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    dsa.DSAPrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+)
 
 
-def new_private_key(key_type: str = "rsa2048") -> PrivateKeyTypes:
+def new_private_key(key_type: str = "rsa2048") -> GeneratedKey:
     """A fresh private key of one of KEY_TYPES."""
     if key_type not in KEY_TYPES:
         raise CertificateError(f"unknown key type {key_type!r}: use one of {', '.join(KEY_TYPES)}")
@@ -55,7 +63,7 @@ def dns_name(name: str) -> str:
 
 def generate_csr(
     subject: str, dns_names: list[str], key_type: str = "rsa2048"
-) -> tuple[x509.CertificateSigningRequest, PrivateKeyTypes]:
+) -> tuple[x509.CertificateSigningRequest, GeneratedKey]:
     """A SHA-256 CSR for subject ('CN=..., O=..., C=DE') with the DNS names as SAN, and its key."""
     if not dns_names:
         raise CertificateError("no DNS name given: list every FQDN the Edge answers to (--dns)")
@@ -125,6 +133,11 @@ def build_pfx(
         raise CertificateError(
             f"the private key does not belong to the certificate {subject_name(cert)}: "
             "use the key generated with this certificate's request"
+        )
+    if not isinstance(key, _PFX_KEYS):
+        raise CertificateError(
+            f"the private key is {type(key).__name__.removesuffix('PrivateKey')}, which a PFX "
+            "cannot hold: request the certificate with an RSA or ECDSA key"
         )
     ordered = _ordered_chain(cert, chain)
     builder = serialization.PrivateFormat.PKCS12.encryption_builder()

@@ -63,22 +63,6 @@ class ApplyResult:
         return [vars(o) for o in self.outcomes]
 
 
-def round_trips(plan: Plan, skipped: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
-    """The pipelines applying the plan takes per server when every wait holds at its first
-    read (the lock's are apart); a skipped step costs its first read only."""
-    counts: dict[str, int] = {}
-    for step in plan.steps:
-        reads = [c.read for c in step.post] + [c.read for c in step.pre]
-        reads += [step.before] if step.before else []
-        trips = reads_module.pipelines(reads)
-        if step.id not in skipped:
-            post = reads_module.groups([c.read for c in step.post])
-            together = len(post) == 1 and all(reads_module.tag(c) for c in post[0])
-            trips += 1 + (0 if together or not post else len(post))
-        counts[step.server] = counts.get(step.server, 0) + trips
-    return counts
-
-
 def _run(shell: Any, calls: list[Any], questions: tuple[ExpectedQuestion, ...]) -> Any:
     """One pipeline; expected questions passed only when the step has any."""
     extra = {"questions": questions} if questions else {}
@@ -135,8 +119,7 @@ class Engine:
         read = self.journal.read()
         undone = {r["done_seq"] for r in read.events("step-rolled-back", "rollback-skipped")}
         done = {r["step"] for r in read.events(events.DONE, plan=sha) if r["seq"] not in undone}
-        started = {r["step"] for r in read.events(events.STARTED, plan=sha)}
-        self.interrupted = started - {r["step"] for r in read.events(events.DONE, plan=sha)}
+        self.interrupted = _interrupted(read.records, sha)
         self.journal.append("apply-started", plan_sha256=sha, resumed=sorted(done))
         for step in self.plan.steps:
             try:
@@ -146,7 +129,9 @@ class Engine:
                     f"the connection to {step.server} was lost ({exc}); whether the step ran is "
                     "unknown: run again with the same approval (each step reads the state first)"
                 )
-                self.journal.append(events.FAILED, plan_sha256=sha, step=step.id, error=lost)
+                self.journal.append(
+                    events.FAILED, plan_sha256=sha, step=step.id, error=lost, unknown=True
+                )
                 result.outcomes.append(StepOutcome(step.id, step.server, "failed", lost))
                 result.error = f"step {step.id} on {step.server} failed: {lost}"
                 self.journal.append("apply-stopped", plan_sha256=sha, step=step.id)
@@ -433,6 +418,23 @@ def rollback(journal: Journal, shell_for: ShellFor, plans: set[str] | None = Non
     result.completed = True
     journal.append("rollback-completed")
     return result
+
+
+def _interrupted(records: list[dict[str, Any]], sha: str) -> set[str]:
+    """Steps of this plan whose outcome is unknown: started, then the process died or the
+    connection dropped (counted from the last rollback on: it reset them)."""
+    since = max((i for i, r in enumerate(records) if r["event"].startswith("rollback")), default=-1)
+    found: set[str] = set()
+    for record in records[since + 1 :]:
+        if record.get("plan_sha256") != sha or "step" not in record:
+            continue
+        if record["event"] == events.STARTED or (
+            record["event"] == events.FAILED and record.get("unknown")
+        ):
+            found.add(record["step"])
+        elif record["event"] in (events.DONE, events.FAILED):
+            found.discard(record["step"])
+    return found
 
 
 def _completed_or_interrupted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from edgebook.change.plan import Plan
 from edgebook.change.step import Call
 from edgebook.change.values import canonical
 from edgebook.exchange import wire_types as types
@@ -96,3 +97,19 @@ def run_then_read(
     own = [r for r in result.records if (getattr(r, "type_names", None) or [None])[0] not in tags]
     outputs = split(list(result.records), batch[0])
     return result, own, [outputs[canonical(c.to_dict())] for c in reads]
+
+
+def round_trips(plan: Plan, skipped: set[str] | frozenset[str] = frozenset()) -> dict[str, int]:
+    """The pipelines applying the plan takes per server when every wait holds at its first
+    read (the lock's are apart); a skipped step costs its first read only."""
+    counts: dict[str, int] = {}
+    for step in plan.steps:
+        reads = [c.read for c in step.post] + [c.read for c in step.pre]
+        reads += [step.before] if step.before else []
+        trips = pipelines(reads)
+        if step.id not in skipped:
+            post = groups([c.read for c in step.post])
+            together = len(post) == 1 and all(tag(c) for c in post[0])
+            trips += 1 + (0 if together or not post else len(post))
+        counts[step.server] = counts.get(step.server, 0) + trips
+    return counts

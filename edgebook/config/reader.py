@@ -69,7 +69,7 @@ class Section(yamlfile.Section):
         parts = re.split(r"[.\[]", path)
         if found is not MISSING and any(is_secret_name(part) for part in parts):
             found = _NotShown()
-        return super().error(path, found, expected)  # type: ignore[return-value]
+        return ConfigError(self.problem(path, found, expected))
 
     def host(self, key: str, default: Any = MISSING) -> str:
         """A DNS name or an IP address; an IPv6 literal loses its brackets ([::1] -> ::1)."""
@@ -89,7 +89,7 @@ class Section(yamlfile.Section):
             return None
         if not isinstance(value, str) or not value.strip():
             raise self.error(self.key(key), value, "a file path")
-        return resolve_path(self.file, value.strip())
+        return resolve_path(Path(self.file), value.strip())
 
     def reference(self, key: str) -> str:
         """A required secret reference (refuse_literal_secrets checked its syntax)."""
@@ -106,7 +106,7 @@ class Section(yamlfile.Section):
         if not isinstance(value, str) or not looks_like_reference(value):
             raise self.error(self.key(key), value, f"a secret reference: {REFERENCE_HELP}")
         if value.startswith("file:"):
-            return "file:" + str(resolve_path(self.file, value[len("file:") :]))
+            return "file:" + str(resolve_path(Path(self.file), value[len("file:") :]))
         return value
 
 

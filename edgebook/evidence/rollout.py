@@ -284,7 +284,8 @@ def _run_step(
         run_id=rollout.run_id,
         timeout_s=timeout_s,
     )
-    written = written_since(edge_folder, before, exclude={run.notebook, run.html})
+    outputs = {path for path in (run.notebook, run.html) if path is not None}
+    written = written_since(edge_folder, before, exclude=outputs)
     manifest = build_manifest(
         run,
         change=rollout.change,

@@ -73,7 +73,7 @@ def checked_thumbprint(text: str) -> str:
 
 def is_certificate_record(record: Any) -> bool:
     """Whether a shell record is a certificate (plain or projected Get-ExchangeCertificate)."""
-    names = getattr(record, "type_names", ()) or ()
+    names: Sequence[str] = getattr(record, "type_names", ()) or ()
     return bool(names) and names[0] in CERTIFICATE_TYPES
 
 

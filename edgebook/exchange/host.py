@@ -168,7 +168,8 @@ def _error_record(text: str) -> ET.Element:
 
 
 def _obj(type_names: list[str], text: str, ref_id: int, name: str | None = None) -> ET.Element:
-    element = ET.Element("Obj", RefId=str(ref_id), **({"N": name} if name else {}))
+    attributes = {"RefId": str(ref_id)} | ({"N": name} if name else {})
+    element = ET.Element("Obj", attributes)
     names = ET.SubElement(element, "TN", RefId=str(ref_id))
     for type_name in type_names:
         ET.SubElement(names, "T").text = type_name

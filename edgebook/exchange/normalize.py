@@ -143,6 +143,8 @@ def split_flags(text: str | None) -> list[str]:
 def normalize(value: Any) -> Any:
     """Convert one value returned by pypsrp (an output object) to plain Python."""
     if isinstance(value, ComplexObject):
+        if value._xml is None:  # built here, not received: nothing for psrpcore to parse
+            return _from_pypsrp(value)
         try:
             parsed = psrpcore_deserialize(ET.fromstring(value._xml), _CIPHER)
         except (ET.ParseError, KeyError, ValueError, TypeError, AttributeError):
@@ -222,7 +224,8 @@ def _record(value: PSObject) -> Any:
 
 def _from_pypsrp(value: ComplexObject) -> Any:
     """Best effort from pypsrp's own parse, for fragments psrpcore cannot re-parse."""
-    type_names = tuple(name.removeprefix(DESERIALIZED) for name in (value.types or []))
+    types = value.types if isinstance(value, GenericComplexObject) else []
+    type_names = tuple(name.removeprefix(DESERIALIZED) for name in types)
     to_string = getattr(value, "to_string", None)
     if _is_enum(list(type_names)):
         return to_string
@@ -279,9 +282,9 @@ def command_error(record: ErrorRecord, server: str, *, terminating: bool) -> Com
         category = ErrorCategory(int(record.category)).name
     except (TypeError, ValueError):
         category = "NotSpecified"
-    target = record.target_name or (
-        str(record.target_object) if record.target_object is not None else None
-    )
+    # pypsrp's ErrorRecord gets target_object only when deserialized (its __init__ lacks it)
+    target_object = getattr(record, "target_object", None)
+    target = record.target_name or (str(target_object) if target_object is not None else None)
     return CommandError(
         server=server,
         cmdlet=record.invocation_name or record.activity or None,

@@ -116,7 +116,7 @@ class ExchangeShell:
         lab: bool = False,
         wsman: WSMan | None = None,
         operation_timeout: int = 20,
-        connection_timeout: int = 15,
+        connection_timeout: float = 15,
         call_timeout: float = 300.0,
     ) -> None:
         if role not in (MAILBOX, EDGE):
@@ -313,7 +313,11 @@ class ExchangeShell:
                 self._deadline = time.monotonic() + self.call_timeout
         wsman = self._wsman
         if not isinstance(wsman.transport, CountingTransport):
-            wsman.transport = CountingTransport(wsman.transport, self._stats, self._remaining)
+            # pypsrp types WSMan.transport as its HTTP class; WSMan only calls send() and close()
+            # on it, which the wrapper delegates
+            wsman.transport = CountingTransport(  # type: ignore[assignment]
+                wsman.transport, self._stats, self._remaining
+            )
         pool = HostedRunspacePool(
             wsman,
             host=self._host,
@@ -367,10 +371,12 @@ class ExchangeShell:
             auth=self.winrm.auth,
             username=username,
             password=password,
-            cert_validation=self.winrm.cert_validation,
+            # pypsrp annotates bool, but also takes a CA bundle path (it goes to requests' verify)
+            cert_validation=self.winrm.cert_validation,  # type: ignore[arg-type]
             encryption="never" if http and self.winrm.auth == "basic" else "auto",
             operation_timeout=self.operation_timeout,
-            connection_timeout=self.connection_timeout,
+            # pypsrp annotates int; the value goes to requests' timeout, which takes float seconds
+            connection_timeout=self.connection_timeout,  # type: ignore[arg-type]
             read_timeout=self.operation_timeout + READ_MARGIN_S,
             no_proxy=self.winrm.is_loopback,
             certificate_pem=_str(self.winrm.certificate_pem),

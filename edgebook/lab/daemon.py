@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -121,7 +121,7 @@ class LabProcess:
         }
 
     def _listen(self, edge: str, fqdn: str) -> tuple[str, str]:
-        def source(kind: str) -> tuple[CertSource, RunningSource]:
+        def source(kind: Literal["smtp", "ldaps"]) -> tuple[CertSource, RunningSource]:
             def state() -> ListenerState:
                 with self.store.view() as org:
                     return listener_state(org, edge, kind, self.store.now(), self._materials)

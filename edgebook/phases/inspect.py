@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebook.config import EdgeServer, Inventory, files, resolve_inventory
+from edgebook.config import EdgeServer, Inventory, Server, files, resolve_inventory
 from edgebook.errors import ConfigError
 from edgebook.exchange import connect
 from edgebook.exchange import wire_types as types
@@ -259,7 +259,7 @@ def inspect(
     if edge is not None:
         edge = inventory.edge(edge).name  # a clear error for an unknown name
     roots = _trust_anchors(inventory)  # a bad file stops here, before any connection
-    servers = (inventory.organisation.mailbox_servers[0], *inventory.edges)
+    servers: tuple[Server, ...] = (inventory.organisation.mailbox_servers[0], *inventory.edges)
     shell_factory = shell_factory or connect.shell_factory(resolve_credentials(servers), timeout)
     now = dt.datetime.now(dt.UTC)
     since = now - dt.timedelta(days=event_days or inventory.change.event_days)

@@ -124,8 +124,8 @@ def _csr(
         )
     cert, chain = load_issued(Path(certificate), None, "csr")
     try:
-        key = certs.load_private_key(key_path, secret)
-        pfx = certs.build_pfx(key, cert, chain, secret, friendly_name=f"{edge} {change}")
+        stored_key = certs.load_private_key(key_path, secret)
+        pfx = certs.build_pfx(stored_key, cert, chain, secret, friendly_name=f"{edge} {change}")
     except CertificateError as exc:
         raise PrepareRefused(str(exc)) from None
     pfx_path = folder / f"{edge}-{certs.thumbprint(cert)[:12]}.pfx"
@@ -165,6 +165,11 @@ def _edge_request(
     }
 
 
+def _services(services: Any) -> list[str] | None:
+    """Services as a sorted list; None stays None (Exchange did not say: unknown, not empty)."""
+    return None if services is None else sorted(services)
+
+
 def _facts(prepared_edge: Any, org: Any, staging: str, candidate: Candidate | None) -> dict:
     """What the plan was computed from (stable facts only: no clocks, queues or probes)."""
     staged = next((m for m in org.mailbox_servers if m.name == staging), None)
@@ -173,7 +178,7 @@ def _facts(prepared_edge: Any, org: Any, staging: str, candidate: Candidate | No
             "name": prepared_edge.name,
             "default_thumbprint": prepared_edge.default_thumbprint,
             "certificates": sorted(
-                [c.thumbprint, c.subject, c.issuer, list(c.services), c.status or ""]
+                [c.thumbprint, c.subject, c.issuer, _services(c.services), c.status or ""]
                 for c in prepared_edge.certificates
             ),
             "receive_connectors": sorted(

@@ -34,7 +34,7 @@ class Candidate:
 
     cert: x509.Certificate
     chain: list[x509.Certificate]
-    file: FileBytes | None  # the PFX (pfx, csr) or the bare certificate (edge-request)
+    file: FileBytes  # the PFX (pfx, csr) or the bare certificate (edge-request)
     password: Secret | None
     route: str
     has_key: bool

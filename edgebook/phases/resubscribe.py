@@ -22,10 +22,11 @@ from typing import Any
 
 from edgebook import certs
 from edgebook.change.approval import approve, save_plan
-from edgebook.change.engine import ApplyResult, Engine, Progress, rollback, round_trips
+from edgebook.change.engine import ApplyResult, Engine, Progress, rollback
 from edgebook.change.journal import Journal
 from edgebook.change.lock import EdgeLock
 from edgebook.change.plan import Plan
+from edgebook.change.reads import round_trips
 from edgebook.change.session import ShellPool
 from edgebook.change.values import snapshot
 from edgebook.config import Inventory, resolve_inventory

@@ -119,7 +119,9 @@ _THUMBPRINT = re.compile(r"thumbprint:\s*([0-9A-Fa-f]{40})")
 def _removed(edge: EdgeFacts, message: str) -> bool:
     """Whether an expiry event names a certificate the Edge no longer holds."""
     found = _THUMBPRINT.search(message or "")
-    return bool(found and edge.certificates) and edge.certificate(found.group(1)) is None
+    if found is None or not edge.certificates:
+        return False
+    return edge.certificate(found.group(1)) is None
 
 
 def _event_findings(org: OrgFacts, edge: EdgeFacts) -> list[Finding]:

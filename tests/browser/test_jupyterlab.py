@@ -93,10 +93,10 @@ def run_all(page, folder: Path) -> None:
     started = """(panel) => [...(document.querySelector(panel)?.querySelectorAll('.jp-InputPrompt')
         || [])].some(p => /\\[[\\d*]+\\]/.test(p.textContent || ''))"""
     for _ in range(3):
-        page.locator(f"{PANEL} .jp-Cell").first.click()
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         try:
+            page.locator(f"{PANEL} .jp-Cell").first.click(timeout=30_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=30_000)
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click(timeout=30_000)
             page.wait_for_function(started, arg=PANEL, timeout=20_000)
             return
         except sync_api.TimeoutError:
@@ -128,8 +128,10 @@ def diagnose(page, folder: Path, what: str) -> str:
     except Exception as exc:  # the page itself is gone: say so
         return f"{what}: the page could not be read ({exc})"
     findings = [line for line in outputs(page) if "error" in line.lower()][:5]
+    dialogs = [text.strip()[:300] for text in page.locator(".jp-Dialog").all_inner_texts()]
     return (
-        f"{what}: errors {seen or 'none'}; outputs mentioning errors: {findings}; "
+        f"{what}: errors {seen or 'none'}; dialogs {dialogs or 'none'}; outputs mentioning "
+        f"errors: {findings}; "
         f"screenshot {shot}, outputs {folder / (what + '-outputs.txt')}"
     )
 

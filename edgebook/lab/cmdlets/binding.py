@@ -173,6 +173,9 @@ def bind_input(ctx: Context, params: dict[str, Any], item: Any) -> dict[str, Any
     ]
     bound = dict(params)
     for param in piped:
+        sets = candidate_sets(ctx.cmdlet, bound)  # what is bound so far narrows the sets
+        if param.sets and sets is not None and not set(param.sets) & sets:
+            continue
         value = _pipeline_value(item, param, first=param is piped[0])
         if value is not None:
             bound[param.name] = convert(ctx.cmdlet, param, value)

@@ -316,7 +316,7 @@ def _convert(tp: Any, data: Any) -> Any:
         return data
     if tp is dt.datetime:
         return dt.datetime.fromisoformat(data)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         kwargs = {
             f.name: _convert(hints[f.name], data[f.name])

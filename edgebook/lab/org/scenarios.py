@@ -82,15 +82,15 @@ def build(
         return now + dt.timedelta(days=days)
 
     pairs: dict[str, pki.KeyPair] = {}
-    for spec in scenario.cas:
+    for ca in scenario.cas:
         pair = pki.make_ca(
-            pki.parse_name(spec.subject),
-            at(spec.valid.from_days),
-            at(spec.valid.to_days),
-            pairs[spec.parent] if spec.parent else None,
+            pki.parse_name(ca.subject),
+            at(ca.valid.from_days),
+            at(ca.valid.to_days),
+            pairs[ca.parent] if ca.parent else None,
         )
-        pairs[spec.id] = pair
-        org.cas.append(LabCA(spec.id, pki.der_b64(pair[0]), pki.seal(secret, pair[1]), spec.parent))
+        pairs[ca.id] = pair
+        org.cas.append(LabCA(ca.id, pki.der_b64(pair[0]), pki.seal(secret, pair[1]), ca.parent))
     for spec in scenario.servers:
         org.servers.append(_server(spec.name, spec.role, spec.fqdn, at(spec.installed_days)))
     lab_files: dict[str, bytes] = {}
@@ -161,15 +161,15 @@ def build(
         _start(org, org.server(spec.name), spec.services, now)
         for name, count in spec.queues.items():
             server = org.server(spec.name)
-            connector = next(
+            replicated = next(
                 (c for c in mailflow.replicated_connectors(server) if c.name == name), None
             )
-            if connector is None:
+            if replicated is None:
                 raise ScenarioError(
                     f"{scenario.source}: servers.{spec.name}.queues: expected names of send "
                     f"connectors replicated to {spec.name}, found {name!r}"
                 )
-            mailflow.new_queue(server, name, connector).message_count = count
+            mailflow.new_queue(server, name, replicated).message_count = count
     mailflow.evaluate(org, now)
     return org, lab_files
 

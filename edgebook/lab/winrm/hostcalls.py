@@ -90,7 +90,7 @@ class PipelineHost:
         if answer.error is not None:
             raise HostError(_refusal(answer.error))
         try:
-            return int(answer.result)  # type: ignore[arg-type]
+            return int(answer.result)
         except (TypeError, ValueError):
             raise HostError(_refusal(None)) from None
 

@@ -242,7 +242,7 @@ class ShellRunspace:
     def signal(self, command_id: str, code: str) -> None:
         """Handle a WSMan Signal: Terminate closes the pipeline, ctrl_c stops it."""
         with self._changed:
-            pipeline_id = self._known(command_id)
+            pipeline_id = self._pipeline(command_id)
             pipe = self._pool.pipeline_table.get(pipeline_id)
             if pipe is not None and pipe.state in (
                 PSInvocationState.Running,
@@ -268,8 +268,9 @@ class ShellRunspace:
             self._changed.notify_all()
 
     def _known(self, command_id: str | None) -> uuid.UUID | None:
-        if command_id is None:
-            return None
+        return None if command_id is None else self._pipeline(command_id)
+
+    def _pipeline(self, command_id: str) -> uuid.UUID:
         try:
             pipeline_id = uuid.UUID(command_id)
         except ValueError:
