@@ -423,7 +423,7 @@ def rollback(journal: Journal, shell_for: ShellFor, plans: set[str] | None = Non
 def _interrupted(records: list[dict[str, Any]], sha: str) -> set[str]:
     """Steps of this plan whose outcome is unknown: started, then the process died or the
     connection dropped (counted from the last rollback on: it reset them)."""
-    since = max((i for i, r in enumerate(records) if r["event"].startswith("rollback")), default=-1)
+    since = max((i for i, r in enumerate(records) if r["event"] == "rollback-started"), default=-1)
     found: set[str] = set()
     for record in records[since + 1 :]:
         if record.get("plan_sha256") != sha or "step" not in record:
