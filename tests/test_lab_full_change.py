@@ -1,6 +1,7 @@
 """The whole certificate change of docs/domain.md §9 in the seed-incident lab, one Edge at a time,
-driven through LabBackend the way the "prepare certificate" and "resubscribe" phases will drive
-it over pypsrp (backend called directly, no sockets)."""
+driven by the change engine with phase 03's steps over pypsrp in process (no sockets), the lab's
+behaviour checked between them; the tests of traps the engine avoids (F7, F10, the seed
+incident) call the lab's backend directly, to show what goes wrong without the engine's order."""
 
 from __future__ import annotations
 
@@ -9,14 +10,26 @@ from typing import Any, Literal
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12
 from lab_support import PASSWORD, Lab, lab_copy
+from resubscribe_support import CHANGE, InProcessLab
 
 from edgebook.certs import thumbprint
+from edgebook.change import steps
+from edgebook.change.engine import ApplyResult, Engine
+from edgebook.change.journal import Journal
+from edgebook.change.plan import Plan
+from edgebook.change.session import ShellPool
+from edgebook.change.step import Step
+from edgebook.change.values import FileBytes, Secret
 from edgebook.exchange.secure import SecureText
+from edgebook.lab.folder import lab_password
 from edgebook.lab.org import certstore, mailflow
 from edgebook.lab.org.edgesync import LDAP_UNAVAILABLE
 from edgebook.lab.org.model import ADAM, TRANSPORT
 from edgebook.lab.org.store import clock
+from edgebook.phases import resubscribe
+from edgebook.phases import resubscribe_steps as rs
 
 SITE = "Default-First-Site-Name"
 HYBRID = "Outbound to Office 365"
@@ -26,6 +39,7 @@ EDGES = ("EDGE01", "EDGE02")
 SUBSCRIPTION_FILE = r"C:\temp\EdgeSubscriptionInfo.xml"
 CLOUD_RECIPIENT = "user@contoso.mail.onmicrosoft.com"
 INTERNAL_RECIPIENT = "someone@contoso.com"
+WAIT_S = 60.0  # real seconds a waiting step may take; each poll lets a lab minute pass
 ERR_TLS_NAME = (
     "454 4.7.5 The certificate specified in TlsCertificateName of the SendConnector could not "
     "be found."
@@ -85,15 +99,6 @@ def events_since(lab: Lab, edge: str, index: int, event_id: int) -> list[str]:
     ]
 
 
-def drain(lab: Lab, edge: str) -> None:
-    """Watch Get-Queue until every queue is empty, letting lab time pass in between."""
-    for _ in range(10):
-        if all(q["MessageCount"] == 0 for q in lab.ok(edge, "Get-Queue")):
-            return
-        lab.store.advance(1)
-    raise AssertionError(f"{edge} did not drain: {lab.ok(edge, 'Get-Queue')}")
-
-
 def send_mail(lab: Lab, edge: str, *recipients: str) -> None:
     """Mail arriving at the Edge's SMTP listener."""
     mailflow.accept_mail(lab.store, edge, "sender@example.org", list(recipients), b"Subject: t\r\n")
@@ -113,12 +118,54 @@ def sources(lab: Lab) -> dict[str, list[str]]:
     }
 
 
-def prepare_certificate(lab: Lab, edge: str) -> dict[str, Any]:
-    """Drain, import and enable the renewal (answering No), restart AD LDS; the old certificate
-    stays while the hybrid connector names it (F21). Returns the new and the old certificate."""
+class EngineChange:
+    """The change engine driving the lab in process (pypsrp, no sockets): the steps of phase 03
+    (edgebook.phases.resubscribe_steps, edgebook.change.steps) applied a few at a time so that
+    the lab's behaviour can be checked between them; `lab` reads and sends mail directly."""
+
+    def __init__(self, inproc: InProcessLab, journal: Path) -> None:
+        self.inproc = inproc
+        self.lab = Lab(inproc.store)
+        self.journal = Journal(journal)
+        self.password = Secret(lab_password(inproc.directory)[1], "the renewal PFX password")
+
+    def pfx(self, edge: str) -> tuple[FileBytes, str]:
+        """The scenario's renewal PFX for an Edge, pinned, and its certificate's thumbprint."""
+        path = self.inproc.store.dir / "renewal" / f"{edge}.pfx"
+        _, cert, _ = pkcs12.load_key_and_certificates(
+            path.read_bytes(), self.inproc.password.encode()
+        )
+        assert cert is not None
+        return FileBytes.of(path), thumbprint(cert)
+
+    def apply(self, edge: str, *steps: Step) -> ApplyResult:
+        """Apply these steps as one approved plan; lab time passes while a step waits."""
+        plan = Plan(CHANGE, edge, "full-change", {}, steps)
+        servers = [edge, "EX01"]
+        with ShellPool(self.inproc.inventory, servers, self.inproc.factory) as shells:
+            engine = Engine(
+                plan,
+                shells,
+                self.journal,
+                probe=self.inproc.probe,
+                check_kept=resubscribe.subscription_age_check,
+                sleep=lambda _s: self.lab.store.advance(1),
+            )
+            result = engine.apply()
+        assert result.completed, result.error
+        return result
+
+
+def answered(result: ApplyResult) -> list[tuple[str, str]]:
+    return [(a.message, a.answer) for a in result.answers]
+
+
+def change_edge(change: EngineChange, edge: str) -> dict[str, Any]:
+    """docs/domain.md §9 for one Edge through the engine's steps; returns the new certificate."""
+    lab = change.lab
     send_mail(lab, edge, CLOUD_RECIPIENT, INTERNAL_RECIPIENT)
-    lab.ok(edge, "Suspend-Service", TRANSPORT)
-    drain(lab, edge)
+    change.apply(edge, rs.drain(edge, WAIT_S, 0))
+    assert all(q["MessageCount"] == 0 for q in lab.ok(edge, "Get-Queue"))
     with pytest.raises(mailflow.MailRefused):
         send_mail(lab, edge, CLOUD_RECIPIENT)
     default = default_thumbprint(lab, edge)
@@ -127,94 +174,96 @@ def prepare_certificate(lab: Lab, edge: str) -> dict[str, Any]:
         for c in lab.ok(edge, "Get-ExchangeCertificate", DomainName=["hybrid.contoso.com"])
         if not c["IsSelfSigned"]
     ]
-    new = import_renewal(lab, edge, edge)
+    pfx, thumb = change.pfx(edge)
+    change.apply(
+        edge,
+        rs.stop_transport(edge, allow_queued=False),
+        rs.import_on_edge(edge, thumb, pfx, change.password, "renewal", exportable=False),
+    )
+    (new,) = lab.ok(edge, "Get-ExchangeCertificate", thumb)
     assert new["Services"].text == "None"
     assert new["Subject"] == old["Subject"] and new["Issuer"] != old["Issuer"]
-    enabled = lab.run(
-        edge, "Enable-ExchangeCertificate", new["Thumbprint"], Services=["SMTP"], answers=["No"]
-    )
-    assert enabled.terminating is None and not enabled.errors
-    assert lab.questions[-1][1].startswith("Overwrite the existing default SMTP certificate?")
+    enabled = change.apply(edge, rs.enable_smtp(edge, thumb, default, replace_default=False))
+    ((question, answer),) = answered(enabled)
+    assert question.startswith("Overwrite the existing default SMTP certificate?")
+    assert answer == "No"
     assert default_thumbprint(lab, edge) == default  # answered No: EdgeSync untouched (F12)
+    # the trap the engine's order avoids (remove_old comes after the connectors moved): the old
+    # certificate cannot go while the hybrid connector names it (F21); a direct lab call
     refused = lab.fails(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
-    assert f"tagged with following Send Connectors : {HYBRID}." in refused  # F21
-    lab.ok(edge, "Restart-Service", ADAM, Force=True)
-    assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Stopped"
-    lab.ok(edge, "Start-Service", TRANSPORT)
-    lab.ok(edge, "Suspend-Service", TRANSPORT)  # still drained until the change is complete
-    return new, old
-
-
-def resubscribe(lab: Lab, edge: str) -> None:
-    """New subscription file on the Edge, imported on EX01 without new connectors; restore the
-    connectors' source servers if the import changed them (F10)."""
-    lab.ok(edge, "New-EdgeSubscription", FileName=SUBSCRIPTION_FILE, answers=["Yes"])
-    (data,) = lab.ok(edge, "Get-Content", Path=SUBSCRIPTION_FILE, Encoding="Byte", ReadCount=0)
-    lab.ok(edge, "Remove-Item", SUBSCRIPTION_FILE)
-    assert lab.run(edge, "Get-Content", SUBSCRIPTION_FILE).errors  # no credentials left behind
+    assert f"tagged with following Send Connectors : {HYBRID}." in refused
     before = sources(lab)
-    lab.ok(
-        "EX01",
-        "New-EdgeSubscription",
-        FileData=data,
-        Site=SITE,
-        CreateInboundSendConnector=False,
-        CreateInternetSendConnector=False,
+    subscribed = change.apply(
+        edge,
+        rs.restart_adam(edge, default),
+        rs.subscription_file(edge, CHANGE),
+        rs.subscribe("EX01", edge, SITE, default),
+        *[
+            steps.restore_source_servers("EX01", name, [edge])
+            for name, servers in sorted(before.items())
+            if edge in servers
+        ],
     )
-    after = sources(lab)
-    for name, servers in before.items():
-        missing = [s for s in servers if s not in after.get(name, [])]
-        if missing:
-            lab.ok("EX01", "Set-SendConnector", name, SourceTransportServers={"Add": missing})
-    assert sources(lab) == before
-
-
-def change_edge(lab: Lab, edge: str) -> dict[str, Any]:
-    """docs/domain.md §9 for one Edge; returns the new certificate."""
-    new, old = prepare_certificate(lab, edge)
-    resubscribe(lab, edge)
-    if not lab.run("EX01", "Get-ExchangeCertificate", new["Thumbprint"]).output:
-        import_renewal(lab, "EX01", edge)  # F9: Set-SendConnector needs it on EX01
-    lab.ok("EX01", "Set-SendConnector", HYBRID, TlsCertificateName=tls_name(new))
-    results = lab.ok("EX01", "Start-EdgeSynchronization", TargetServer=edge, ForceFullSync=True)
-    assert {r["Result"].text for r in results} == {"Success"}
+    status = {o.step: o.status for o in subscribed.outcomes}
+    # the default stayed (No): AD LDS already presents it on 50636, no restart needed (F7)
+    assert status[f"restart-adam-{edge.lower()}"] == "skipped"
+    assert status[f"subscribe-{edge.lower()}"] == "done"
+    ((question, answer),) = answered(subscribed)  # the subscription renewed on purpose
+    assert rs.SUBSCRIBE_QUESTION in question and answer == "Yes"
+    assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Stopped"
+    path = rs.SUBSCRIPTION_PATH.format(change=CHANGE)
+    assert lab.run(edge, "Get-Content", path).errors  # no credentials left behind
+    assert sources(lab) == before  # F10: the import without new connectors kept them
+    tls = tls_name(new)
+    moved = change.apply(
+        edge,
+        steps.stage_certificate("EX01", thumb, pfx, change.password, "renewal"),  # F9
+        rs.tls_name("EX01", HYBRID, tls, edge, new["Subject"], new["Issuer"]),
+        rs.synchronise("EX01", edge, WAIT_S, 0),
+        rs.replicated(edge, HYBRID, tls, WAIT_S, 0),
+        rs.receive_tls_name(edge, receive_identity(edge), tls),
+        rs.remove_old(edge, old["Thumbprint"], old["Subject"]),  # F2, after F21's connectors
+    )
+    assert [o.step for o in moved.outcomes if o.status == "done"][-1].startswith("remove-old")
     assert sync_status(lab, edge) == ("Normal", "")
     (replicated,) = lab.ok(edge, "Get-SendConnector", HYBRID)
-    assert replicated["TlsCertificateName"].to_string == tls_name(new)
-    lab.ok(edge, "Set-ReceiveConnector", receive_identity(edge), TlsCertificateName=tls_name(new))
+    assert replicated["TlsCertificateName"].to_string == tls
     (rc,) = lab.ok(edge, "Get-ReceiveConnector", receive_identity(edge))
+    assert rc["TlsCertificateName"].to_string == tls
     assert list(map(str, rc["TlsDomainCapabilities"].items)) == [
         "mail.protection.outlook.com:AcceptCloudServicesMail"
     ]
     assert mailflow.listener_state(
         lab.store.read(), edge, "smtp", lab.store.now()
-    ) == mailflow.ListenerState(False, None)  # paused: no new connections
-    # no connector names the old certificate any more (F21): it goes before the restart (F2)
-    lab.ok(edge, "Remove-ExchangeCertificate", old["Thumbprint"], Confirm=False)
+    ) == mailflow.ListenerState(False, None)  # stopped: no new connections
     thumbs = {c["Thumbprint"] for c in lab.ok(edge, "Get-ExchangeCertificate")}
-    assert thumbs == {default_thumbprint(lab, edge), new["Thumbprint"]}
-    lab.ok(edge, "Restart-Service", TRANSPORT)
+    assert thumbs == {default_thumbprint(lab, edge), thumb}
     mark = last_event_index(lab, edge)
-    assert served(lab, edge, "smtp") == new["Thumbprint"]
+    change.apply(
+        edge,
+        rs.start_transport(edge),
+        rs.resume(edge, thumb, default, WAIT_S, 0),  # probes 25 and 50636
+    )
+    assert served(lab, edge, "smtp") == thumb
     default = default_thumbprint(lab, edge)
     assert served(lab, edge, "ldaps") == default == subscribed_thumbprint(lab, edge)
     send_mail(lab, edge, CLOUD_RECIPIENT, INTERNAL_RECIPIENT)
     assert lab.queue(edge, HYBRID)["MessageCount"] == 0
     assert lab.queue(edge, INBOUND)["MessageCount"] == 0
-    lab.ok(edge, "Resume-Service", TRANSPORT)
     assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Running"
     assert events_since(lab, edge, mark, 12014) == []
     return new
 
 
 def test_full_change_one_edge_at_a_time(tmp_path):
-    lab = make(tmp_path)
+    change = EngineChange(InProcessLab(tmp_path / "lab"), tmp_path / "journal.jsonl")
+    lab = change.lab
     started = {edge: last_event_index(lab, edge) for edge in EDGES}
-    new = change_edge(lab, "EDGE01")
+    new = change_edge(change, "EDGE01")
     # EDGE02 keeps delivering with its old certificate meanwhile (binding kept until restart)
     send_mail(lab, "EDGE02", CLOUD_RECIPIENT)
     assert lab.queue("EDGE02", HYBRID)["MessageCount"] == 0
-    assert change_edge(lab, "EDGE02")["Thumbprint"] == new["Thumbprint"]
+    assert change_edge(change, "EDGE02")["Thumbprint"] == new["Thumbprint"]
     marks = {edge: last_event_index(lab, edge) for edge in EDGES}
     lab.store.advance(10)  # traffic keeps flowing (2 + 3 messages a minute per Edge)
     for edge in EDGES:
@@ -233,6 +282,7 @@ def test_full_change_one_edge_at_a_time(tmp_path):
 
 
 def test_incident_certificate_changed_but_tls_certificate_name_left_on_the_old_issuer(tmp_path):
+    # direct lab calls: the incident is what the engine's order (and F21's refusal) prevents
     lab = make(tmp_path)
     new = {}
     for edge in EDGES:
@@ -293,6 +343,7 @@ def test_incident_certificate_changed_but_tls_certificate_name_left_on_the_old_i
 
 
 def test_f7_ad_lds_keeps_its_certificate_until_adam_restarts(tmp_path):
+    # direct lab calls: the trap restart_adam (and its LDAPS probe) avoids in the engine
     lab = make(tmp_path)
     edge = "EDGE01"
     old_default = default_thumbprint(lab, edge)
@@ -316,6 +367,8 @@ def test_f7_ad_lds_keeps_its_certificate_until_adam_restarts(tmp_path):
     assert served(lab, edge, "ldaps") == old_default
     lab.ok(edge, "Restart-Service", ADAM, Force=True)
     assert served(lab, edge, "ldaps") == new["Thumbprint"]
+    # transport depends on AD LDS: restarting it stopped transport too
+    assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Stopped"
     lab.ok(edge, "Start-Service", TRANSPORT)
     assert sync_status(lab, edge) == ("Normal", "")
     send_mail(lab, edge, INTERNAL_RECIPIENT)
@@ -323,6 +376,8 @@ def test_f7_ad_lds_keeps_its_certificate_until_adam_restarts(tmp_path):
 
 
 def test_f10_remove_edge_subscription_and_restore_source_servers(tmp_path):
+    # direct lab calls: Remove-EdgeSubscription drops the Edge from the connectors' sources, the
+    # trap restore_source_servers repairs after a resubscription
     lab = make(tmp_path)
     before = sources(lab)
     assert before == {HYBRID: ["EDGE01", "EDGE02"], INBOUND: list(EDGES), INTERNET: list(EDGES)}
