@@ -4,7 +4,8 @@ injected faults), a connection dropped after the step's pipeline ran, and the pr
 before the step. Each stops at that step naming it, the journal shows where, rollback restores
 the send connectors' snapshot (or, past the old certificate's removal, refuses and says to
 finish forward), and a rerun with the same approval ends healthy with no Edge out of a send
-connector and no message left queued.
+connector and no message left queued. After the rollback and after the rerun no message is lost
+on either Edge (the lab's ledger: accepted == delivered + queued).
 
 Regenerate the document: python tests/test_fault_matrix.py > docs/fault-matrix.md
 """
@@ -22,6 +23,7 @@ from edgebook.change.journal import Journal
 from edgebook.evidence import layout
 from edgebook.exchange.errors import ExchangeConnectionError
 from edgebook.lab.cmdlets.faults import clear_faults, set_fault
+from edgebook.lab.org.model import mail_ledger
 from edgebook.lab.org.store import LabStore
 from edgebook.phases import resubscribe
 from edgebook.phases.resubscribe import Options
@@ -123,7 +125,15 @@ def snapshot(journal: Journal) -> dict[str, tuple[list[str], str]]:
     }
 
 
+def no_mail_lost(lab: InProcessLab) -> None:
+    org = LabStore(lab.directory).read()
+    for edge in org.edges:
+        ledger = mail_ledger(org, edge.name)
+        assert ledger.balanced, f"{edge.name} lost mail: {ledger}"
+
+
 def healthy(lab: InProcessLab) -> None:
+    no_mail_lost(lab)
     org = LabStore(lab.directory).read()
     edge = org.server(EDGE)
     assert edge.services["MSExchangeTransport"] == "Running"
@@ -178,6 +188,7 @@ def test_fault(tmp_path, monkeypatch, step, cmdlet, reversible, fault):
         assert org.server(EDGE).services["MSExchangeTransport"] == "Running"
     else:
         assert not undone.completed and "finish the change forward" in undone.error
+    no_mail_lost(lab)
     again = resubscribe.apply(planned, sha, shell_factory=lab.factory, probe=lab.probe)
     assert again.completed, again.error
     healthy(lab)
@@ -197,7 +208,8 @@ def document() -> str:
         "In every case the run stops at the step (its message names the step and says what to "
         "do; the journal ends there), and a rerun with the same approval resumes and ends "
         "healthy: transport and AD LDS running, no message queued, EDGE01 still a source of "
-        "every send connector.",
+        "every send connector. After the rollback and after the rerun no message is lost on "
+        "either Edge (the lab's ledger: accepted = delivered + queued).",
         "",
         "| step | cmdlet | fault | stops at | rollback | rerun |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -17,6 +17,8 @@ from edgebook.lab.org.store import LabStore
 from edgebook.phases import prepare, verify, verify_checks
 from edgebook.phases.verify import VerifyRefused
 
+pytestmark = pytest.mark.timeout(600)  # two lab starts and phase 02 per test
+
 CHANGE = "CHG-0404"
 
 

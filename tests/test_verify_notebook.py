@@ -16,6 +16,8 @@ from edgebook.lab import control
 from edgebook.lab.folder import lab_password
 
 NOTEBOOK = NOTEBOOKS / "04-verify-hybrid.ipynb"
+pytestmark = pytest.mark.timeout(600)  # two lab starts, phase 02, three notebook runs
+
 CHANGE = "CHG-NB04"
 
 

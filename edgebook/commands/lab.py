@@ -76,7 +76,14 @@ def _status(args: argparse.Namespace) -> int:
     for server in document["servers"]:
         url = server["wsman"]["url"] if server["wsman"] else "-"
         requests = document["requests"].get(server["name"], 0)
-        print(f"{server['name']:<8} {server['role']:<7} {url}  requests {requests}")
+        mail = server["mail"]
+        ledger = (
+            f"  mail accepted {mail['accepted']} delivered {mail['delivered']} "
+            f"queued {mail['queued']}"
+            if mail
+            else ""
+        )
+        print(f"{server['name']:<8} {server['role']:<7} {url}  requests {requests}{ledger}")
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from edgebook import yamlfile
 from edgebook.errors import EdgebookError
 from edgebook.lab import channel, folder, operations
+from edgebook.lab.org.model import mail_ledger
 from edgebook.lab.org.scenarios import load_scenario, password_hash
 from edgebook.lab.org.store import LabStore
 
@@ -206,7 +207,8 @@ def change(directory: Path, op: str, **args: Any) -> dict[str, Any]:
 
 
 def status(directory: Path) -> dict[str, Any]:
-    """The status document of `edgebook lab status --json`."""
+    """The status document of `edgebook lab status --json` (an Edge's mail ledger as of the
+    last request that touched it)."""
     store = require_state(directory)
     org = store.read()
     description = running_description(store.dir.resolve()) or {}
@@ -227,6 +229,7 @@ def status(directory: Path) -> dict[str, Any]:
                 },
                 "smtp": entry.get("smtp"),
                 "ldaps": entry.get("ldaps"),
+                "mail": mail_ledger(org, server.name)._asdict() if server.role == "Edge" else None,
             }
         )
     counters = store.counters()

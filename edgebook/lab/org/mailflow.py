@@ -9,7 +9,9 @@ Rules of the lab, documented in docs/lab-scenarios.md:
 - an outbound mutual-TLS connector fails when its bound certificate is gone (F3, 454 4.7.5),
   shares its subject with another certificate (F2), or was selected by FQDN without SMTP (F15);
 - Edge-to-Mailbox delivery needs the Edge default certificate in the store (F14) and equal to
-  the certificate captured by the subscription (F12).
+  the certificate captured by the subscription (F12);
+- every message an Edge takes in counts as accepted, every message a queue hands to its next
+  hop as delivered: nothing else adds or removes messages, so accepted == delivered + queued.
 """
 
 from __future__ import annotations
@@ -294,6 +296,7 @@ def evaluate_queue(
         return
     error = queue_error(org, server, queue, now) if queue.message_count else None
     if error is None:
+        server.mail_delivered += queue.message_count
         queue.message_count = 0
         queue.status = "Ready"
         queue.last_error = None
@@ -318,13 +321,14 @@ def _generate_traffic(org: Org, server: Server, now: dt.datetime) -> None:
     for connector, rate in server.traffic.items():
         count = int(minutes * rate)
         if count > 0:
-            _enqueue(server, connector, count)
+            enqueue(server, connector, count)
             added = True
     if added:
         server.traffic_at = now
 
 
-def _enqueue(server: Server, connector_name: str, count: int) -> Queue:
+def enqueue(server: Server, connector_name: str, count: int) -> Queue:
+    """Accept count messages into the queue of a send connector (made if none yet)."""
     queue = next((q for q in server.queues if q.connector == connector_name), None)
     if queue is None:
         connector = next(
@@ -332,6 +336,7 @@ def _enqueue(server: Server, connector_name: str, count: int) -> Queue:
         )
         queue = new_queue(server, connector_name, connector)
     queue.message_count += count
+    server.mail_accepted += count
     return queue
 
 
@@ -408,8 +413,9 @@ def submit_mail(
                 server.queues.append(queue)
             queue.message_count += count
             queue.last_error = ERR_UNREACHABLE
+            server.mail_accepted += count
         else:
-            queue = _enqueue(server, connector, count)
+            queue = enqueue(server, connector, count)
         touched.append(queue)
     for queue in touched:
         if queue.kind == "connector":

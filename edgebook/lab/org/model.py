@@ -11,7 +11,7 @@ import datetime as dt
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from edgebook.errors import EdgebookError
 
@@ -163,6 +163,8 @@ class Server:
     traffic: dict[str, float] = field(default_factory=dict)  # connector name -> msgs/min
     traffic_at: dt.datetime | None = None
     installed: dt.datetime | None = None
+    mail_accepted: int = 0  # messages the Edge took in (listener, lab send, traffic, seed)
+    mail_delivered: int = 0  # messages that left its queues to their next hop
 
     @property
     def admin_username(self) -> str:
@@ -275,6 +277,26 @@ class Org:
         """The org send connector with this name (case-insensitive)."""
         wanted = name.casefold()
         return next((c for c in self.send_connectors if c.name.casefold() == wanted), None)
+
+
+class MailLedger(NamedTuple):
+    """An Edge's mail counts: no message is lost while accepted == delivered + queued."""
+
+    accepted: int
+    delivered: int
+    queued: int
+
+    @property
+    def balanced(self) -> bool:
+        """Whether every accepted message was delivered or is still queued."""
+        return self.accepted == self.delivered + self.queued
+
+
+def mail_ledger(org: Org, edge: str) -> MailLedger:
+    """The mail ledger of a server as of its last evaluation (queued: all its queues)."""
+    server = org.server(edge)
+    queued = sum(q.message_count for q in server.queues)
+    return MailLedger(server.mail_accepted, server.mail_delivered, queued)
 
 
 def to_json(value: Any) -> Any:

@@ -169,7 +169,7 @@ def build(
                     f"{scenario.source}: servers.{spec.name}.queues: expected names of send "
                     f"connectors replicated to {spec.name}, found {name!r}"
                 )
-            mailflow.new_queue(server, name, replicated).message_count = count
+            mailflow.enqueue(server, name, count)  # accepted before the lab's start
     mailflow.evaluate(org, now)
     return org, lab_files
 
