@@ -22,6 +22,7 @@ test: | $(BIN)/python
 	@touch $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 format: $(VENV)/.installed

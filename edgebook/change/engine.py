@@ -443,8 +443,12 @@ def _completed_or_interrupted(records: list[dict[str, Any]]) -> list[dict[str, A
     ended = {(r["plan_sha256"], r["step"]) for r in records if r["event"] == events.DONE}
     out = [r for r in records if r["event"] == events.DONE]
     last = records[-1] if records else None
-    interrupted = last is not None and last["event"] == events.STARTED and "post" in last
-    if interrupted and (last["plan_sha256"], last["step"]) not in ended:
+    if (
+        last is not None
+        and last["event"] == events.STARTED
+        and "post" in last
+        and (last["plan_sha256"], last["step"]) not in ended
+    ):
         out.append(last)
     return sorted(out, key=lambda r: r["seq"])
 

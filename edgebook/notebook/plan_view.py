@@ -24,6 +24,19 @@ def outcome_table(result: ApplyResult) -> pd.DataFrame:
     return pd.DataFrame(result.rows(), columns=["step", "server", "status", "message"])
 
 
+def record_outcome(result: ApplyResult) -> None:
+    """Record what an apply did (its outcome and Exchange's questions answered) for the runner,
+    and show the outcome table."""
+    from IPython.display import display
+
+    from edgebook.evidence.records import record
+
+    outcome = {"completed": result.completed, "error": result.error, "steps": result.rows()}
+    record("outcome", outcome)
+    record("answers", [a.to_dict() for a in result.answers])
+    display(outcome_table(result))
+
+
 def approval_widget(plan: Plan, apply: Callable[[str], ApplyResult]) -> Any:
     """The plan with an Approve button; a click calls apply(plan.sha256) once."""
     import ipywidgets as widgets

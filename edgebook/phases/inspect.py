@@ -245,7 +245,7 @@ def inspect(
     edge: str | None = None,
     *,
     warning_days: int | None = None,
-    event_days: int | None = None,
+    event_days: float | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     shell_factory: ShellFactory | None = None,
 ) -> InspectResult:
@@ -361,7 +361,7 @@ def run(
     edge: str | None = None,
     *,
     warning_days: int | None = None,
-    event_days: int | None = None,
+    event_days: float | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> InspectResult:
     """The notebook's entry point: resolve the inventory, default to its first Edge, inspect."""

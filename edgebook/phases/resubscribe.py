@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -432,7 +433,6 @@ def apply(
             take_over=take_over_lock,
         ):
             _snapshot(planned, shells, journal, chosen.plan.sha256)
-            extra = {"clock": clock} if clock else {}
             engine = Engine(
                 chosen.plan,
                 shells,
@@ -440,7 +440,7 @@ def apply(
                 probe=probe or probe_edge(planned.inventory),
                 progress=progress,
                 check_kept=subscription_age_check,
-                **extra,
+                clock=clock or time.monotonic,
             )
             result = engine.apply()
     _keep_answers(planned, result)

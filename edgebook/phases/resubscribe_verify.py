@@ -29,6 +29,7 @@ def probe_edge(inventory: Inventory, timeout: float = PROBE_TIMEOUT_S) -> Prober
 
     def presented(edge: str, kind: str) -> str | None:
         server = inventory.edge(edge)
+        found: probes.SmtpProbe | probes.LdapsProbe
         if kind == "smtp":
             found = probes.smtp_certificate(
                 server.smtp.host, server.smtp.port, timeout, server_name=server.fqdn

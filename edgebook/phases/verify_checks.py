@@ -139,7 +139,7 @@ def _edgesync_row(org: OrgFacts, facts: EdgeFacts) -> dict[str, str]:
         "EdgeSync (Test-EdgeSynchronization)",
         "Normal",
         seen,
-        bool(status) and status.sync_status == "Normal",
+        status is not None and status.sync_status == "Normal",
     )
 
 

@@ -112,7 +112,7 @@ def _credential_finding(
                 for c in mailbox.certificates
                 if c is not default and c.not_before and since and c.not_before <= since
             ),
-            key=lambda c: c.not_before or since,
+            key=lambda c: c.not_before.timestamp() if c.not_before else 0.0,
         )
         previous = f" (a candidate: {older[-1].thumbprint}, {older[-1].subject})" if older else ""
         changed.append(

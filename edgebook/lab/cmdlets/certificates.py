@@ -174,7 +174,8 @@ def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     if cert is None:
         raise ctx.fail("Cannot import certificate. The file holds no certificate.")
     thumb = thumbprint(cert)
-    if server.certificate(thumb) is not None and not server.certificate(thumb).pending_request:
+    existing = server.certificate(thumb)
+    if existing is not None and not existing.pending_request:
         raise ctx.fail(
             f"Cannot import certificate. A certificate with the thumbprint {thumb} already exists.",
             exception="System.ArgumentException",
@@ -245,9 +246,9 @@ def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
                 "Use -Password."
             )
         chain = [pki.load(d) for d in server.ca_store]
-        data = pki.pfx(
-            cert, certstore.key_of(ctx.org, entry), chain, params["Password"], entry.friendly_name
-        )
+        key = certstore.key_of(ctx.org, entry)
+        assert key is not None  # entry.key_sealed is set on this branch
+        data = pki.pfx(cert, key, chain, params["Password"], entry.friendly_name)
     if not params.get("BinaryEncoded"):
         data = base64.b64encode(data)
     return [ExObject([T.BINARY_FILE_DATA, "System.Object"], {"FileData": data})]
