@@ -9,12 +9,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from clixml_shapes import CLIENT_NOTES
 from pypsrp.serializer import Serializer
 
 from edgebook.exchange.certificates import ExchangeView, parse_certificate
 from edgebook.exchange.normalize import PSRecord, normalize, tolerate_references
 from edgebook.facts import CertificateFact, ReceiveConnectorFact, SendConnectorFact
+from tests.support.clixml import CLIENT_NOTES
 
 CAPTURES = Path(__file__).parent / "fixtures" / "clixml" / "css-exchange"
 NS = "{http://schemas.microsoft.com/powershell/2004/04}"

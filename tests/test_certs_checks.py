@@ -5,17 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from certfactory import (
-    CLIENT_AUTH,
-    DIGICERT_G2,
-    NOW,
-    SEED_SUBJECT,
-    SERVER_AUTH,
-    make_ca,
-    make_key,
-    make_leaf,
-    name,
-)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -35,6 +24,17 @@ from edgebook.certs import (
 from edgebook.certs.chain import build_chain
 from edgebook.certs.load import CertificateBundle
 from edgebook.findings import Severity
+from tests.support.certs import (
+    CLIENT_AUTH,
+    DIGICERT_G2,
+    NOW,
+    SEED_SUBJECT,
+    SERVER_AUTH,
+    make_ca,
+    make_key,
+    make_leaf,
+    name,
+)
 
 FQDN = "hybrid.msxfaq.de"
 

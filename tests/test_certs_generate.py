@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 
 import pytest
-from certfactory import DIGICERT_G2, SEED_SUBJECT, make_ca, make_leaf, name
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
@@ -22,6 +21,7 @@ from edgebook.certs import (
     write_pfx,
     write_private_key,
 )
+from tests.support.certs import DIGICERT_G2, SEED_SUBJECT, make_ca, make_leaf, name
 
 SUBJECT = "CN=hybrid.msxfaq.de, OU=IT, O=msxfaq, L=hoevelhof, S=North Rhine-Westphalia, C=DE"
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from certfactory import (
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from edgebook.certs import CertificateError, load_certificates, load_private_key
+from edgebook.certs.load import load_certificate_list, order_chain
+from edgebook.errors import EdgebookError
+from tests.support.certs import (
     DIGICERT_G2,
     SEED_SUBJECT,
     key_pem,
@@ -16,12 +22,6 @@ from certfactory import (
     write_pem,
     write_pfx,
 )
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
-
-from edgebook.certs import CertificateError, load_certificates, load_private_key
-from edgebook.certs.load import load_certificate_list, order_chain
-from edgebook.errors import EdgebookError
 
 
 @pytest.fixture(scope="module")

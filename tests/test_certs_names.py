@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from certfactory import DIGICERT_G2, LETS_ENCRYPT_R11, SEED_SUBJECT, make_ca, make_leaf, name
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
@@ -20,6 +19,14 @@ from edgebook.certs import (
     windows_name,
 )
 from edgebook.certs.names import TLS_NAME_MAX, issuer_name, subject_name
+from tests.support.certs import (
+    DIGICERT_G2,
+    LETS_ENCRYPT_R11,
+    SEED_SUBJECT,
+    make_ca,
+    make_leaf,
+    name,
+)
 
 # --- a tiny DER writer, to build names cryptography refuses to build ----------------------
 

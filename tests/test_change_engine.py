@@ -7,7 +7,6 @@ import datetime as dt
 import json
 
 import pytest
-from change_support import LOCK_FILE, FakeShell, World, shells
 
 from edgebook.change import steps
 from edgebook.change.approval import NotApproved, approve, load_plan, save_plan
@@ -18,6 +17,7 @@ from edgebook.change.plan import Plan
 from edgebook.change.step import Call, Check, Step
 from edgebook.change.values import FileBytes, Secret
 from edgebook.errors import ConfigError
+from tests.support.change import LOCK_FILE, FakeShell, World, shells
 
 HYBRID = "Outbound to Office 365"
 OLD_NAME = "<I>CN=Old CA<S>CN=hybrid.contoso.com"

@@ -7,7 +7,13 @@ import json
 import stat
 
 import pytest
-from certfactory import (
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+import edgebook.cli as cli
+import edgebook.commands.cert as cert_command
+from tests.support.certs import (
     CLIENT_AUTH,
     DIGICERT_G2,
     SEED_SUBJECT,
@@ -17,12 +23,6 @@ from certfactory import (
     write_pem,
     write_pfx,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
-
-import edgebook.cli as cli
-import edgebook.commands.cert as cert_command
 
 FQDN = "hybrid.msxfaq.de"
 TLS_NAME = (

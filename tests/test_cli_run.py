@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import papermill
@@ -21,7 +20,6 @@ from edgebook.evidence.layout import PHASES
 from edgebook.evidence.manifest import read_manifest
 from edgebook.evidence.rollout import RUNNER_PARAMETERS, schedule
 from edgebook.evidence.runner import NOTEBOOKS
-from edgebook.lab import control
 
 SHIPPED = [phase for phase in PHASES if (NOTEBOOKS / f"{PHASES[phase]}.ipynb").is_file()]
 TYPES = {
@@ -59,11 +57,8 @@ def test_each_notebook_declares_what_the_runner_passes(phase):
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("cli-run") / "lab"
-    control.start(directory, "seed-incident")
-    yield directory
-    control.stop(directory)
+def lab(start_module_lab) -> Path:
+    return start_module_lab("seed-incident")
 
 
 @pytest.fixture(scope="module")

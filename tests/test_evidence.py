@@ -10,7 +10,6 @@ from html import escape
 from pathlib import Path
 
 import pytest
-from evidence_support import fixture_notebooks, inventory
 
 from edgebook.change.journal import Journal
 from edgebook.errors import ConfigError, EdgebookError
@@ -20,6 +19,7 @@ from edgebook.evidence.manifest import read_manifest, sha256_file
 from edgebook.evidence.report import write_report
 from edgebook.evidence.rollout import Step, run_change
 from edgebook.evidence.verify import scan_secrets, verify_change
+from tests.support.evidence import fixture_notebooks, inventory
 
 CHANGE = "CHG-2026-0042"
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from lab_support import Lab, lab_copy
-from orgbuilder import cert_record, pki, thumb
 
 from edgebook.exchange.certificates import (
     PROJECTED,
@@ -14,6 +12,8 @@ from edgebook.exchange.certificates import (
     read_certificates,
 )
 from edgebook.lab.winrm.protocol import CommandCall
+from tests.support.lab import Lab, lab_copy
+from tests.support.orgs import cert_record, pki, thumb
 
 
 def test_the_command_projects_exchange_view_on_the_server():

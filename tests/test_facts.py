@@ -7,7 +7,6 @@ import datetime as dt
 import json
 
 import pytest
-from orgbuilder import EDGES, MAILBOX, PUBLIC_FQDN, cert_record, clean_world, pki, thumb, tls_name
 
 from edgebook.facts import (
     CertificateFact,
@@ -22,6 +21,16 @@ from edgebook.facts import (
     SubscriptionFact,
     facts_to_dict,
     same_server,
+)
+from tests.support.orgs import (
+    EDGES,
+    MAILBOX,
+    PUBLIC_FQDN,
+    cert_record,
+    clean_world,
+    pki,
+    thumb,
+    tls_name,
 )
 
 

@@ -9,8 +9,6 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
-from certfactory import NOW
-from orgbuilder import cert_record, clean_world, ldaps_probe, of, pki, public_leaf
 
 from edgebook.config import load_inventory
 from edgebook.errors import EdgebookError
@@ -20,6 +18,8 @@ from edgebook.lab.org.scenarios import list_scenarios
 from edgebook.phases.inspect import InspectResult, inspect, judge_saved
 from edgebook.probes import LdapsProbe, SmtpProbe
 from edgebook.rules import evaluate
+from tests.support.certs import NOW
+from tests.support.orgs import cert_record, clean_world, ldaps_probe, of, pki, public_leaf
 
 # Not facts: how the reading went. They are recorded beside the facts, not found in them.
 READ_FAILURES = {"read-failed", "server-unreachable"}

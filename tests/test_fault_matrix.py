@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from resubscribe_support import CHANGE, InProcessLab
 
 from edgebook.change.journal import Journal
 from edgebook.evidence import layout
@@ -27,6 +26,7 @@ from edgebook.lab.org.model import mail_ledger
 from edgebook.lab.org.store import LabStore
 from edgebook.phases import resubscribe
 from edgebook.phases.resubscribe import Options
+from tests.support.resubscribe import CHANGE, InProcessLab
 
 EDGE = "EDGE01"
 FAST = Options(drain_timeout=20, sync_timeout=20, poll_every=0.2)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.certs import thumbprint
 from edgebook.lab.cmdlets.binding import AMBIGUOUS_SET, INPUT_NOT_BOUND
 from edgebook.lab.org.store import LabStore
 from edgebook.lab.winrm.protocol import CommandCall
+from tests.support.lab import PASSWORD, Lab, lab_copy
 
 HYBRID = "Outbound to Office 365"
 INTERNET = "EdgeSync - Default-First-Site-Name to Internet"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_support import Lab, lab_copy
 
 from edgebook.lab.cmdlets import REGISTRY
 from edgebook.lab.cmdlets.base import COMMON, Param
+from tests.support.lab import Lab, lab_copy
 
 REFERENCE = json.loads(
     (Path(__file__).parent / "fixtures" / "exchange-cmdlets.json").read_text(encoding="utf-8")

@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
-from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.exchange import wire_types as T
 from edgebook.exchange.secure import SecureText
@@ -15,6 +14,7 @@ from edgebook.lab.cmdlets.faults import set_fault, set_service_failure
 from edgebook.lab.org import mailflow, pki
 from edgebook.lab.org.store import clock
 from edgebook.lab.winrm.protocol import CommandCall, Session
+from tests.support.lab import PASSWORD, Lab, lab_copy
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from typing import Any, Literal
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
-from lab_support import PASSWORD, Lab, lab_copy
-from resubscribe_support import CHANGE, InProcessLab
 
 from edgebook.certs import thumbprint
 from edgebook.change import steps
@@ -30,6 +28,8 @@ from edgebook.lab.org.model import ADAM, TRANSPORT
 from edgebook.lab.org.store import clock
 from edgebook.phases import resubscribe
 from edgebook.phases import resubscribe_steps as rs
+from tests.support.lab import PASSWORD, Lab, lab_copy
+from tests.support.resubscribe import CHANGE, InProcessLab
 
 SITE = "Default-First-Site-Name"
 HYBRID = "Outbound to Office 365"

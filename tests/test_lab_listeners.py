@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from certfactory import Issued, key_pem, make_ca, make_leaf, name, pem
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from edgebook.errors import EdgebookError
 from edgebook.lab.net.listeners import LdapsListener, SmtpListener
+from tests.support.certs import Issued, key_pem, make_ca, make_leaf, name, pem
 
 FQDN = "edge.contoso.test"
 PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.exchange.secure import SecureText
 from edgebook.lab import control
 from edgebook.lab.org import mailflow
 from edgebook.lab.org.model import MailLedger, mail_ledger
+from tests.support.lab import PASSWORD, Lab, lab_copy
 
 HYBRID = "Outbound to Office 365"
 TRANSPORT = "MSExchangeTransport"

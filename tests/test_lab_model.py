@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from lab_support import lab_copy
 
 from edgebook.errors import EdgebookError
 from edgebook.lab.org.model import Org, org_from_json, org_to_json
+from tests.support.lab import lab_copy
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 import requests
 import spnego
 import spnego._ntlm
-from lab_fake_backend import PASSWORD, FakeBackend
 from pypsrp.encryption import WinRMEncryption
 from pypsrp.exceptions import AuthenticationError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
@@ -23,6 +22,7 @@ from edgebook.lab.winrm import ntlm
 from edgebook.lab.winrm.endpoint_tls import EndpointTls
 from edgebook.lab.winrm.httpserver import RunningServer, serve
 from edgebook.lab.winrm.wsman import WSManEndpoint
+from tests.support.fake_backend import PASSWORD, FakeBackend
 
 BIG = bytes(range(256)) * 2400  # 614 400 bytes: several encrypted Send messages
 SOAP = (
@@ -65,12 +65,6 @@ def http_lab(backend: FakeBackend) -> Iterator[tuple[WSManEndpoint, RunningServe
     server = serve(endpoint)
     yield endpoint, server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> EndpointTls:
-    """The lab's own endpoint identity: a throw-away CA and an encrypted loopback key."""
-    return EndpointTls.create(tmp_path_factory.mktemp("tls"))
 
 
 def connect(

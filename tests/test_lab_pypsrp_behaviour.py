@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from lab_support import PASSWORD, lab_copy
 from pypsrp.powershell import PowerShell, RunspacePool
 
 from edgebook.exchange.wire_types import EDGE_SHAPE, EXCHANGE_SNAPIN, MAILBOX_SHAPE
@@ -19,6 +18,7 @@ from edgebook.lab.cmdlets.binding import AMBIGUOUS_SET, INPUT_NOT_BOUND
 from edgebook.lab.org.store import LabStore
 from edgebook.lab.winrm.inprocess import connect_in_process
 from edgebook.lab.winrm.wsman import WSManEndpoint
+from tests.support.lab import PASSWORD, lab_copy
 
 HYBRID = "Outbound to Office 365"
 

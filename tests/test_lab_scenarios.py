@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from lab_support import Lab, lab_copy
 
 from edgebook.lab.org.scenarios import ScenarioError, list_scenarios, load_scenario
+from tests.support.lab import Lab, lab_copy
 
 SHIPPED = [
     "duplicate-subject",

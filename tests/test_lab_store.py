@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
-from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.errors import EdgebookError
 from edgebook.lab import folder
 from edgebook.lab.org.store import LabStateError, LabStore, ResidentStore
+from tests.support.lab import PASSWORD, Lab, lab_copy
 
 
 @pytest.fixture

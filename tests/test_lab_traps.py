@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from lab_support import PASSWORD, Lab, lab_copy
 
 from edgebook.certs import thumbprint, tls_certificate_name
 from edgebook.exchange.secure import SecureText
 from edgebook.lab.org import mailflow
 from edgebook.lab.org.store import clock
 from edgebook.lab.winrm.protocol import CommandCall
+from tests.support.lab import PASSWORD, Lab, lab_copy
 
 SITE = "Default-First-Site-Name"
 HYBRID = "Outbound to Office 365"

@@ -7,12 +7,12 @@ import xml.etree.ElementTree as ET
 
 import psrpcore
 import pytest
-from lab_fake_backend import NOT_AFTER, SERVICES_TYPE, certificate
 from psrpcore.types import PSDateTime, PSList, deserialize, serialize
 
 from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE
 from edgebook.lab.winrm.objects import MVP_STRING, ExEnum, ExList, ExObject
 from edgebook.lab.winrm.wire import collection_type_names, from_wire, to_wire
+from tests.support.fake_backend import NOT_AFTER, SERVICES_TYPE, certificate
 
 CRYPTO = psrpcore.PSRemotingCrypto()
 

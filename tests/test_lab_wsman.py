@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import psrpcore
 import pytest
 import requests
-from lab_fake_backend import PASSWORD, USERNAME, FakeBackend
 from psrpcore.types import PSDateTime, PSList, deserialize
 from pypsrp.complex_objects import GenericComplexObject
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
@@ -24,6 +23,7 @@ from edgebook.lab.winrm.httpserver import serve
 from edgebook.lab.winrm.inprocess import connect_in_process
 from edgebook.lab.winrm.objects import MVP_STRING
 from edgebook.lab.winrm.wsman import WSManEndpoint
+from tests.support.fake_backend import PASSWORD, USERNAME, FakeBackend
 
 NO_LANGUAGE = (
     "The syntax is not supported by this runspace. This can occur if the runspace is in "
@@ -57,12 +57,6 @@ def run(pool: RunspacePool, cmdlet: str, **parameters: object) -> PowerShell:
 @pytest.fixture
 def backend() -> FakeBackend:
     return FakeBackend()
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> EndpointTls:
-    """The lab's own endpoint identity: a throw-away CA and an encrypted loopback key."""
-    return EndpointTls.create(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import papermill
 import pytest
 
 from edgebook.evidence.runner import NOTEBOOKS, execute_phase
-from edgebook.lab import control
 from edgebook.phases.inspect import judge_saved
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -92,11 +91,8 @@ def test_markdown_first_then_documented_parameters(path):
 
 
 @pytest.fixture(scope="module")
-def lab_inventory(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("nb") / "lab"
-    control.start(directory, "seed-incident")
-    yield directory / "inventory.yaml"
-    control.stop(directory)
+def lab_inventory(start_module_lab) -> Path:
+    return start_module_lab("seed-incident") / "inventory.yaml"
 
 
 def test_inspect_notebook_runs_headless_and_records_its_findings(lab_inventory, tmp_path):

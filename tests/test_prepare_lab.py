@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from certfactory import make_leaf, write_pfx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -24,6 +23,7 @@ from edgebook.lab.folder import lab_password
 from edgebook.lab.org.store import LabStore
 from edgebook.phases import prepare
 from edgebook.phases.prepare_certificate import PrepareRefused
+from tests.support.certs import make_leaf, write_pfx
 
 CHANGE = "CHG-0042"
 

@@ -9,19 +9,15 @@ import pytest
 
 from edgebook.evidence import layout
 from edgebook.evidence.runner import NOTEBOOKS, execute_phase
-from edgebook.lab import control
 from edgebook.lab.org.store import LabStore
 
 NOTEBOOK = NOTEBOOKS / "02-prepare-certificate.ipynb"
 
 
 @pytest.fixture
-def lab(tmp_path, monkeypatch):
+def lab(tmp_path, monkeypatch, start_lab):
     monkeypatch.setenv(layout.OUTPUTS_ENV, str(tmp_path / "outputs"))
-    directory = tmp_path / "lab"
-    control.start(directory, "seed-incident")
-    yield directory
-    control.stop(directory)
+    return start_lab("seed-incident")
 
 
 def test_plan_run_then_apply_run_stage_the_renewal(lab, tmp_path):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from certfactory import Issued, key_pem, make_ca, make_leaf, name, pem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
@@ -22,6 +21,7 @@ from edgebook import certs, probes
 from edgebook.errors import EdgebookError
 from edgebook.lab.net.listeners import LdapsListener, SmtpListener
 from edgebook.probes import ProbeTarget, hostname_error, ldaps_certificate, smtp_certificate
+from tests.support.certs import Issued, key_pem, make_ca, make_leaf, name, pem
 
 FQDN = "edge.contoso.test"
 

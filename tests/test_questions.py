@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from lab_support import PASSWORD, lab_copy
 from pypsrp.powershell import PowerShell, RunspacePool
 
 from edgebook.certs import thumbprint
@@ -24,6 +23,7 @@ from edgebook.lab.org import certstore
 from edgebook.lab.org.store import LabStore
 from edgebook.lab.winrm.inprocess import connect_in_process
 from edgebook.lab.winrm.wsman import WSManEndpoint
+from tests.support.lab import PASSWORD, lab_copy
 
 WINRM = WinRMEndpoint("127.0.0.1", 5985, "wsman", "http", "basic", "Microsoft.PowerShell")
 OVERWRITE = "Overwrite the existing default SMTP certificate?"

@@ -5,7 +5,6 @@ counters, rolling refusals and bad inputs refused before any change."""
 from __future__ import annotations
 
 import pytest
-from resubscribe_support import CHANGE, InProcessLab
 
 from edgebook.change.approval import NotApproved
 from edgebook.change.journal import Journal
@@ -16,6 +15,7 @@ from edgebook.evidence import layout
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import resubscribe
 from edgebook.phases.resubscribe import Options, ResubscribeRefused
+from tests.support.resubscribe import CHANGE, InProcessLab
 
 EDGES = ("EDGE01", "EDGE02")
 HYBRID = "Outbound to Office 365"

@@ -7,12 +7,11 @@ import datetime as dt
 import re
 from pathlib import Path
 
-from certfactory import NOW
-from orgbuilder import EDGES, clean_world, of, pki, problems, thumb
-
 from edgebook.facts import OrgFacts
 from edgebook.findings import CATALOGUE, Severity
 from edgebook.rules import evaluate
+from tests.support.certs import NOW
+from tests.support.orgs import EDGES, clean_world, of, pki, problems, thumb
 
 
 def test_clean_hybrid_organisation_has_no_errors_or_warnings():

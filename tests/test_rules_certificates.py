@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 
 import pytest
-from certfactory import CLIENT_AUTH, make_ca, name
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
-from orgbuilder import (
+
+from edgebook.findings import Severity
+from tests.support.certs import CLIENT_AUTH, make_ca, name
+from tests.support.orgs import (
     EDGES,
     MAILBOX,
     PUBLIC_FQDN,
@@ -21,8 +23,6 @@ from orgbuilder import (
     smtp_probe,
     thumb,
 )
-
-from edgebook.findings import Severity
 
 
 def _replace_public(world, issued, edges=EDGES, **overrides):

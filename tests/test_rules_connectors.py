@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orgbuilder import (
+from edgebook import certs
+from edgebook.findings import Severity
+from tests.support.orgs import (
     EDGES,
     HYBRID,
     INBOUND,
@@ -17,9 +19,6 @@ from orgbuilder import (
     thumb,
     tls_name,
 )
-
-from edgebook import certs
-from edgebook.findings import Severity
 
 
 def _renew_with_new_issuer(world):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from certfactory import NOW
-from orgbuilder import clean_world, ldaps_probe, of, pki, thumb
 
 from edgebook.findings import Severity
+from tests.support.certs import NOW
+from tests.support.orgs import clean_world, ldaps_probe, of, pki, thumb
 
 
 @pytest.mark.parametrize(

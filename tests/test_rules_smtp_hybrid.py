@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from orgbuilder import EDGES, HYBRID, clean_world, of, pki, public_leaf, smtp_probe, thumb
 
 from edgebook.findings import Severity
+from tests.support.orgs import EDGES, HYBRID, clean_world, of, pki, public_leaf, smtp_probe, thumb
 
 
 def test_served_certificate_differs_from_the_selected_one():

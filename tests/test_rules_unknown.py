@@ -3,7 +3,9 @@ cert-facts-unknown says which checks were not made (issue #13)."""
 
 from __future__ import annotations
 
-from orgbuilder import (
+from edgebook.findings import Severity
+from edgebook.rules.usage import receive_selection
+from tests.support.orgs import (
     EDGES,
     HYBRID,
     MAILBOX,
@@ -16,9 +18,6 @@ from orgbuilder import (
     second_ca,
     thumb,
 )
-
-from edgebook.findings import Severity
-from edgebook.rules.usage import receive_selection
 
 VIEW = ("Services", "Status", "HasPrivateKey", "PrivateKeyExportable")
 

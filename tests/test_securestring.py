@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_support import PASSWORD, lab_copy
 
 from edgebook.config import WinRMEndpoint, load_inventory
 from edgebook.errors import EdgebookError
@@ -20,6 +19,7 @@ from edgebook.lab.backend import LabBackend
 from edgebook.lab.org.store import LabStore
 from edgebook.lab.winrm.inprocess import connect_in_process
 from edgebook.lab.winrm.wsman import WSManEndpoint
+from tests.support.lab import PASSWORD, lab_copy
 
 WINRM = WinRMEndpoint("127.0.0.1", 5985, "wsman", "http", "basic", "Microsoft.PowerShell")
 WRONG = "Not-The-Pfx-Passw0rd"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import psrpcore
 import pytest
-from clixml_shapes import Shape, shapes
-from lab_support import Lab, lab_copy
 from psrpcore.types import serialize
 
 from edgebook.exchange import wire_types as T
 from edgebook.lab.winrm.wire import to_wire
+from tests.support.clixml import Shape, shapes
+from tests.support.lab import Lab, lab_copy
 
 CAPTURES = Path(__file__).parent / "fixtures" / "clixml" / "css-exchange"
 CRYPTO = psrpcore.PSRemotingCrypto()

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from lab_fake_backend import PASSWORD, USERNAME, FakeBackend
 
 from edgebook.config import CredentialRef, WinRMEndpoint
 from edgebook.errors import ConfigError
@@ -18,6 +17,7 @@ from edgebook.lab.winrm.runspace import ShellRunspace
 from edgebook.lab.winrm.soap import TIMED_OUT, SoapRequest, WSManFault
 from edgebook.lab.winrm.wsman import WSManEndpoint
 from edgebook.secrets import Credential
+from tests.support.fake_backend import PASSWORD, USERNAME, FakeBackend
 
 PIPELINE_RECEIVE = "{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}DesiredStream"
 

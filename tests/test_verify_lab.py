@@ -5,8 +5,6 @@ broken on purpose are planned, applied with the approved hash and rolled back.""
 from __future__ import annotations
 
 import pytest
-from lab_support import Lab
-from verify_support import HYBRID, phases_02_and_03, receive_identity
 
 from edgebook.change.approval import NotApproved
 from edgebook.config import load_inventory
@@ -16,6 +14,8 @@ from edgebook.lab import control
 from edgebook.lab.org.store import LabStore
 from edgebook.phases import prepare, verify, verify_checks
 from edgebook.phases.verify import VerifyRefused
+from tests.support.lab import Lab
+from tests.support.verify import HYBRID, phases_02_and_03, receive_identity
 
 pytestmark = pytest.mark.timeout(600)  # two lab starts and phase 02 per test
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from verify_support import phases_02_and_03
 
 from edgebook.evidence import layout
 from edgebook.evidence.runner import NOTEBOOKS, execute_phase
 from edgebook.evidence.verify import scan_secrets
 from edgebook.lab import control
 from edgebook.lab.folder import lab_password
+from tests.support.verify import phases_02_and_03
 
 NOTEBOOK = NOTEBOOKS / "04-verify-hybrid.ipynb"
 pytestmark = pytest.mark.timeout(600)  # two lab starts, phase 02, three notebook runs

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from orgbuilder import EDGES, clean_world, pki, thumb
 
 from edgebook.config import load_inventory
 from edgebook.lab import control
 from edgebook.notebook import views
 from edgebook.phases.inspect import InspectResult, inspect
 from edgebook.rules import evaluate
+from tests.support.orgs import EDGES, clean_world, pki, thumb
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 import spnego
-from lab_fake_backend import PASSWORD, USERNAME, FakeBackend
 
 from edgebook.config import WinRMEndpoint
 from edgebook.exchange.shell import ExchangeShell
 from edgebook.lab.winrm.httpserver import serve
 from edgebook.lab.winrm.wsman import WSManEndpoint
 from edgebook.secrets import Credential
+from tests.support.fake_backend import PASSWORD, USERNAME, FakeBackend
 
 PAYLOAD = "ESRAPassword-Do-Not-Log"
 CLIENT_LOGGERS = ("pypsrp", "spnego", "requests", "urllib3", "edgebook.exchange.shell")

@@ -125,9 +125,14 @@ def _csr(
     cert, chain = load_issued(Path(certificate), None, "csr")
     try:
         stored_key = certs.load_private_key(key_path, secret)
+    except CertificateError as exc:
+        raise PrepareRefused(
+            f"{exc} (pfx_password: the passphrase the key was made with)"
+        ) from None
+    try:
         pfx = certs.build_pfx(stored_key, cert, chain, secret, friendly_name=f"{edge} {change}")
     except CertificateError as exc:
-        raise PrepareRefused(str(exc)) from None
+        raise PrepareRefused(f"{certificate}: {exc}") from None
     pfx_path = folder / f"{edge}-{certs.thumbprint(cert)[:12]}.pfx"
     if not pfx_path.exists():
         certs.write_pfx(pfx, pfx_path)
@@ -159,7 +164,7 @@ def _edge_request(
             "not issued for the request made there"
         )
     folder = layout.edge_dir(change, edge) / "certificate"
-    file = cert_file(cert, folder)
+    file = cert_file(cert, chain_certs, folder)
     return Candidate(cert, chain_certs, file, None, "edge-request", True), {
         "certificate": file.path
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 from edgebook import certs
 from edgebook.certs import CertificateError
@@ -133,12 +134,13 @@ def load_issued(path: Path, chain: Path | None, route: str) -> tuple[x509.Certif
     return bundle.leaf, [*bundle.chain, *[c for c in extra if c not in bundle.chain]]
 
 
-def cert_file(cert: x509.Certificate, folder: Path) -> FileBytes:
-    """The bare certificate (DER) written for the Mailbox import of route edge-request."""
+def cert_file(cert: x509.Certificate, chain: list[x509.Certificate], folder: Path) -> FileBytes:
+    """The certificate and its chain without a key, as PKCS#7 (DER): what Import-ExchangeCertificate
+    reads besides a PFX, for the Mailbox import of route edge-request."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{certs.thumbprint(cert)}.cer"
+    path = folder / f"{certs.thumbprint(cert)}.p7b"
     if not path.exists():
-        path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+        path.write_bytes(pkcs7.serialize_certificates([cert, *chain], serialization.Encoding.DER))
     return FileBytes.of(path)
 
 

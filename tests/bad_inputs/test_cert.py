@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from corpus import FIFO, FOLDER, SECRET_ENV, Case, run_case
+
+from tests.bad_inputs.corpus import FIFO, FOLDER, SECRET_ENV, Case, run_case
 
 TRUNCATED_BOMB = b"-----BEGIN CERTIFICATE-----\nMIIB\n" * 5000
 

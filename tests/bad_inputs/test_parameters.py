@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from corpus import FIFO, FOLDER, SECRET, SECRET_ENV, Case, run_case
+
+from tests.bad_inputs.corpus import FIFO, FOLDER, SECRET, SECRET_ENV, Case, run_case
 
 GOOD = f"""\
 organisation:

@@ -4,9 +4,9 @@ refused before a lab folder, a lab file or a daemon exists."""
 from __future__ import annotations
 
 import pytest
-from corpus import FIFO, FOLDER, Case, run_case
 
 from edgebook.lab.org.scenarios import load_scenario
+from tests.bad_inputs.corpus import FIFO, FOLDER, Case, run_case
 
 GOOD = """\
 description: bad inputs

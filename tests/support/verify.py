@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab_support import Lab
-
 from edgebook.config import load_inventory
 from edgebook.exchange.secure import SecureText
 from edgebook.lab import control
@@ -15,6 +13,7 @@ from edgebook.lab.folder import lab_password
 from edgebook.lab.org.model import TRANSPORT
 from edgebook.lab.org.store import LabStore
 from edgebook.phases import prepare
+from tests.support.lab import Lab
 
 HYBRID = "Outbound to Office 365"
 

@@ -12,7 +12,6 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from certfactory import NOW, SERVER_AUTH, Issued, make_ca, make_leaf, name
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
@@ -21,6 +20,7 @@ from edgebook.facts import EdgeFacts, InspectSettings, MailboxServerFact, OrgFac
 from edgebook.findings import Finding, Severity
 from edgebook.probes import LdapsProbe, SmtpProbe
 from edgebook.rules import evaluate
+from tests.support.certs import NOW, SERVER_AUTH, Issued, make_ca, make_leaf, name
 
 SITE = "Default-First-Site-Name"
 PUBLIC_FQDN = "mail.contoso.com"

@@ -1,0 +1,1 @@
+"""edgebook's tests (a package: helpers are imported as tests.support.*)."""

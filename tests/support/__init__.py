@@ -1,0 +1,1 @@
+"""Helpers the tests share: lab copies, organisations, certificates, fake shells."""
