@@ -49,3 +49,31 @@ def test_the_test_extra_brings_the_type_checker():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "mypy" in {_name(r) for r in project["project"]["optional-dependencies"]["test"]}
     assert project["tool"]["mypy"]["packages"] == ["edgebook"]
+
+
+def test_a_wheel_ships_the_notebooks_the_scenarios_and_the_lab_provider(tmp_path):
+    """A wheel install runs the demo: the notebooks and scenarios are package data, and the lab
+    registers its inventory provider (edgebook.config.resolve) as an entry point."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("edgebook-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        registered = archive.read(entry_points).decode()
+    shipped = {p.name for p in (ROOT / "edgebook" / "notebooks").glob("*.ipynb")}
+    assert {f"edgebook/notebooks/{n}" for n in shipped} <= names
+    assert len(shipped) == 4
+    scenarios = {p.name for p in (ROOT / "edgebook" / "lab" / "scenarios").glob("*.yaml")}
+    assert {f"edgebook/lab/scenarios/{n}" for n in scenarios} <= names
+    assert "[edgebook.inventories]" in registered
+    assert "lab = edgebook.lab.control:inventory_provider" in registered
+    assert "edgebook = edgebook.cli:main" in registered

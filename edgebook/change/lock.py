@@ -159,6 +159,7 @@ class EdgeLock:
 
     def _create(self, *, replace: bool) -> LockInfo | None:
         """One round trip: (remove,) create, read back. None when the file is ours."""
+        # New-Item -Force on a directory means "create it unless it exists" (no question asked)
         commands = [Command("New-Item", {"ItemType": "Directory", "Path": LOCK_DIR, "Force": True})]
         if replace:
             commands.append(Command("Remove-Item", {"Path": LOCK_PATH}))

@@ -21,6 +21,11 @@ SUBSCRIPTION_PATH = r"C:\ProgramData\edgebook\EdgeSubscription-{change}.xml"
 SUBSCRIBE_QUESTION = "before the bootstrap account expires"
 _CERT_PROPS = ("Thumbprint", "Services", "Subject", "Issuer")
 
+# Restart-Service -Force is what this step means, not an answer to a question: it restarts a
+# service that others depend on (MSExchangeTransport and the other Exchange services depend on
+# AD LDS), which Restart-Service otherwise refuses; Exchange asks nothing here.
+_RESTART_ADAM = Call("Restart-Service", {"Name": ADAM, "Force": True})
+
 
 def _service(name: str) -> Call:
     return Call("Get-Service", {"Name": name}, ("Name", "Status"))
@@ -150,7 +155,7 @@ def enable_smtp(edge: str, thumbprint: str, default: str, replace_default: bool)
                     "Services": "SMTP",
                 },
             ),
-            Call("Restart-Service", {"Name": ADAM, "Force": True}),
+            _RESTART_ADAM,
         ),
         questions=(
             ExpectedQuestion(
@@ -176,7 +181,7 @@ def restart_adam(edge: str, presents: str) -> Step:
         id=f"restart-adam-{edge.lower()}",
         server=edge,
         does=f"restart {ADAM} on {edge}: AD LDS picks its LDAPS certificate at start (F7)",
-        calls=(Call("Restart-Service", {"Name": ADAM, "Force": True}),),
+        calls=(_RESTART_ADAM,),
         post=(Check(f"{ADAM} runs", _service(ADAM), {"Status": "Running"}),),
         probes=(Probe(f"{edge} presents {presents} on 50636", edge, "ldaps", presents),),
         no_undo=(
