@@ -38,20 +38,29 @@ def record_outcome(result: ApplyResult) -> None:
 
 
 def approval_widget(plan: Plan, apply: Callable[[str], ApplyResult]) -> Any:
-    """The plan with an Approve button; a click calls apply(plan.sha256) once."""
+    """Show the plan, and return an Approve button for it; a click calls apply(plan.sha256)
+    once and shows the outcome below. No Output widget: an Output widget capturing a display
+    made some headless (papermill) executions wait for ever; the plan is a plain output."""
+    import html
+
     import ipywidgets as widgets
     from IPython.display import display
 
-    output = widgets.Output()
+    from edgebook.errors import EdgebookError
+
     button = widgets.Button(description="Approve and apply", button_style="danger")
     label = widgets.HTML(f"<code>plan sha256: {plan.sha256}</code>")
+    outcome = widgets.HTML()
 
     def clicked(_button: Any) -> None:
         button.disabled = True
-        with output:
-            display(outcome_table(apply(plan.sha256)))
+        try:
+            result = apply(plan.sha256)
+        except EdgebookError as exc:
+            outcome.value = f"<b>not applied:</b> {html.escape(str(exc))}"
+            return
+        outcome.value = outcome_table(result).to_html(index=False)
 
     button.on_click(clicked)
-    with output:
-        display(plan_table(plan))
-    return widgets.VBox([label, output, button])
+    display(plan_table(plan))
+    return widgets.VBox([label, button, outcome])
