@@ -21,6 +21,7 @@ from typing import Any
 from cryptography import x509
 
 from edgebook import certs
+from edgebook.certs.identity import CertificateIdentity
 from edgebook.errors import EdgebookError
 from edgebook.exchange.shell import Command
 from edgebook.exchange.wire_types import (
@@ -116,26 +117,11 @@ class ExchangeView:
 
 
 @dataclass(frozen=True)
-class RemoteCertificate:
+class RemoteCertificate(CertificateIdentity):
     """A certificate read from Exchange: its identity from RawData, Exchange's view apart."""
 
     cert: x509.Certificate
     view: ExchangeView
-
-    @property
-    def thumbprint(self) -> str:
-        """SHA-1 thumbprint, upper-case hex, as Exchange shows it."""
-        return certs.thumbprint(self.cert)
-
-    @property
-    def subject(self) -> str:
-        """The subject as Windows renders X509Certificate2.Subject."""
-        return certs.subject_name(self.cert)
-
-    @property
-    def issuer(self) -> str:
-        """The issuer as Windows renders X509Certificate2.Issuer."""
-        return certs.issuer_name(self.cert)
 
     @property
     def not_before(self) -> dt.datetime:

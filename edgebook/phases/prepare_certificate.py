@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from edgebook import certs
 from edgebook.certs import CertificateError
+from edgebook.certs.identity import CertificateIdentity
 from edgebook.change.values import FileBytes, Secret
 from edgebook.config import Inventory
 from edgebook.errors import ConfigError, EdgebookError
@@ -30,7 +31,7 @@ class PrepareRefused(EdgebookError):
 
 
 @dataclass
-class Candidate:
+class Candidate(CertificateIdentity):
     """The new certificate: the X.509, its chain, and the file the Mailbox import reads."""
 
     cert: x509.Certificate
@@ -39,26 +40,6 @@ class Candidate:
     password: Secret | None
     route: str
     has_key: bool
-
-    @property
-    def thumbprint(self) -> str:
-        """SHA-1 thumbprint, as Exchange shows it."""
-        return certs.thumbprint(self.cert)
-
-    @property
-    def subject(self) -> str:
-        """Subject in Windows form."""
-        return certs.subject_name(self.cert)
-
-    @property
-    def issuer(self) -> str:
-        """Issuer in Windows form."""
-        return certs.issuer_name(self.cert)
-
-    @property
-    def tls_name(self) -> str:
-        """`<I>issuer<S>subject`."""
-        return certs.tls_certificate_name(self.cert)
 
     def to_dict(self) -> dict[str, Any]:
         """What phase 03 takes from the records (no key material)."""
