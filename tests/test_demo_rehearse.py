@@ -15,6 +15,8 @@ import pytest
 import requests
 
 from edgebook.cli import main
+from edgebook.commands import rehearse
+from edgebook.commands.output import Output
 from edgebook.lab import control
 
 pytestmark = pytest.mark.timeout(180)
@@ -80,3 +82,34 @@ def test_rehearse_refuses_a_bad_scenario_before_starting_anything(tmp_path, caps
     assert main(["rehearse", "--dir", str(tmp_path / "lab"), "--scenario", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
     assert not (tmp_path / "lab").exists()
+
+
+def _child(code: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    return process
+
+
+def test_ctrl_c_counts_as_a_clean_stop_whatever_jupyterlab_exits_with(capsys):
+    """A Ctrl-C during JupyterLab's start-up makes it exit 1: the operator still asked to stop."""
+    process = _child(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    assert rehearse._stop(process, Output()) == 0
+    assert process.returncode == 1
+
+
+def test_a_jupyterlab_that_ignores_the_stop_is_killed_and_said(monkeypatch, capsys):
+    monkeypatch.setattr(rehearse, "STOP_WAIT_S", 0.5)
+    process = _child(
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    assert rehearse._stop(process, Output()) == 1
+    assert process.returncode == -signal.SIGKILL
+    assert "was killed" in capsys.readouterr().out

@@ -7,11 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from edgebook.commands.output import Output
 
 STOP_WAIT_S = 30.0
+TERMINATE_EVERY_S = 2.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,14 +90,25 @@ def _rehearse(args: argparse.Namespace) -> int:
         try:
             code = process.wait()
         except KeyboardInterrupt:  # JupyterLab would ask to confirm: stop it (its kernels too)
-            process.terminate()
-            try:
-                code = process.wait(STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait(STOP_WAIT_S)
-            code = 0 if code in (0, -15) else code
+            code = _stop(process, out)
     finally:
         control.stop(lab_dir)
         out.line(f"lab stopped: {lab_dir}")
     return 0 if code == 0 else 1
+
+
+def _stop(process: subprocess.Popen[bytes], out: Output) -> int:
+    """Stop JupyterLab on the operator's Ctrl-C: 0 once it has ended, whatever its own exit code
+    (a Ctrl-C during its start-up makes it exit 1), 1 when it had to be killed."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        process.terminate()  # again: one that arrives while JupyterLab starts up is lost
+        try:
+            process.wait(min(TERMINATE_EVERY_S, max(deadline - time.monotonic(), 0.01)))
+            return 0
+        except subprocess.TimeoutExpired:
+            continue
+    process.kill()
+    process.wait(STOP_WAIT_S)
+    out.line(f"JupyterLab did not stop within {STOP_WAIT_S:.0f} s of Ctrl-C and was killed")
+    return 1
