@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from edgebook.evidence import layout
 from edgebook.lab import control
 from edgebook.lab.winrm.endpoint_tls import EndpointTls
 
@@ -43,3 +44,14 @@ def start_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartLab]:
 def start_module_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartLab]:
     """start_lab for module-scoped fixtures: the labs stop after the module."""
     yield from _lab_starter(lambda: tmp_path_factory.mktemp("lab"))
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A seed-incident lab folder, made but not started (a test starts it when it needs it), with
+    the evidence under tmp_path/outputs; stopped after the test. Modules may define their own."""
+    monkeypatch.setenv(layout.OUTPUTS_ENV, str(tmp_path / "outputs"))
+    directory = tmp_path / "lab"
+    control.create(directory, "seed-incident")
+    yield directory
+    control.stop(directory)

@@ -28,15 +28,6 @@ from tests.support.certs import make_leaf, write_pfx
 CHANGE = "CHG-0042"
 
 
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    monkeypatch.setenv(layout.OUTPUTS_ENV, str(tmp_path / "outputs"))
-    directory = tmp_path / "lab"
-    control.create(directory, "seed-incident")
-    yield directory
-    control.stop(directory)
-
-
 def start(directory: Path):
     control.start(directory)
     return load_inventory(directory / "inventory.yaml")

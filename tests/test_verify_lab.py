@@ -22,15 +22,6 @@ pytestmark = pytest.mark.timeout(600)  # two lab starts and phase 02 per test
 CHANGE = "CHG-0404"
 
 
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    monkeypatch.setenv(layout.OUTPUTS_ENV, str(tmp_path / "outputs"))
-    directory = tmp_path / "lab"
-    control.create(directory, "seed-incident")
-    yield directory
-    control.stop(directory)
-
-
 def by_check(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
     return {row["check"]: row for row in rows}
 

@@ -21,15 +21,6 @@ pytestmark = pytest.mark.timeout(600)  # two lab starts, phase 02, three noteboo
 CHANGE = "CHG-NB04"
 
 
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    monkeypatch.setenv(layout.OUTPUTS_ENV, str(tmp_path / "outputs"))
-    directory = tmp_path / "lab"
-    control.create(directory, "seed-incident")
-    yield directory
-    control.stop(directory)
-
-
 def test_plan_run_then_apply_run_record_the_verdict(lab, tmp_path):
     thumbprint = phases_02_and_03(lab, CHANGE)
     control.start(lab)
