@@ -11,10 +11,18 @@ from pathlib import Path
 import pytest
 from pypsrp.serializer import Serializer
 
+from edgebook.config import WinRMEndpoint
 from edgebook.exchange.certificates import ExchangeView, parse_certificate
 from edgebook.exchange.normalize import PSRecord, normalize, tolerate_references
-from edgebook.facts import CertificateFact, ReceiveConnectorFact, SendConnectorFact
+from edgebook.exchange.shell import Command, ExchangeShell
+from edgebook.exchange.wire_types import EDGE_SHAPE, SERVICE_CONTROLLER
+from edgebook.facts import CertificateFact, EdgeFacts, ReceiveConnectorFact, SendConnectorFact
+from edgebook.lab.backend import LabBackend
+from edgebook.lab.winrm.inprocess import connect_in_process
+from edgebook.lab.winrm.wsman import WSManEndpoint
+from edgebook.secrets import Credential
 from tests.support.clixml import CLIENT_NOTES
+from tests.support.lab import PASSWORD, lab_copy
 
 CAPTURES = Path(__file__).parent / "fixtures" / "clixml" / "css-exchange"
 NS = "{http://schemas.microsoft.com/powershell/2004/04}"
@@ -123,3 +131,67 @@ def test_receive_connector_facts():
     default = facts[0]
     assert default.bindings == ("0.0.0.0:2525", "[::]:2525") and default.listens_on(2525)
     assert default.fqdn == "WIN-CTD3L0RGEN4.exlab.dom"
+
+
+def test_service_facts_from_captured_service_controllers():
+    records = received("E19-GetService-excerpt.xml")
+    assert [r.to_string for r in records] == ["MSExchangeADTopology", "MSExchangeTransport"]
+    assert EdgeFacts.from_records("E19", services=records).services == {
+        "MSExchangeADTopology": "Running",
+        "MSExchangeTransport": "Running",
+    }
+    transport = records[1]
+    assert [str(s["Name"]) for s in transport["RequiredServices"]] == [
+        "FMS",
+        "MSExchangeADTopology",
+    ]
+    assert transport["ServicesDependedOn"][1]["DependentServices"][1] == "MSExchangeTransport"
+
+
+def test_lab_services_read_by_edgebook_over_pypsrp(tmp_path: Path):
+    """The lab's ServiceControllers through pypsrp and the shell: Name (a note property) and
+    Status reach the facts, plain and through Select-Object as phase 03 reads them."""
+    store = lab_copy("healthy", tmp_path / "lab")
+    with store.transaction() as org:
+        org.server("EDGE01").services["MSExchangeTransport"] = "Paused"
+    path, configuration = EDGE_SHAPE
+    endpoint = WSManEndpoint(
+        LabBackend(store), "EDGE01", path=path, configuration_names={configuration}
+    )
+    user = "EDGE01\\Administrator"
+    winrm = WinRMEndpoint("127.0.0.1", 5985, path, "http", "basic", configuration)
+    shell = ExchangeShell(
+        "EDGE01",
+        winrm,
+        Credential(user, PASSWORD),
+        role="Edge",
+        lab=True,
+        wsman=connect_in_process(endpoint, user, PASSWORD),
+    )
+    with shell:
+        records = shell.run("Get-Service", Name=["MSExchangeTransport", "ADAM_MSExchange"])
+        selected = shell.run_batch(
+            [
+                Command(
+                    "Get-Service",
+                    {"Name": "MSExchangeTransport"},
+                    (Command("Select-Object", {"Property": ["Name", "Status"]}),),
+                )
+            ]
+        )
+    endpoint.close()
+    assert all(r.type_names[0] == SERVICE_CONTROLLER for r in records)
+    assert EdgeFacts.from_records("EDGE01", services=records).services == {
+        "MSExchangeTransport": "Paused",
+        "ADAM_MSExchange": "Running",
+    }
+    assert [r.to_string for r in records] == ["MSExchangeTransport", "ADAM_MSExchange"]
+    (adam,) = records[0]["RequiredServices"]
+    assert (adam["Name"], adam["Status"], adam["DependentServices"]) == (
+        "ADAM_MSExchange",
+        "Running",
+        ["MSExchangeTransport"],
+    )
+    assert [(str(r["Name"]), str(r["Status"])) for r in selected] == [
+        ("MSExchangeTransport", "Paused")
+    ]

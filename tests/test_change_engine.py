@@ -10,14 +10,17 @@ import pytest
 
 from edgebook.change import steps
 from edgebook.change.approval import NotApproved, approve, load_plan, save_plan
-from edgebook.change.engine import Engine, rollback
+from edgebook.change.engine import Engine
 from edgebook.change.journal import Journal
 from edgebook.change.lock import EdgeLock, LockHeld, LockInfo
 from edgebook.change.plan import Plan
-from edgebook.change.step import Call, Check, Step
+from edgebook.change.reads import round_trips
+from edgebook.change.rollback import rollback
+from edgebook.change.step import Call, Check, Step, Wait
 from edgebook.change.values import FileBytes, Secret
 from edgebook.errors import ConfigError
-from tests.support.change import LOCK_FILE, FakeShell, World, shells
+from edgebook.exchange.questions import ExpectedQuestion
+from tests.support.change import LOCK_FILE, FakeShell, World, _Error, shells
 
 HYBRID = "Outbound to Office 365"
 OLD_NAME = "<I>CN=Old CA<S>CN=hybrid.contoso.com"
@@ -239,6 +242,213 @@ def test_rollback_reports_a_step_without_undo_and_stops_at_a_failing_undo(world,
     assert "denied" in result.error
     events = [r["event"] for r in log.read().records]
     assert events[-2:] == ["rollback-skipped", "rollback-failed"]
+
+
+# --- one pipeline per step ---------------------------------------------------------------------
+
+TRANSPORT = "MSExchangeTransport"
+SERVICE = Call("Get-Service", {"Name": TRANSPORT}, ("Name", "Status"))
+CERTIFICATES = Call("Get-ExchangeCertificate", {}, ("Thumbprint", "Services"))
+
+
+class Recording(FakeShell):
+    """A fake shell that logs each pipeline (server, statements); a missing connector is an
+    error, as in Exchange."""
+
+    def __init__(self, world: World, name: str, log: list) -> None:
+        super().__init__(world, name)
+        self.log = log
+
+    def run_batch(self, commands, **kw):
+        self.log.append((self.name, [c.name for c in commands]))
+        return super().run_batch(commands, **kw)
+
+    def _get_sendconnector(self, params, questions, result):
+        if params["Identity"] not in self.world.connectors:
+            raise _Error(f"The object '{params['Identity']}' couldn't be found.")
+        return super()._get_sendconnector(params, questions, result)
+
+
+STAGE_THEN_NAME = ["Import-ExchangeCertificate", "Set-SendConnector"]
+
+
+def recording(world: World) -> tuple:
+    log: list[tuple[str, list[str]]] = []
+    opened: dict[str, Recording] = {}
+    return lambda server: opened.setdefault(server, Recording(world, server, log)), log
+
+
+def on(log: list, server: str) -> list[list[str]]:
+    return [statements for name, statements in log if name == server]
+
+
+def service_step(server: str, status: str, action: str, undo: str = "Resume-Service") -> Step:
+    return steps.set_service(server, TRANSPORT, status, action, undo)
+
+
+def test_consecutive_steps_on_one_server_take_one_pipeline_each(world, pfx, tmp_path, monkeypatch):
+    monkeypatch.setenv("PFX_PW", "pw")
+    plan = Plan(
+        "CHG-1",
+        "EDGE01",
+        "prepare",
+        {},
+        (
+            *make_plan(pfx).steps[:2],  # stage, then TlsCertificateName, on EX01
+            service_step("EDGE01", "Running", "Suspend-Service"),
+            service_step("EDGE01", "Paused", "Resume-Service", "Suspend-Service"),
+        ),
+    )
+    shell_for, log = recording(world)
+    log_file = journal(tmp_path)
+    result = Engine(plan, shell_for, log_file).apply()
+    assert result.completed, result.error
+    ex01, edge = on(log, "EX01"), on(log, "EDGE01")
+    # the first step's conditions, then one pipeline per step, its read-back included
+    assert [p[0] for p in ex01] == ["Get-ExchangeCertificate", *STAGE_THEN_NAME]
+    assert "Get-SendConnector" in ex01[1]  # the next step's reads rode after the import
+    # resume's precondition (Paused) was read after the suspend, in the suspend's pipeline
+    suspend, resume = ["Suspend-Service", "Get-Service"], ["Resume-Service", "Get-Service"]
+    assert edge == [["Get-Service"], suspend, resume]  # one read serves both steps
+    assert round_trips(plan) == {"EX01": len(ex01), "EDGE01": len(edge)}
+    assert round_trips(plan) == {"EX01": 3, "EDGE01": 3}
+    done = {r["step"]: r for r in log_file.read().events("step-done")}
+    assert done["tls-name-outbound-to-office-365"]["before"]["TlsCertificateName"] == OLD_NAME
+
+
+def test_a_precondition_failing_on_the_carried_read_stops_before_the_cmdlet(world, tmp_path):
+    plan = Plan(
+        "CHG-1",
+        "EDGE01",
+        "prepare",
+        {},
+        (
+            service_step("EDGE01", "Running", "Suspend-Service"),
+            service_step("EDGE01", "Running", "Stop-Service", "Start-Service"),
+        ),
+    )
+    shell_for, log = recording(world)
+    result = Engine(plan, shell_for, journal(tmp_path)).apply()
+    assert [o.status for o in result.outcomes] == ["done", "failed"]
+    assert "precondition not met: MSExchangeTransport is Running; nothing was run" in result.error
+    assert not any(c[1] == "Stop-Service" for c in world.calls)
+    assert len(on(log, "EDGE01")) == 2  # gated on what the suspend's pipeline read after it
+
+
+def test_a_resume_after_a_failure_reads_anew(world, tmp_path):
+    plan = Plan(
+        "CHG-1",
+        "EDGE01",
+        "prepare",
+        {},
+        (
+            service_step("EDGE01", "Running", "Suspend-Service"),
+            steps.set_send_connector_tls_name("EDGE01", HYBRID, NEW_NAME),
+        ),
+    )
+    world.fail["Set-SendConnector"] = "The connector is busy."
+    shell_for, log = recording(world)
+    engine = Engine(plan, shell_for, journal(tmp_path))
+    first = engine.apply()
+    assert [o.status for o in first.outcomes] == ["done", "failed"]
+    world.connectors[HYBRID]["TlsCertificateName"] = NEW_NAME  # someone did it by hand
+    log.clear()
+    second = engine.apply()  # the same engine: nothing read in the failed run is used
+    assert second.completed, second.error
+    assert [(o.status, o.message) for o in second.outcomes][1] == (
+        "skipped",
+        "its postcondition already holds",
+    )
+    assert on(log, "EDGE01") == [["Get-Service", "Get-SendConnector"]]  # read once, fresh
+    assert [c[1] for c in world.calls].count("Set-SendConnector") == 1
+
+
+def test_a_step_after_a_step_on_another_server_reads_anew(world, tmp_path):
+    plan = Plan(
+        "CHG-1",
+        "EDGE01",
+        "prepare",
+        {},
+        (
+            steps.set_send_connector_tls_name("EX01", HYBRID, NEW_NAME),
+            service_step("EDGE01", "Running", "Suspend-Service"),  # the fake world is shared:
+            service_step("EX01", "Running", "Stop-Service", "Start-Service"),  # EX01 sees it
+        ),
+    )
+    shell_for, log = recording(world)
+    result = Engine(plan, shell_for, journal(tmp_path)).apply()
+    assert [o.status for o in result.outcomes] == ["done", "done", "failed"]
+    assert "precondition not met" in result.error  # read after EDGE01's step, not before
+    assert [p[0] for p in on(log, "EX01")] == [
+        "Get-SendConnector",
+        "Set-SendConnector",
+        "Get-Service",
+    ]
+    assert on(log, "EX01")[1] == ["Set-SendConnector", "Get-SendConnector"]  # nothing rode
+
+
+def test_a_polled_step_hands_on_what_its_last_poll_read(world, tmp_path):
+    wait = Wait(timeout_s=10, every_s=0.01, what="transport to stop")
+    plan = Plan(
+        "CHG-1",
+        "EDGE01",
+        "prepare",
+        {},
+        (
+            Step(
+                "pause-edge01",
+                "EDGE01",
+                "pause transport; stopped by its service manager",
+                (Call("Suspend-Service", {"Name": TRANSPORT}),),
+                (Check("transport stopped", SERVICE, {"Status": "Stopped"}),),
+                no_undo="test",
+                wait=wait,
+            ),
+            Step(
+                "remove-late-edge01",
+                "EDGE01",
+                "remove LATE",
+                (Call("Remove-ExchangeCertificate", {"Thumbprint": "LATE"}),),
+                (Check("LATE gone", CERTIFICATES, {"Thumbprint": "LATE"}, "absent"),),
+                pre=(Check("LATE is there", CERTIFICATES, {"Thumbprint": "LATE"}),),
+                no_undo="test",
+                questions=(ExpectedQuestion("LATE", "Yes", "the test removes it"),),
+            ),
+        ),
+    )
+
+    def sleep(_: float) -> None:  # while it polls, transport stops and LATE arrives
+        world.services[TRANSPORT] = "Stopped"
+        world.certificates["EDGE01"]["LATE"] = "None"
+
+    shell_for, log = recording(world)
+    result = Engine(plan, shell_for, journal(tmp_path), sleep=sleep).apply()
+    assert [o.status for o in result.outcomes] == ["done", "done"], result.error
+    assert "LATE" not in world.certificates["EDGE01"]  # not skipped on the stale read-back
+    assert [p[0] for p in on(log, "EDGE01")] == [
+        "Get-Service",
+        "Suspend-Service",
+        "Get-Service",  # the poll, carrying the next step's reads
+        "Remove-ExchangeCertificate",
+    ]
+    assert len(on(log, "EDGE01")) == round_trips(plan)["EDGE01"] + 1  # + the one poll
+
+
+def test_a_failing_read_of_the_next_step_is_that_steps_failure(world, tmp_path):
+    missing = steps.set_send_connector_tls_name("EDGE01", "Gone", NEW_NAME)
+    plan = Plan(
+        "CHG-1", "EDGE01", "prepare", {}, (service_step("EDGE01", "Running", "Suspend-Service"),)
+    )
+    plan = Plan("CHG-1", "EDGE01", "prepare", {}, (*plan.steps, missing))
+    shell_for, log = recording(world)
+    result = Engine(plan, shell_for, journal(tmp_path)).apply()
+    assert [o.status for o in result.outcomes] == ["done", "failed"]
+    assert result.error == (
+        "step tls-name-gone on EDGE01 failed: step tls-name-gone: reading its conditions: "
+        "The object 'Gone' couldn't be found."
+    )
+    assert world.services[TRANSPORT] == "Paused"
+    assert len(on(log, "EDGE01")) == 3  # read, suspend (its rider dropped), the step's own read
 
 
 # --- approval ---------------------------------------------------------------------------------

@@ -104,12 +104,13 @@ def test_ctrl_c_counts_as_a_clean_stop_whatever_jupyterlab_exits_with(capsys):
 
 def test_a_jupyterlab_that_ignores_the_stop_is_killed_and_said(monkeypatch, capsys):
     monkeypatch.setattr(rehearse, "STOP_WAIT_S", 0.5)
+    monkeypatch.setattr(rehearse, "TERMINATE_EVERY_S", 0.2)
     process = _child(
         "import signal, time\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "print('ready', flush=True)\n"
         "time.sleep(60)\n"
     )
-    assert rehearse._stop(process, Output()) == 1
+    assert rehearse._stop(process, Output()) == 0  # stopped, as the operator asked
     assert process.returncode == -signal.SIGKILL
     assert "was killed" in capsys.readouterr().out

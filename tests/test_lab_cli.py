@@ -259,7 +259,7 @@ def test_edges_also_speak_ntlm(lab):
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-Service").add_parameter("Name", "MSExchangeTransport")
         (service,) = ps.invoke()
-    assert service.adapted_properties["Name"] == "MSExchangeTransport"
+    assert service.extended_properties["Name"] == "MSExchangeTransport"  # an alias: <MS>
 
 
 def _banner_date(server: dict) -> dt.datetime:

@@ -149,7 +149,7 @@ def test_import_export_round_trip_and_errors(lab):
 
 
 def test_generate_request_and_complete_it_with_a_pkcs7_response(lab):
-    (request,) = lab.ok(
+    (text,) = lab.ok(  # the output is the request's Base64 text, as Exchange returns it
         "EDGE01",
         "New-ExchangeCertificate",
         GenerateRequest=True,
@@ -157,11 +157,14 @@ def test_generate_request_and_complete_it_with_a_pkcs7_response(lab):
         DomainName=["hybrid.contoso.com"],
         PrivateKeyExportable=True,
     )
-    assert request["Status"].text == "PendingRequest"
+    assert text.startswith("-----BEGIN NEW CERTIFICATE REQUEST-----\r\n")
+    certificates = lab.ok("EDGE01", "Get-ExchangeCertificate")
+    (request,) = [c for c in certificates if c["Status"].text == "PendingRequest"]
     assert request["CertificateRequest"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
     org = lab.store.read()
     ca = next(c for c in org.cas if c.parent is not None)
-    csr = pki.x509.load_pem_x509_csr(request["CertificateRequest"].encode())
+    csr = pki.x509.load_pem_x509_csr(text.encode())
+    assert csr == pki.x509.load_pem_x509_csr(request["CertificateRequest"].encode())
     now = dt.datetime.now(dt.UTC)
     response = (
         pki.x509.CertificateBuilder()
@@ -176,6 +179,7 @@ def test_generate_request_and_complete_it_with_a_pkcs7_response(lab):
     p7b = pkcs7.serialize_certificates([response], serialization.Encoding.DER)
     (done,) = lab.ok("EDGE01", "Import-ExchangeCertificate", FileData=p7b)
     assert done["HasPrivateKey"] is True and done["Status"].text != "PendingRequest"
+    assert done["PrivateKeyExportable"] is True  # the request's key, exportable as requested
     assert all(
         c["Status"].text != "PendingRequest" for c in lab.ok("EDGE01", "Get-ExchangeCertificate")
     )

@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from edgebook.certs import thumbprint
 from edgebook.change import steps
-from edgebook.change.engine import ApplyResult, Engine
+from edgebook.change.engine import Engine
 from edgebook.change.journal import Journal
+from edgebook.change.outcome import ApplyResult
 from edgebook.change.plan import Plan
 from edgebook.change.session import ShellPool
 from edgebook.change.step import Step

@@ -12,7 +12,14 @@ from pypsrp.complex_objects import GenericComplexObject
 from pypsrp.messages import ErrorRecordMessage
 from pypsrp.serializer import Serializer
 
-from edgebook.exchange.normalize import PSRecord, command_error, normalize, split_flags
+from edgebook.exchange.normalize import (
+    PSRecord,
+    ReceivedObject,
+    ReferenceTolerantSerializer,
+    command_error,
+    normalize,
+    split_flags,
+)
 from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE, SEND_CONNECTOR
 
 FIXTURES = Path(__file__).parent / "fixtures" / "clixml"
@@ -177,3 +184,31 @@ def test_a_nested_object_prints_as_its_to_string():
     )
     assert str(record) == "EDGE01" and f"{record}" == "EDGE01"
     assert str(PSRecord({"a": 1})) == "{'a': 1}"
+
+
+def test_an_output_object_is_parsed_once_by_psrpcore(monkeypatch):
+    """The shell's serializer hands pipeline output to psrpcore only: pypsrp's own object parse
+    (as costly, and thrown away) never runs, and the result is what the re-parse gave."""
+    text = (FIXTURES / "exchange_certificate.xml").read_text()
+    expected = normalize(pypsrp_parse("exchange_certificate.xml"))
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("pypsrp parsed the output object")
+
+    monkeypatch.setattr(Serializer, "_deserialize_obj", refuse)
+    monkeypatch.setattr(Serializer, "_deserialize_dynamic_obj", refuse)
+    received = ReferenceTolerantSerializer().deserialize(text)
+    assert isinstance(received, ReceivedObject)
+    assert normalize(received) == expected
+    assert normalize(received).type_names == expected.type_names
+
+
+def test_an_output_psrpcore_cannot_parse_goes_through_pypsrp():
+    text = (
+        '<Obj RefId="0"><TN RefId="0"><T>Contoso.Thing</T><T>System.Object</T></TN><Props>'
+        '<Obj N="Flag" RefId="1"><TN RefId="1"><T>System.Boolean</T><T>System.Object</T></TN>'
+        "<ToString>True</ToString><B>true</B></Obj></Props></Obj>"
+    )
+    received = ReferenceTolerantSerializer().deserialize(text)
+    assert not isinstance(received, ReceivedObject)
+    assert normalize(received)["Flag"] == "True"

@@ -16,11 +16,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edgebook import certs
 from edgebook.certs import CertificateError
+from edgebook.change.journal import Journal
 from edgebook.errors import ConfigError
 from edgebook.evidence import layout
 from edgebook.exchange.connect import resolve_credentials, shell_factory
+from edgebook.exchange.shell import Command
 from edgebook.lab import control
-from edgebook.lab.org import pki
+from edgebook.lab.org import certstore, pki
 from edgebook.lab.org.store import LabStore
 from edgebook.phases import prepare
 from edgebook.phases.prepare_certificate import PrepareRefused
@@ -190,26 +192,48 @@ def test_edge_request_plans_the_request_on_the_edge_with_the_f5_consequence(lab)
     assert pending(lab) == []  # planning changes nothing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the step's undo needs New-ExchangeCertificate's Thumbprint, but the object reaches "
-    "a client without Exchange's binaries with RawData only (issue #13): the apply fails after "
-    "the request was made, and the journal holds no undo for it",
-)
+def key_of(directory: Path, entry) -> object:
+    """The private numbers of a lab store entry's key (sealed anew on every save)."""
+    return certstore.key_of(LabStore(directory).read(), entry).private_numbers()
+
+
+def journalled(step: str) -> list[dict]:
+    return [
+        r
+        for r in Journal(layout.journal_path(CHANGE, "EDGE01")).read().records
+        if r.get("step") == step
+    ]
+
+
 def test_edge_request_apply_leaves_a_pending_request_on_the_edge(lab):
     inventory = start(lab)
     planned, step = planned_request(inventory)
     result = prepare.apply(planned, planned.plan.sha256)
+    assert result.completed, result.error
     (entry,) = pending(lab)
     assert entry.exportable and entry.request_subject == step.calls[0].params["SubjectName"]
-    assert result.completed, result.error
+    (done,) = [r for r in journalled("request-edge01") if r["event"] == "step-done"]
+    (text,) = done["text"]  # the cmdlet's output: the request as Base64 text, journalled
+    assert text.startswith("-----BEGIN NEW CERTIFICATE REQUEST-----")
+    made = x509.load_pem_x509_csr(entry.request_pem.encode())
+    assert x509.load_pem_x509_csr(text.encode()) == made
+    assert done["undo"][0]["params"] == {"Thumbprint": entry.thumbprint}  # read back (Appeared)
+    kept = Path(planned.files["request"])  # a file for the CA, and the records say where
+    assert kept.parent == layout.edge_dir(CHANGE, "EDGE01") / "certificate"
+    assert x509.load_pem_x509_csr(kept.read_bytes()) == made
+    assert planned.records()["edge_request"]["text"] == text
+    again = prepare.prepare(inventory, "EDGE01", CHANGE, route="edge-request")
+    assert again.files["request"] == str(kept) and kept.name in again.waiting
     assert prepare.rollback_change(planned).completed and pending(lab) == []
+    assert prepare.prepare(inventory, "EDGE01", CHANGE, route="edge-request").request is None
 
 
-def test_edge_request_stages_the_certificate_issued_for_the_pending_request(lab, tmp_path):
+def test_edge_request_completed_on_the_edge_then_staged_and_rolled_back(lab, tmp_path):
     inventory = start(lab)
-    _, step = planned_request(inventory)
-    request = request_on_edge01(inventory, dict(step.calls[0].params))
+    planned, _ = planned_request(inventory)
+    assert prepare.apply(planned, planned.plan.sha256).completed
+    (entry,) = pending(lab)
+    request = x509.load_pem_x509_csr(Path(planned.files["request"]).read_bytes())
     issued = sign(lab, request, tmp_path / "issued.pem")
     before = ex01_thumbprints(lab)
     staged = prepare.prepare(
@@ -219,19 +243,40 @@ def test_edge_request_stages_the_certificate_issued_for_the_pending_request(lab,
     new = certs.thumbprint(leaf)
     assert staged.candidate.thumbprint == new and not staged.waiting
     assert staged.candidate.password is None  # the bare certificate: the key stays on the Edge
-    assert [s.id for s in staged.plan.steps] == ["stage-ex01"]
-    assert any("(F5)" in n for n in staged.plan.notes)
+    complete, stage = staged.plan.steps
+    assert (complete.id, stage.id) == ("complete-edge01", "stage-ex01")
+    (call,) = complete.calls
+    assert call.cmdlet == "Import-ExchangeCertificate" and set(call.params) == {"FileData"}
+    assert complete.server == "EDGE01" and not complete.reversible
+    assert "destroy" in complete.no_undo and entry.thumbprint in complete.pre[0].says
+    assert any("completes the pending request" in n for n in staged.plan.notes)
+    assert not any(entry.thumbprint in n and "F2" in n for n in staged.plan.notes)
     p7b = Path(staged.files["certificate"]).read_bytes()  # PKCS#7: Import-ExchangeCertificate
     assert leaf in pkcs7.load_der_pkcs7_certificates(p7b)  # with its chain; no key in it
-    assert ex01_thumbprints(lab) == before  # planning changes nothing
+    assert ex01_thumbprints(lab) == before and len(pending(lab)) == 1  # planning changes nothing
     result = prepare.apply(staged, staged.plan.sha256)
     assert result.completed, result.error
+    on_edge = LabStore(lab).read().server("EDGE01").certificate(new)
+    assert pending(lab) == [] and on_edge is not None and on_edge.services == 0
+    assert key_of(lab, on_edge) == key_of(lab, entry) and on_edge.exportable  # the request's
+    factory = shell_factory(resolve_credentials([inventory.server("EDGE01")]))
+    with factory(inventory, "EDGE01") as shell:
+        select = Command("Select-Object", {"Property": ["Status", "HasPrivateKey"]})
+        (seen,) = shell.run_batch(
+            [Command("Get-ExchangeCertificate", {"Thumbprint": new}, (select,))]
+        )
+    assert str(seen["Status"]) == "Valid" and seen["HasPrivateKey"] is True
     on_ex01 = LabStore(lab).read().server("EX01").certificate(new)
     assert on_ex01 is not None and on_ex01.services == 0 and on_ex01.key_sealed is None
-    assert ex01_thumbprints(lab) == before | {new}
-    assert len(pending(lab)) == 1  # phase 02 does not complete the request on the Edge
-    assert prepare.rollback_change(staged).completed
+    (settled,) = [r for r in journalled("request-edge01") if r["event"] == "rollback-skipped"]
+    assert settled["superseded_by"] == "complete-edge01"
+    rolled = prepare.rollback_change(staged)
+    assert rolled.completed, rolled.error
+    outcomes = {o.step: o.status for o in rolled.outcomes}
+    assert outcomes == {"stage-ex01": "rolled-back", "complete-edge01": "not-reversible"}
     assert ex01_thumbprints(lab) == before
+    kept = LabStore(lab).read().server("EDGE01").certificate(new)
+    assert kept is not None and key_of(lab, kept) == key_of(lab, entry)  # the key is not lost
 
 
 def test_edge_request_refuses_a_certificate_not_issued_for_the_pending_request(lab, tmp_path):

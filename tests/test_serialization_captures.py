@@ -119,3 +119,19 @@ def test_comparison_catches_a_wrong_shape(lab: Lab) -> None:
     connector.properties["Colour"] = "red"
     with pytest.raises(AssertionError, match="Colour is not a property Exchange sends"):
         assert_like(lab_shape(connector), real, "connector")
+
+
+def test_service_controller_like_windows(lab: Lab) -> None:
+    captured = shapes(CAPTURES / "E19-GetService-excerpt.xml")
+    assert [c.to_string for c in captured] == ["MSExchangeADTopology", "MSExchangeTransport"]
+    real = merged(captured)
+    for service in lab.ok("EDGE01", "Get-Service"):
+        ours = lab_shape(service)
+        assert_like(ours, real, str(service))
+        assert ours.to_string == service["ServiceName"] == service["Name"]
+        assert ours.notes == {"Name": "S", "RequiredServices": f"Obj:{T.SERVICE_CONTROLLER}[]"}
+        assert ours.adapted["Status"] == f"Obj:{T.SERVICE_CONTROLLER_STATUS}"
+    (transport,) = lab.ok("EDGE01", "Get-Service", "MSExchangeTransport")
+    (adam,) = lab_shape(transport).nested["ServicesDependedOn"].items
+    assert adam.to_string == "ADAM_MSExchange" and adam.adapted["Status"] == "S"
+    assert adam.nested["DependentServices"].items == [Shape(("S",))]

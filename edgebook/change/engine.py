@@ -1,76 +1,45 @@
-"""Apply a plan step by step with a journal, resume after a failure, roll back from the journal.
+"""Apply a plan step by step with a journal, and resume after a failure (rollback: rollback.py).
 
-Per step (two round trips on the step's server when the reads can be told apart by wire type,
-edgebook.change.reads): one pipeline reads the postconditions, the preconditions and the state
-the undo needs; one runs the step's cmdlets, answering the questions the step expects, and
-reads the postconditions back. A step whose postcondition already holds is skipped (that is how
-a rerun resumes); a step journalled done whose postcondition no longer holds stops the run
-(someone changed it since). A Wait step polls its postcondition until it holds or its timeout
-passes (journalled `wait-timed-out` with the state read). Probes check from here what an Edge
-presents. Bytes a step keeps (`keeps`) stay in memory for the steps that use them (`Carried`):
-never journalled; a new run reads them anew. Rollback runs the undo calls journalled with each
-completed step, newest first.
+A step reads its postconditions, its preconditions and the state its undo needs; then one
+pipeline runs its cmdlets, answering the questions it expects, reads its postconditions back
+and, when the next step runs on the same server, reads what that step needs too (where wire
+types tell the outputs apart: edgebook.change.reads). The next step uses those reads instead of
+reading again: nothing ran on its server since. So a step costs one round trip after a step of
+its server, two after a step elsewhere or as the first. Only what the last pipeline of a done
+or skipped step read is handed on (a Wait step's last poll); a failure or a new run drops it.
+A step whose postcondition already holds is skipped (that is how a rerun resumes); a step
+journalled done whose postcondition no longer holds stops the run (someone changed it since).
+A Wait step polls its postcondition until it holds or its timeout passes (journalled
+`wait-timed-out` with the state read). Probes check from here what an Edge presents. Bytes a
+step keeps (`keeps`) stay in memory for the steps that use them (`Carried`): never journalled;
+a new run reads them anew.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from edgebook.change import journal as events
 from edgebook.change import reads as reads_module
 from edgebook.change.journal import Journal
+from edgebook.change.outcome import (
+    ApplyResult,
+    ShellFor,
+    StepFailed,
+    StepOutcome,
+    answers_of,
+    failure,
+)
 from edgebook.change.plan import Plan
-from edgebook.change.reads import run_then_read
+from edgebook.change.reads import Seen, run_then_read
 from edgebook.change.step import Call, Check, Step
 from edgebook.change.step import Probe as StepProbe
-from edgebook.change.values import Carried, Output, PlanValueError, snapshot
-from edgebook.errors import EdgebookError
+from edgebook.change.values import Carried, Output, PlanValueError, appeared, snapshot
 from edgebook.exchange.errors import ExchangeConnectionError
-from edgebook.exchange.questions import AnsweredQuestion, ExpectedQuestion, UnexpectedQuestion
-
-ShellFor = Callable[[str], Any]  # server name -> an open shell (ExchangeShell or alike)
-
-
-class StepFailed(EdgebookError):
-    """A step could not run or did not reach its postcondition; the journal says where."""
-
-
-@dataclass
-class StepOutcome:
-    """What happened to one step."""
-
-    step: str
-    server: str
-    status: str  # "done", "skipped", "failed", "rolled-back", "not-reversible"
-    message: str = ""
-
-
-@dataclass
-class ApplyResult:
-    """The outcome of applying (or rolling back) a plan."""
-
-    plan_sha256: str
-    outcomes: list[StepOutcome] = field(default_factory=list)
-    answers: list[AnsweredQuestion] = field(default_factory=list)
-    completed: bool = False
-    error: str | None = None
-
-    def rows(self) -> list[dict[str, str]]:
-        """One row per step, for a table."""
-        return [vars(o) for o in self.outcomes]
-
-
-def _run(shell: Any, calls: list[Any], questions: tuple[ExpectedQuestion, ...]) -> Any:
-    """One pipeline; expected questions passed only when the step has any."""
-    extra = {"questions": questions} if questions else {}
-    return shell.run_batch(calls, errors="return", **extra)
-
-
-def _answers(result: Any) -> list[AnsweredQuestion]:
-    return list(getattr(result, "answers", None) or [])
+from edgebook.exchange.questions import UnexpectedQuestion
 
 
 @dataclass
@@ -111,6 +80,8 @@ class Engine:
         self.sleep = sleep
         self.kept: dict[str, Kept] = {}
         self.interrupted: set[str] = set()  # started in an earlier run, never ended
+        self._ahead: list[Call] = []  # the reads of the next step when on the same server
+        self._seen: Seen = {}  # what the last reads on this step's server found (nothing since)
 
     def apply(self) -> ApplyResult:
         """Run every step not done yet; stop at the first failure (the journal says where)."""
@@ -121,7 +92,10 @@ class Engine:
         done = {r["step"] for r in read.events(events.DONE, plan=sha) if r["seq"] not in undone}
         self.interrupted = _interrupted(read.records, sha)
         self.journal.append("apply-started", plan_sha256=sha, resumed=sorted(done))
-        for step in self.plan.steps:
+        seen: Seen = {}
+        for index, step in enumerate(self.plan.steps):
+            self._ahead = reads_module.following(self.plan.steps, index)
+            self._seen = seen
             try:
                 outcome = self._step(step, done, result)
             except ExchangeConnectionError as exc:
@@ -143,6 +117,7 @@ class Engine:
                 self.journal.append("apply-stopped", plan_sha256=sha, step=step.id)
                 return result
             result.outcomes.append(outcome)
+            seen = self._seen if self._ahead else {}  # carried only to the next step there
         result.completed = True
         self.journal.append("apply-completed", plan_sha256=sha)
         return result
@@ -164,9 +139,12 @@ class Engine:
         elif step.once and step.id in done:
             return self._skip(step, "the journal says it was done")
         shell = self.shell_for(step.server)
-        reads = [c.read for c in step.post] + [c.read for c in step.pre]
-        reads += [step.before] if step.before else []
-        first = self._read(shell, reads, f"step {step.id}: reading its conditions")
+        reads = reads_module.condition_reads(step)
+        missing = [c for c in reads if reads_module.key(c) not in self._seen]
+        if missing:  # what the previous step's pipeline did not carry
+            found = self._look(shell, missing, f"step {step.id}: reading its conditions")
+            self._seen = {**self._seen, **found}
+        first = reads_module.outputs(self._seen, reads)
         if not (step.keeps or step.once) and self._holds(step, first[: len(step.post)]):
             return self._skip(step, "its postcondition already holds")
         interrupted = step.once and step.id in self.interrupted
@@ -197,12 +175,16 @@ class Engine:
             undo=_started_undo(step, before),
             undo_questions=[q.to_dict() for q in step.undo_questions],
             no_undo=step.no_undo,
+            # a postcondition that held before the step proves nothing if the step is interrupted
+            **({"held": True} if step.once and self._holds(step, first[: len(step.post)]) else {}),
         )
         state = {"carried": {k: v.data for k, v in self.kept.items()}}
         commands = [c.command(state) for c in step.calls]
         post_reads = [c.read for c in step.post]
-        ran, own, after = run_then_read(shell, commands, step.questions, post_reads)
-        answers = _answers(ran)
+        self._seen = {}  # the step changes the server: what was read before is stale
+        ran = run_then_read(shell, step, commands, self._ahead)
+        own = ran.own
+        answers = answers_of(ran.result)
         result.answers += answers
         for answer in answers:
             self.journal.append("answer", plan_sha256=sha, step=step.id, **answer.to_dict())
@@ -215,10 +197,16 @@ class Engine:
             self.kept[step.keeps] = Kept(bytes(data), self.clock())
         records = [r for r in own if isinstance(r, dict)]
         output = snapshot(records[0], _output_properties(step)) if records else {}
-        if after is None:
-            after = self._read(shell, post_reads, f"step {step.id}: reading back")
-        after = self._until_holds(step, shell, after)
-        undo = [c.filled({"before": before, "output": output}).to_dict() for c in step.undo]
+        if ran.seen is None:
+            ran.seen = self._look(shell, post_reads, f"step {step.id}: reading back")
+        self._seen = ran.seen
+        after = self._until_holds(step, shell, reads_module.outputs(ran.seen, post_reads))
+        made = appeared(step, first, after)
+        undo = [
+            c.filled({"before": before, "output": output, "appeared": made}).to_dict()
+            for c in step.undo
+        ]
+        texts = [r for r in own if isinstance(r, str)] if step.journals_text else []
         self.journal.append(
             events.DONE,
             plan_sha256=sha,
@@ -234,6 +222,7 @@ class Engine:
             undo_questions=[q.to_dict() for q in step.undo_questions],
             no_undo=step.no_undo,
             final=step.final,
+            **({"text": texts} if texts else {}),  # e.g. the request -GenerateRequest returns
         )
         done.add(step.id)
         return StepOutcome(step.id, step.server, "done")
@@ -266,7 +255,8 @@ class Engine:
                     f"now: {state}"
                 )
             self.sleep(min(step.wait.every_s, max(step.wait.timeout_s - elapsed, 0.0)))
-            after = self._read(shell, reads, f"step {step.id}: waiting for {step.wait.what}")
+            self._seen = self._look(shell, reads, f"step {step.id}: waiting for {step.wait.what}")
+            after = reads_module.outputs(self._seen, reads)
             if self._holds(step, after):
                 if self.progress:
                     done_in = self.clock() - start
@@ -291,9 +281,9 @@ class Engine:
                 del self.kept[name]
                 raise StepFailed(f"{refusal}; nothing was run. Run again: a new one is made")
 
-    def _read(self, shell: Any, reads: list[Call], what: str) -> list[list[Any]]:
-        """The output of each read, batched where outputs can be told apart."""
-        return read_all(shell, reads, what)
+    def _look(self, shell: Any, reads: list[Call], what: str) -> Seen:
+        """The reads' outputs, the next step's reads riding along where they fit."""
+        return reads_module.read_all(shell, reads, failure(what), self._ahead)
 
     def _holds(self, step: Step, outputs: list[list[Any]]) -> bool:
         checks = all(c.holds(out) for c, out in zip(step.post, outputs, strict=True))
@@ -303,12 +293,6 @@ class Engine:
         if self.probe is None:
             raise StepFailed(f"{probe.says}: no probe was given to check it from here")
         return (self.probe(probe.server, probe.kind) or "").upper() == probe.thumbprint.upper()
-
-
-def read_all(shell: Any, reads: list[Call], what: str) -> list[list[Any]]:
-    """The output of each read (batched by wire type, docs/change-engine.md); errors stop with
-    StepFailed."""
-    return reads_module.read_all(shell, reads, lambda text: StepFailed(f"{what}: {text}"))
 
 
 def _carried(step: Step) -> list[str]:
@@ -350,114 +334,26 @@ def _brief(seen: list[dict[str, Any]]) -> str:
     return (text or "nothing") + (f" and {len(seen) - 8} more" if len(seen) > 8 else "")
 
 
-def rollback(journal: Journal, shell_for: ShellFor, plans: set[str] | None = None) -> ApplyResult:
-    """Revert the completed steps of the journal (of these plans when given), newest first, with
-    their journalled undo calls; a step without undo is reported, not reverted. Stops at the
-    first failing undo."""
-    read = journal.read()
-    reverted = {r["done_seq"] for r in read.events("step-rolled-back", "rollback-skipped")}
-    scoped = [
-        r
-        for r in read.events(events.DONE, events.STARTED)
-        if plans is None or r.get("plan_sha256") in plans
-    ]
-    done = [r for r in _completed_or_interrupted(scoped) if r["seq"] not in reverted]
-    result = ApplyResult(done[-1]["plan_sha256"] if done else "")
-    barrier = [
-        r
-        for r in read.events(events.STARTED)
-        if r.get("final") and (plans is None or r.get("plan_sha256") in plans)
-    ]
-    if barrier:  # started, so perhaps done even if the journal could not say so
-        step = barrier[-1]["step"]
-        reason = (
-            f"step {step} started and cannot be undone; undoing the steps before it would leave "
-            "mail flow worse: finish the change forward instead (run again with the same "
-            "approval)"
-        )
-        journal.append("rollback-stopped", step=step, reason=reason)
-        result.outcomes.append(StepOutcome(step, barrier[-1]["server"], "not-reversible", reason))
-        result.error = reason
-        return result
-    journal.append("rollback-started", steps=[r["step"] for r in reversed(done)])
-    for record in reversed(done):
-        step, server = record["step"], record["server"]
-        if not record["undo"]:
-            journal.append(
-                "rollback-skipped", done_seq=record["seq"], step=step, reason=record["no_undo"]
-            )
-            result.outcomes.append(StepOutcome(step, server, "not-reversible", record["no_undo"]))
-            continue
-        shell = shell_for(server)
-        questions = tuple(ExpectedQuestion(**q) for q in record["undo_questions"])
-        if record["event"] == events.STARTED and not _took_effect(shell, record):
-            journal.append(
-                "rollback-skipped",
-                done_seq=record["seq"],
-                step=step,
-                reason="interrupted before it took effect (its postcondition does not hold)",
-            )
-            result.outcomes.append(StepOutcome(step, server, "skipped", "had no effect"))
-            continue
-        try:
-            ran = _run(shell, [Call.from_dict(c).command() for c in record["undo"]], questions)
-            answers = _answers(ran)
-            result.answers += answers
-            for answer in answers:
-                journal.append("answer", step=step, rollback=True, **answer.to_dict())
-            if ran.errors:
-                raise StepFailed("; ".join(e.message for e in ran.errors))
-            message = _verify_restored(shell, record)
-        except (StepFailed, PlanValueError, UnexpectedQuestion) as exc:
-            journal.append("rollback-failed", done_seq=record["seq"], step=step, error=str(exc))
-            result.outcomes.append(StepOutcome(step, server, "failed", str(exc)))
-            result.error = f"undoing step {step} on {server} failed: {exc}"
-            return result
-        journal.append("step-rolled-back", done_seq=record["seq"], step=step, check=message)
-        result.outcomes.append(StepOutcome(step, server, "rolled-back", message))
-    result.completed = True
-    journal.append("rollback-completed")
-    return result
-
-
 def _interrupted(records: list[dict[str, Any]], sha: str) -> set[str]:
     """Steps of this plan whose outcome is unknown: started, then the process died or the
-    connection dropped (counted from the last rollback on: it reset them)."""
+    connection dropped (counted from the last rollback on: it reset them). A step whose
+    postcondition already held when it started is not among them: it runs again."""
     since = max((i for i, r in enumerate(records) if r["event"] == "rollback-started"), default=-1)
     found: set[str] = set()
+    held: set[str] = set()
     for record in records[since + 1 :]:
         if record.get("plan_sha256") != sha or "step" not in record:
             continue
+        step = record["step"]
+        if record["event"] == events.STARTED:
+            (held.add if record.get("held") else held.discard)(step)
         if record["event"] == events.STARTED or (
             record["event"] == events.FAILED and record.get("unknown")
         ):
-            found.add(record["step"])
+            (found.discard if step in held else found.add)(step)
         elif record["event"] in (events.DONE, events.FAILED):
-            found.discard(record["step"])
+            found.discard(step)
     return found
-
-
-def _completed_or_interrupted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The done records, plus the last started one when no record says it ended (a failure,
-    a dropped connection or a kill while it ran: it may have taken effect)."""
-    ended = {(r["plan_sha256"], r["step"]) for r in records if r["event"] == events.DONE}
-    out = [r for r in records if r["event"] == events.DONE]
-    last = records[-1] if records else None
-    if (
-        last is not None
-        and last["event"] == events.STARTED
-        and "post" in last
-        and (last["plan_sha256"], last["step"]) not in ended
-    ):
-        out.append(last)
-    return sorted(out, key=lambda r: r["seq"])
-
-
-def _took_effect(shell: Any, record: dict[str, Any]) -> bool:
-    """Whether an interrupted step's postcondition holds (then its undo runs)."""
-    checks = [Check.from_dict(c) for c in record["post"]]
-    outputs = read_all(shell, [c.read for c in checks], f"step {record['step']}: reading its state")
-    return bool(checks) and all(c.holds(o) for c, o in zip(checks, outputs, strict=True))
 
 
 def _started_undo(step: Step, before: dict[str, Any]) -> list[dict[str, Any]]:
@@ -468,21 +364,6 @@ def _started_undo(step: Step, before: dict[str, Any]) -> list[dict[str, Any]]:
         return [c.filled({"before": before, "output": {}}).to_dict() for c in step.undo]
     except PlanValueError:
         return []
-
-
-def _verify_restored(shell: Any, record: dict[str, Any]) -> str:
-    """Read the step's before-state again and compare it with the journalled one."""
-    if not record.get("before_read"):
-        return "undo ran (no state to compare)"
-    call = Call.from_dict(record["before_read"])
-    (output,) = read_all(shell, [call], f"step {record['step']}: reading the restored state")
-    now = snapshot(output[0], call.select) if output else {}
-    if now != record["before"]:
-        raise StepFailed(
-            f"the undo ran but the state differs from the journalled one: {now} != "
-            f"{record['before']}"
-        )
-    return "state before the step restored"
 
 
 def _says(checks: tuple[Check, ...]) -> str:

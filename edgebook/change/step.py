@@ -187,6 +187,7 @@ class Step:
     keeps: str = ""  # keep the bytes the calls output in memory under this name (Carried)
     once: bool = False  # its effect cannot be read back: skipped only when journalled done
     final: bool = False  # no undo, and undoing the steps before it would harm: rollback stops
+    journals_text: bool = False  # journal the text its calls output (public only: a request)
 
     def __post_init__(self) -> None:
         if not _STEP_ID.match(self.id):
@@ -222,6 +223,7 @@ class Step:
             "keeps": self.keeps,
             "once": self.once,
             "final": self.final,
+            "journals_text": self.journals_text,
         }
 
     @classmethod
@@ -244,4 +246,5 @@ class Step:
             keeps=data.get("keeps", ""),
             once=bool(data.get("once", False)),
             final=bool(data.get("final", False)),
+            journals_text=bool(data.get("journals_text", False)),
         )

@@ -1,15 +1,16 @@
 """The steps a certificate change is made of (docs/domain.md §9), each with its checks and undo.
 
-Phase 02 stages a certificate on a Mailbox server (F9) or asks the Edge for a request; the
-others are the first form of phase 03's steps: drain and resume transport, import and enable
-on the Edge answering No to the default question (F12), TlsCertificateName on the send and
-receive connectors, and the send connectors' source servers after a resubscription (F10).
+Phase 02 stages a certificate on a Mailbox server (F9), asks the Edge for a request and
+completes it there with the issued certificate; the others are the first form of phase 03's
+steps: drain and resume transport, import and enable on the Edge answering No to the default
+question (F12), TlsCertificateName on the send and receive connectors, and the send
+connectors' source servers after a resubscription (F10).
 """
 
 from __future__ import annotations
 
 from edgebook.change.step import Call, Check, Step, contains
-from edgebook.change.values import Before, FileBytes, Output, Secret
+from edgebook.change.values import Appeared, Before, FileBytes, Secret
 from edgebook.exchange.questions import ExpectedQuestion
 
 TRANSPORT = "MSExchangeTransport"
@@ -92,7 +93,9 @@ def _server(target: str | None) -> dict[str, str]:
 
 
 def request_on_edge(edge: str, subject: str, domains: list[str], friendly_name: str) -> Step:
-    """New-ExchangeCertificate -GenerateRequest on the Edge: the key is made and stays there."""
+    """New-ExchangeCertificate -GenerateRequest on the Edge: the key is made and stays there. The
+    cmdlet returns the request's text only (journalled with the step); the undo removes the
+    pending request that the read-back shows and the read before did not (Appeared)."""
     return Step(
         id=f"request-{edge.lower()}",
         server=edge,
@@ -117,7 +120,7 @@ def request_on_edge(edge: str, subject: str, domains: list[str], friendly_name: 
                 {"Subject": subject, "Status": "PendingRequest"},
             ),
         ),
-        undo=(Call("Remove-ExchangeCertificate", {"Thumbprint": Output("Thumbprint")}),),
+        undo=(Call("Remove-ExchangeCertificate", {"Thumbprint": Appeared("Thumbprint")}),),
         undo_questions=(
             ExpectedQuestion(
                 match="certificate",
@@ -125,6 +128,50 @@ def request_on_edge(edge: str, subject: str, domains: list[str], friendly_name: 
                 why="rollback removes the pending request this change made",
             ),
         ),
+        journals_text=True,  # the request: public, and what the consultant sends to the CA
+    )
+
+
+COMPLETED_NO_UNDO = (
+    "completing consumes the pending request: the certificate now holds the key made on the "
+    "Edge, and removing it would destroy that key (the issued certificate would be worthless). "
+    "It serves nothing until phase 03 enables it, so rollback leaves it; remove it by hand only "
+    "if it will never be used"
+)
+
+
+def complete_request_on_edge(
+    edge: str, thumbprint: str, pending: str, certificate: FileBytes
+) -> Step:
+    """Import-ExchangeCertificate on the Edge with the certificate the CA issued for its pending
+    request: the request is completed with the key made there (no service is enabled: safe
+    before the drain; phase 03 enables SMTP)."""
+    read = Call(
+        "Get-ExchangeCertificate", {}, ("Thumbprint", "Status", "HasPrivateKey", "Services")
+    )
+    return Step(
+        id=f"complete-{edge.lower()}",
+        server=edge,
+        does=(
+            f"complete the pending request {pending} on {edge} with {thumbprint} issued for it "
+            "(the key made there stays there; no service enabled)"
+        ),
+        calls=(Call("Import-ExchangeCertificate", {"FileData": certificate}),),
+        pre=(
+            Check(
+                f"the pending request {pending} is on {edge}",
+                read,
+                {"Thumbprint": pending, "Status": "PendingRequest"},
+            ),
+        ),
+        post=(
+            Check(
+                f"{thumbprint} is on {edge} with its private key and no service",
+                read,
+                {"Thumbprint": thumbprint, "HasPrivateKey": True, "Services": "None"},
+            ),
+        ),
+        no_undo=COMPLETED_NO_UNDO,
     )
 
 

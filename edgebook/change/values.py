@@ -1,5 +1,6 @@
 """Parameter values a plan holds: JSON, plus secrets by reference, file contents by hash, and
-placeholders an undo fills from the state read before its step or from the step's output.
+placeholders an undo fills from the state read before its step, from the step's output, or
+from what its read-back finds that was not there before (Appeared).
 
 A plan is pure data: it can be written, hashed, shown and read back. Its canonical form is
 JSON with sorted keys and no whitespace; secrets appear there as references only.
@@ -80,6 +81,15 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Appeared:
+    """In an undo: a property of the one object the step's first postcondition matches after the
+    step and did not before it (what the step made, when its output does not name it:
+    New-ExchangeCertificate -GenerateRequest returns the request text only)."""
+
+    property: str
+
+
+@dataclass(frozen=True)
 class Carried:
     """Data an earlier step of the same run read (a subscription file): kept in memory only,
     never written to the plan, the journal or the evidence."""
@@ -92,6 +102,7 @@ _MARKERS = {
     "$file": FileBytes,
     "$before": Before,
     "$output": Output,
+    "$appeared": Appeared,
     "$carried": Carried,
 }
 
@@ -106,6 +117,8 @@ def to_json(value: Any) -> Any:
         return {"$before": value.property}
     if isinstance(value, Output):
         return {"$output": value.property}
+    if isinstance(value, Appeared):
+        return {"$appeared": value.property}
     if isinstance(value, Carried):
         return {"$carried": value.name}
     if isinstance(value, Mapping):
@@ -128,6 +141,8 @@ def from_json(value: Any) -> Any:
             return Before(value["$before"])
         if "$output" in value:
             return Output(value["$output"])
+        if "$appeared" in value:
+            return Appeared(value["$appeared"])
         if "$carried" in value:
             return Carried(value["$carried"])
         return {k: from_json(v) for k, v in value.items()}
@@ -158,6 +173,8 @@ def display(value: Any) -> str:
         return f"<{value.property} before the step>"
     if isinstance(value, Output):
         return f"<{value.property} of the step's output>"
+    if isinstance(value, Appeared):
+        return f"<{value.property} of what the step made, read back>"
     if isinstance(value, Carried):
         return f"<the {value.name} read by an earlier step, kept in memory only>"
     if isinstance(value, bool):
@@ -177,9 +194,15 @@ def wire(value: Any, state: Mapping[str, Mapping[str, Any]] | None = None) -> An
         return value.resolve()
     if isinstance(value, FileBytes):
         return value.read()
-    if isinstance(value, Before | Output):
-        kind = "before" if isinstance(value, Before) else "output"
+    if isinstance(value, Before | Output | Appeared):
+        kind = {Before: "before", Output: "output", Appeared: "appeared"}[type(value)]
         found = (state or {}).get(kind, {}).get(value.property)
+        if found is None and kind == "appeared":
+            raise PlanValueError(
+                f"the read-back after the step shows no single new object to take "
+                f"{value.property} from: this undo cannot be built; find what the step made on "
+                "the server and remove it by hand"
+            )
         if found is None:
             raise PlanValueError(
                 f"the {kind} state has no value for {value.property}: this undo cannot be built"
@@ -202,13 +225,43 @@ def wire(value: Any, state: Mapping[str, Mapping[str, Any]] | None = None) -> An
 
 def fill(value: Any, state: Mapping[str, Mapping[str, Any]]) -> Any:
     """Placeholders replaced by state values; secrets and files stay references (journal-safe)."""
-    if isinstance(value, Before | Output):
+    if isinstance(value, Before | Output | Appeared):
         return wire(value, state)
     if isinstance(value, Mapping):
         return {k: fill(v, state) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [fill(v, state) for v in value]
     return value
+
+
+def appeared(step: Any, first: list[list[Any]], after: list[list[Any]]) -> dict[str, Any]:
+    """The state Appeared placeholders read: the properties they name, of the one object the
+    step's first postcondition matches in its read-back (`after`) and not in the same read
+    before the step (`first`); empty when there is no such object or more than one."""
+    wanted: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Appeared):
+            wanted.append(value.property)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    for call in step.undo:
+        walk(dict(call.params))
+    if not wanted or not step.post or step.post[0].expect != "present":
+        return {}
+    names, check = tuple(dict.fromkeys(wanted)), step.post[0]
+    seen = [snapshot(r, names) for r in first[0] if isinstance(r, Mapping) and check.holds([r])]
+    new = [
+        r
+        for r in after[0]
+        if isinstance(r, Mapping) and check.holds([r]) and snapshot(r, names) not in seen
+    ]
+    return snapshot(new[0], names) if len(new) == 1 else {}
 
 
 def snapshot(record: Mapping[str, Any], properties: tuple[str, ...]) -> dict[str, Any]:

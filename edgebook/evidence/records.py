@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
+if TYPE_CHECKING:
+    import nbformat
 
 MIMETYPE = "application/vnd.edgebook.record+json"
 
@@ -27,6 +28,8 @@ def record(name: str, value: Any) -> None:
 
 def read_records(notebook: Path | nbformat.NotebookNode) -> dict[str, Any]:
     """All records of an executed notebook, by name (a later record of a name wins)."""
+    import nbformat  # not at import: the kernels import this module, nbformat costs them ~3 s
+
     nb = nbformat.read(str(notebook), as_version=4) if isinstance(notebook, Path) else notebook
     records: dict[str, Any] = {}
     for cell in nb.cells:

@@ -9,6 +9,8 @@ Output paths are created exclusively: evidence is never overwritten.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from edgebook.secrets import REFERENCE_HELP, is_secret_name, looks_like_referenc
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 VERDICTS = ("ok", "failed", "timeout", "dead-kernel")
 BANNER_TAG = "edgebook-verdict-banner"
+_RENDERING = threading.Lock()  # one exporter for every run (building one per run cost ~0.5 s)
 _HTML_TEMPLATE = """{%- extends "lab/index.html.j2" -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
@@ -219,14 +222,20 @@ def _banner(text: str) -> nbformat.NotebookNode:
 
 def render_html(nb: nbformat.NotebookNode, output: Path) -> Path:
     """Write a self-contained HTML rendering next to the notebook (never over a file)."""
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(
-        extra_loaders=[DictLoader({"edgebook.html.j2": _HTML_TEMPLATE})],
-        template_file="edgebook.html.j2",
-    )
-    body, _ = exporter.from_notebook_node(nb)
+    with _RENDERING:
+        body, _ = _html_exporter().from_notebook_node(nb)
     html = reserve(output.with_suffix(".html"))
     html.write_text(body, encoding="utf-8")
     return html
+
+
+@functools.cache
+def _html_exporter() -> Any:
+    """nbconvert's HTML exporter with edgebook's offline template (no CDN, no script)."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(
+        extra_loaders=[DictLoader({"edgebook.html.j2": _HTML_TEMPLATE})],
+        template_file="edgebook.html.j2",
+    )

@@ -1,8 +1,9 @@
 """Turn what pypsrp returns into plain Python, and ErrorRecords into CommandErrors.
 
 pypsrp 0.9.1 leaves Exchange objects half-parsed (DateTime as text, MultiValuedProperty as raw
-'<LST>' XML, enums as objects). Each output object is re-parsed from its CLIXML (pypsrp's
-private `_xml`, pinned by `pypsrp>=0.9,<0.10` and covered by tests) with psrpcore, then
+'<LST>' XML, enums as objects). So each output object is parsed by psrpcore instead, once, as
+it arrives (ReferenceTolerantSerializer); an object pypsrp parsed itself is re-parsed from its
+CLIXML (pypsrp's private `_xml`, pinned by `pypsrp>=0.9,<0.10` and covered by tests). Then it is
 converted:
 
 * objects → PSRecord (a dict of properties; `.type_names` without `Deserialized.`);
@@ -94,21 +95,32 @@ class CommandError:
         return f"{where}: {self.message} [{self.category}, {self.fully_qualified_error_id}{target}]"
 
 
-class ReferenceTolerantSerializer(Serializer):
-    """pypsrp's Serializer, not tripped by references into collections it leaves unparsed.
+class ReceivedObject(GenericComplexObject):
+    """An output object parsed once, by psrpcore, as it arrived (pypsrp's own parse skipped)."""
 
-    pypsrp 0.9.1 keeps an unknown collection (MultiValuedProperty) as raw `<LST>` XML, so a type
-    or object first defined inside one and referenced after it (Exchange writes SmartHosts, whose
-    SmartHost defines IPAddress, then `<Ref N="SourceIPAddress">` to it; a send connector's
-    SourceTransportServers define ADObjectId before its Identity) raised KeyError and lost the
-    whole read. Each TN and Obj is registered before pypsrp parses; normalize() re-parses the
-    object with psrpcore, which reads every reference.
+    def __init__(self, parsed: Any) -> None:
+        super().__init__()
+        self.parsed = parsed
+
+
+class ReferenceTolerantSerializer(Serializer):
+    """pypsrp's Serializer, parsing each output object once and not tripped by references.
+
+    An output object (a PIPELINE_OUTPUT message) is parsed by psrpcore only, which reads every
+    reference and every type edgebook needs; pypsrp's parse of it was thrown away by normalize()
+    anyway and cost as much again. Anything else, and an output psrpcore cannot parse, goes
+    through pypsrp, with each TN and Obj registered beforehand: pypsrp 0.9.1 keeps an unknown
+    collection (MultiValuedProperty) as raw `<LST>` XML, so a type or object first defined
+    inside one and referenced after it (Exchange writes SmartHosts, whose SmartHost defines
+    IPAddress, then `<Ref N="SourceIPAddress">` to it; a send connector's SourceTransportServers
+    define ADObjectId before its Identity) raised KeyError and lost the whole read.
     """
 
     def deserialize(
         self, element: ET.Element | str, metadata: Any = None, clear: bool = True
     ) -> Any:
-        """As pypsrp's, with every TN and Obj RefId of the element known beforehand."""
+        """An output object parsed by psrpcore; anything else as pypsrp's, every TN and Obj
+        RefId of the element known beforehand."""
         if clear:
             self._clear()
             if isinstance(element, str):
@@ -116,6 +128,10 @@ class ReferenceTolerantSerializer(Serializer):
                     element = ET.fromstring(element)
                 except ET.ParseError:
                     return super().deserialize(element, metadata, clear=False)
+                if metadata is None and element.tag == "Obj":  # pipeline output
+                    received = _received(element)
+                    if received is not None:
+                        return received
             for found in element.iter():
                 ref = found.get("RefId")
                 if ref is None:
@@ -125,6 +141,14 @@ class ReferenceTolerantSerializer(Serializer):
                 elif found.tag == "Obj":
                     self.obj.setdefault(ref, found.findtext("ToString"))
         return super().deserialize(element, metadata, clear=False)
+
+
+def _received(element: ET.Element) -> ReceivedObject | None:
+    try:
+        parsed = psrpcore_deserialize(element, _CIPHER)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return None
+    return ReceivedObject(parsed)
 
 
 def tolerate_references(serializer: Serializer) -> None:
@@ -142,6 +166,8 @@ def split_flags(text: str | None) -> list[str]:
 
 def normalize(value: Any) -> Any:
     """Convert one value returned by pypsrp (an output object) to plain Python."""
+    if isinstance(value, ReceivedObject):
+        return plain(value.parsed)
     if isinstance(value, ComplexObject):
         if value._xml is None:  # built here, not received: nothing for psrpcore to parse
             return _from_pypsrp(value)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from edgebook.change.engine import ApplyResult
+from edgebook.change.outcome import ApplyResult
 from edgebook.change.plan import Plan
 
 PLAN_COLUMNS = ["step", "server", "does", "runs", "before", "after", "undo", "questions"]

@@ -17,23 +17,26 @@ from edgebook import certs
 from edgebook.certs import CertificateError
 from edgebook.change import steps
 from edgebook.change.approval import approve, save_plan
-from edgebook.change.engine import ApplyResult, Engine, rollback
+from edgebook.change.engine import Engine
 from edgebook.change.journal import Journal
 from edgebook.change.lock import EdgeLock
+from edgebook.change.outcome import ApplyResult
 from edgebook.change.plan import Plan
+from edgebook.change.rollback import rollback
 from edgebook.change.session import ShellPool
 from edgebook.config import Inventory, resolve_inventory
 from edgebook.errors import ConfigError
 from edgebook.evidence import layout
 from edgebook.exchange.connect import ShellFactory
 from edgebook.phases import inspect as inspect_phase
+from edgebook.phases import prepare_edge_request as edge_request
+from edgebook.phases.own_effects import NO_EFFECTS, OwnEffects, read_own_effects
 from edgebook.phases.prepare_certificate import (
     ROUTES,
     Assessment,
     Candidate,
     PrepareRefused,
     assess,
-    cert_file,
     current_certificate,
     load_issued,
     load_pfx,
@@ -47,6 +50,12 @@ F5_NOTE = (
     "so that a backup can be exported; there is no PFX here, so the Mailbox server receives the "
     "bare certificate (enough for Set-SendConnector to name it, F9) and a lost Edge means a "
     "new certificate (F5)"
+)
+COMPLETE_NOTE = (
+    "route edge-request: the issued certificate completes the pending request on the Edge "
+    "(Import-ExchangeCertificate; no service enabled, so it is safe before the drain); phase 03 "
+    "then enables it there instead of importing a PFX. Completing has no undo: removing the "
+    "certificate would destroy the key made on the Edge"
 )
 
 
@@ -65,6 +74,8 @@ class Prepared:
     plan_path: Path
     waiting: str = ""  # what must happen before the certificate can be prepared (csr, request)
     files: dict[str, str] = field(default_factory=dict)
+    request: dict[str, Any] | None = None  # edge-request: the request made there (public)
+    advice: list[str] = field(default_factory=list)  # about other Edges (F18): not hashed
 
     @property
     def edge_dir(self) -> Path:
@@ -80,6 +91,8 @@ class Prepared:
             "prepared_certificate": self.candidate.to_dict() if self.candidate else None,
             "waiting": self.waiting,
             "files": self.files,
+            "edge_request": self.request,
+            "advice": self.advice,
         }
 
 
@@ -142,42 +155,22 @@ def _csr(
     return candidate, files, ""
 
 
-def _edge_request(
-    edge: str, change: str, certificate: str, chain: str, inspected_edge: Any
-) -> tuple[Candidate | None, dict[str, str]]:
-    """Route edge-request: with the issued certificate, the one matching the Edge's request."""
-    if not certificate:
-        return None, {}
-    cert, chain_certs = load_issued(
-        Path(certificate), Path(chain) if chain else None, "edge-request"
-    )
-    pending = [
-        c
-        for c in inspected_edge.certificates
-        if c.status == "PendingRequest"
-        and c.cert is not None
-        and c.cert.public_key() == cert.public_key()
-    ]
-    if not pending:
-        raise PrepareRefused(
-            f"{certificate}: no pending request on {edge} holds this certificate's key; it was "
-            "not issued for the request made there"
-        )
-    folder = layout.edge_dir(change, edge) / "certificate"
-    file = cert_file(cert, chain_certs, folder)
-    return Candidate(cert, chain_certs, file, None, "edge-request", True), {
-        "certificate": file.path
-    }
-
-
 def _services(services: Any) -> list[str] | None:
     """Services as a sorted list; None stays None (Exchange did not say: unknown, not empty)."""
     return None if services is None else sorted(services)
 
 
-def _facts(prepared_edge: Any, org: Any, staging: str, candidate: Candidate | None) -> dict:
-    """What the plan was computed from (stable facts only: no clocks, queues or probes)."""
+def _facts(
+    prepared_edge: Any,
+    org: Any,
+    staging: str,
+    candidate: Candidate | None,
+    own: OwnEffects = NO_EFFECTS,
+) -> dict:
+    """What the plan was computed from (stable facts only: no clocks, queues or probes), the
+    organisation's as before this change (own): what its other Edges staged or set is left out."""
     staged = next((m for m in org.mailbox_servers if m.name == staging), None)
+    sends = [own.send_connector(c) for c in org.send_connectors]
     return {
         "edge": {
             "name": prepared_edge.name,
@@ -193,12 +186,16 @@ def _facts(prepared_edge: Any, org: Any, staging: str, candidate: Candidate | No
         "organisation": {
             "mailbox_defaults": {m.name: m.internal_thumbprint for m in org.mailbox_servers},
             "staging_server": staging,
-            "staging_certificates": sorted(c.thumbprint for c in staged.certificates)
+            "staging_certificates": sorted(
+                c.thumbprint
+                for c in staged.certificates
+                if not own.staged_here(staging, c.thumbprint)
+            )
             if staged
             else [],
             "send_connectors": sorted(
                 [c.name, c.tls_certificate_name or "", sorted(c.source_transport_servers)]
-                for c in org.send_connectors
+                for c in sends
             ),
             "edgesync": sorted([e.name, e.sync_status] for e in org.edgesync),
         },
@@ -240,7 +237,7 @@ def prepare(
             + "; ".join(f.message for f in inspected.findings if f.slug == "server-unreachable")
         )
     files: dict[str, str] = {}
-    waiting = ""
+    waiting = pending = ""
     candidate: Candidate | None
     if route == "pfx":
         candidate = early
@@ -254,9 +251,12 @@ def prepare(
         candidate, files, waiting = _csr(
             inventory, edge, change, subject, pfx_password, certificate
         )
+    elif certificate:
+        candidate, pending, files = edge_request.issued(edge, change, certificate, chain, facts)
     else:
-        candidate, files = _edge_request(edge, change, certificate, chain, facts)
+        candidate = None
     notes: list[str] = []
+    advice: list[str] = []  # F18 is about the other Edges, whom this change may have changed
     step_list = []
     assessment = None
     if candidate is not None:
@@ -269,10 +269,17 @@ def prepare(
                 f"the certificate {candidate.thumbprint} is not fit for {edge}; nothing was "
                 "changed:\n  " + "\n  ".join(assessment.refusals)
             )
-        notes += assessment.consequences
+        advice = [c for c in assessment.consequences if c.startswith("F18")]
+        notes += [c for c in assessment.consequences if c not in advice]
         notes.append(
             f"phase 03 route: {assessment.phase03}: {'; '.join(assessment.phase03_reasons)}"
         )
+        if pending:
+            step_list.append(
+                steps.complete_request_on_edge(edge, candidate.thumbprint, pending, candidate.file)
+            )
+        if route == "edge-request":
+            notes.append(COMPLETE_NOTE)
         step_list.append(
             steps.stage_certificate(
                 staging,
@@ -287,26 +294,46 @@ def prepare(
         subject = current.subject if current else f"CN={facts.fqdn}"
         names = list(dict.fromkeys([*inventory.change.expected_fqdns, facts.fqdn]))
         step_list.append(steps.request_on_edge(edge, subject, names, f"{edge} {change}"))
+        made = edge_request.keep_request(change, edge)
         waiting = (
-            "apply this plan to make the request on the Edge; its text is in the journal and the "
-            "records. Then run again with certificate=<the issued file>"
+            f"the request is made on {edge}: send {Path(made['file']).name} (beside this plan, "
+            "in certificate/) to your CA"
+            if made
+            else "apply this plan to make the request on the Edge; its text is kept in the "
+            "journal, the records and certificate/<EDGE>-<request>.req beside this plan. Send "
+            "that to your CA"
+        ) + (
+            ", then run again with certificate=<the issued file>: phase 02 completes the request "
+            "on the Edge and stages the certificate on a Mailbox server"
         )
     if route == "edge-request":
         notes.append(F5_NOTE)
     if waiting:
         notes.append(f"waiting: {waiting}")
+    own = read_own_effects(change, [e.name for e in inventory.edges])
     plan = Plan(
         change,
         edge,
         PHASE,
-        _facts(facts, inspected.org, staging, candidate),
+        _facts(facts, inspected.org, staging, candidate, own),
         tuple(step_list),
         tuple(notes),
     )
     path = save_plan(plan, layout.edge_dir(change, edge))
-    return Prepared(
+    prepared = Prepared(
         inventory, edge, change, route, inspected, candidate, assessment, plan, path, waiting, files
     )
+    prepared.advice = advice
+    if route == "edge-request":
+        _keep_request(prepared)
+    return prepared
+
+
+def _keep_request(prepared: Prepared) -> None:
+    """Route edge-request: the request this change made on the Edge, as a file for the CA."""
+    prepared.request = edge_request.keep_request(prepared.change, prepared.edge)
+    if prepared.request:
+        prepared.files["request"] = prepared.request["file"]
 
 
 def apply(
@@ -330,6 +357,9 @@ def apply(
         ):
             result = Engine(chosen.plan, shells, journal).apply()
     _keep_answers(prepared, result)
+    if prepared.route == "edge-request":
+        edge_request.settle(prepared.change, prepared.edge, chosen.plan, result)
+        _keep_request(prepared)
     return result
 
 

@@ -3,6 +3,8 @@ fit for the Edge, and what it means against what is installed (F1, F2, F4, F18, 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +127,29 @@ def cert_file(cert: x509.Certificate, chain: list[x509.Certificate], folder: Pat
     return FileBytes.of(path)
 
 
+def read_request(text: str, what: str) -> x509.CertificateSigningRequest:
+    """The PKCS#10 request New-ExchangeCertificate -GenerateRequest returned: Base64 text, with
+    or without BEGIN/END lines (Windows frames it as a NEW CERTIFICATE REQUEST)."""
+    body = "".join(
+        line.strip() for line in text.splitlines() if line.strip() and "-----" not in line
+    )
+    try:
+        request = x509.load_der_x509_csr(base64.b64decode(body, validate=True))
+    except (ValueError, binascii.Error) as exc:
+        raise PrepareRefused(f"{what}: not a Base64 PKCS#10 certificate request ({exc})") from None
+    if not request.is_signature_valid:
+        raise PrepareRefused(f"{what}: the request's signature does not verify")
+    return request
+
+
+def write_request(request: x509.CertificateSigningRequest, path: Path) -> Path:
+    """The request as PEM, for the CA (public: no key in it); an existing file is kept."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(request.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
 def validate(
     candidate: Candidate, inventory: Inventory, edge: EdgeFacts, now: dt.datetime, roots: Any
 ) -> list[Finding]:
@@ -182,7 +207,9 @@ def assess(
             )
     _names(candidate, result)
     same_subject = [
-        c for c in edge.certificates if c.subject == candidate.subject and c.thumbprint != thumb
+        c
+        for c in edge.certificates
+        if c.subject == candidate.subject and c.thumbprint != thumb and c.status != "PendingRequest"
     ]
     if same_subject:
         listed = ", ".join(c.thumbprint for c in same_subject)

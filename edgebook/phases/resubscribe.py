@@ -23,11 +23,13 @@ from typing import Any
 
 from edgebook import certs
 from edgebook.change.approval import approve, save_plan
-from edgebook.change.engine import ApplyResult, Engine, Progress, rollback
+from edgebook.change.engine import Engine, Progress
 from edgebook.change.journal import Journal
 from edgebook.change.lock import EdgeLock
+from edgebook.change.outcome import ApplyResult
 from edgebook.change.plan import Plan
 from edgebook.change.reads import round_trips
+from edgebook.change.rollback import rollback
 from edgebook.change.session import ShellPool
 from edgebook.change.values import snapshot
 from edgebook.config import Inventory, resolve_inventory
@@ -38,9 +40,16 @@ from edgebook.exchange.shell import Command
 from edgebook.findings import Severity
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import resubscribe_steps as rs
+from edgebook.phases.own_effects import NO_EFFECTS, OwnEffects, read_own_effects
 from edgebook.phases.prepare_certificate import CERTIFICATE_ONLY, RESUBSCRIBE, load_pfx, validate
-from edgebook.phases.resubscribe_source import PreparedCertificate, prepared_certificate
+from edgebook.phases.resubscribe_source import (
+    PreparedCertificate,
+    on_edge,
+    prepared_certificate,
+    put_on_edge,
+)
 from edgebook.phases.resubscribe_verify import Prober, probe_edge
+from edgebook.rules.edgesync import DECRYPT_FAILED
 
 PHASE = "resubscribe"
 F12_NOTE = (
@@ -48,6 +57,15 @@ F12_NOTE = (
     "overwrite the default SMTP certificate; answering No keeps the Edge's self-signed default, "
     "the one its subscription pins, so EdgeSync keeps working (KB2989382). Yes makes the public "
     "certificate the default: the subscription must then be made again (it is, in this plan)"
+)
+
+RESUBSCRIBE_ROLLBACK = (
+    "rollback across the resubscription: before the old subscription is removed or replaced, "
+    "rollback restores everything (the certificate, the default, AD LDS, transport, the send "
+    "connectors); once that step has started the old subscription cannot come back and undoing "
+    "the default certificate would break EdgeSync, so rollback stops there and the change is "
+    "finished forward (run again with the same approval: it subscribes again and puts the Edge "
+    "back in every send connector it was in, F10)"
 )
 
 
@@ -108,14 +126,20 @@ def _check_certificate(
     cert: PreparedCertificate, inventory: Inventory, facts: Any, now: dt.datetime
 ) -> list[str]:
     """The PFX again: its names for this Edge, its validity (a wrong FQDN is refused here)."""
-    problems = []
-    if cert.pfx is None:
+    problems: list[str] = []
+    if cert.key_on_edge:  # route edge-request: phase 02 completed it on the Edge
+        problems, found = on_edge(cert, facts)
+        if found is None:
+            return problems
+        candidate = found
+    elif cert.pfx is None:
         return ["phase 02 left no PFX to import on the Edge"]
-    candidate = load_pfx(
-        Path(cert.pfx.path), cert.password.reference if cert.password else None, None
-    )
-    if candidate.thumbprint != cert.thumbprint:
-        problems.append(f"{cert.pfx.path} no longer holds {cert.thumbprint}")
+    else:
+        candidate = load_pfx(
+            Path(cert.pfx.path), cert.password.reference if cert.password else None, None
+        )
+        if candidate.thumbprint != cert.thumbprint:
+            problems.append(f"{cert.pfx.path} no longer holds {cert.thumbprint}")
     for finding in validate(
         candidate, inventory, facts, now, inspect_phase._trust_anchors(inventory)
     ):
@@ -131,26 +155,58 @@ def _check_certificate(
 
 
 def _f22(edge: Any, org: Any) -> list[str]:
-    """Mailbox servers whose default certificate is newer than the Edge's subscription (F22)."""
+    """Mailbox servers that cannot decrypt their EdgeSync credentials for this Edge (F22): their
+    default certificate is newer than the subscription, or EdgeSync to the Edge fails to decrypt
+    the credential with that certificate (an older certificate made the default shows only so)."""
     sub = next((s for s in org.subscriptions if edge.is_named(s.name)), None)
-    if sub is None or sub.create_utc is None:
+    if sub is None:
         return []
+    row = next((r for r in org.edgesync if edge.is_named(r.name)), None)
+    failure = (row.failure_detail or "") if row is not None else ""
+    decrypt = DECRYPT_FAILED in failure.casefold()
     found = []
     for mailbox in org.mailbox_servers:
-        default = next(
-            (c for c in mailbox.certificates if c.thumbprint == mailbox.internal_thumbprint), None
+        thumb = mailbox.internal_thumbprint or ""
+        default = next((c for c in mailbox.certificates if c.thumbprint == thumb), None)
+        newer = bool(
+            default is not None
+            and default.not_before
+            and sub.create_utc
+            and default.not_before > sub.create_utc
         )
-        if default is not None and default.not_before and default.not_before > sub.create_utc:
-            found.append(
-                f"F22: {mailbox.name}'s default transport certificate {default.thumbprint} is "
-                f"newer than {edge.name}'s subscription ({sub.create_utc:%Y-%m-%d %H:%M} UTC): "
-                "EdgeSync from it fails until the Edge is subscribed again; this plan resubscribes "
-                f"(or restore {mailbox.name}'s previous default and plan again)"
-            )
+        named = decrypt and bool(thumb) and thumb.casefold() in failure.casefold()
+        if not (newer or named):
+            continue
+        why = (
+            f"is newer than {edge.name}'s subscription ({sub.create_utc:%Y-%m-%d %H:%M} UTC)"
+            if newer
+            else f"is not the one {edge.name}'s subscription was made with: EdgeSync from "
+            f"{mailbox.name} to {edge.name} fails to decrypt the credential with it"
+        )
+        found.append(
+            f"F22: {mailbox.name}'s default transport certificate {thumb} {why}: EdgeSync from it "
+            "fails until the Edge is subscribed again; this plan resubscribes (or restore "
+            f"{mailbox.name}'s previous default and plan again)"
+        )
+    if decrypt and not found:
+        found.append(
+            f"F22: EdgeSync to {edge.name} fails to decrypt the credential ({failure}): a Mailbox "
+            "server's default certificate changed after the subscription; this plan resubscribes "
+            "(or restore that server's previous default and plan again)"
+        )
     return found
 
 
-def _facts(edge: Any, org: Any, cert: PreparedCertificate, mailbox: str, options: Options) -> dict:
+def _facts(
+    edge: Any,
+    org: Any,
+    cert: PreparedCertificate,
+    mailbox: str,
+    options: Options,
+    own: OwnEffects = NO_EFFECTS,
+) -> dict:
+    """What the plan was computed from; the send connectors as before this change (own): a
+    TlsCertificateName another Edge of this change set is recorded as the name it replaced."""
     return {
         "edge": {
             "name": edge.name,
@@ -168,7 +224,7 @@ def _facts(edge: Any, org: Any, cert: PreparedCertificate, mailbox: str, options
             "mailbox_defaults": {m.name: m.internal_thumbprint for m in org.mailbox_servers},
             "send_connectors": sorted(
                 [c.name, c.tls_certificate_name or "", sorted(c.source_transport_servers)]
-                for c in org.send_connectors
+                for c in map(own.send_connector, org.send_connectors)
             ),
             "subscriptions": sorted([s.name, s.site] for s in org.subscriptions),
         },
@@ -222,8 +278,11 @@ def plan(
     route = cert.route or CERTIFICATE_ONLY
     if options.replace_default_certificate or f22:
         route = RESUBSCRIBE
-    mine = [
-        c for c in org.send_connectors if any(facts.is_named(s) for s in c.source_transport_servers)
+    own = read_own_effects(change, [e.name for e in inventory.edges])
+    mine = [  # as before this change: a name set by another Edge's phase 03 is still renamed
+        own.send_connector(c)
+        for c in org.send_connectors
+        if any(facts.is_named(s) for s in c.source_transport_servers)
     ]
     if options.remove_subscription_first and route == RESUBSCRIBE:
         alone = [c.name for c in mine if len(c.source_transport_servers) == 1]
@@ -240,6 +299,8 @@ def plan(
         f"route: {route}" + (f" (phase 02 chose {cert.route})" if cert.route else ""),
     ]
     notes += f22
+    if route == RESUBSCRIBE:
+        notes.append(RESUBSCRIBE_ROLLBACK)
     counts = round_trips(Plan(change, edge, PHASE, {}, tuple(steps)))
     notes.append(
         "pipelines per server (no step skipped, every wait met at once; the lock and the "
@@ -247,7 +308,12 @@ def plan(
         + ", ".join(f"{server} {n}" for server, n in counts.items())
     )
     computed = Plan(
-        change, edge, PHASE, _facts(facts, org, cert, mailbox, options), tuple(steps), tuple(notes)
+        change,
+        edge,
+        PHASE,
+        _facts(facts, org, cert, mailbox, options, own),
+        tuple(steps),
+        tuple(notes),
     )
     path = save_plan(computed, layout.edge_dir(change, edge))
     return Planned(inventory, edge, change, mailbox, route, cert, computed, path, inspected)
@@ -267,29 +333,18 @@ def _steps(
     name, thumb, default = edge.name, cert.thumbprint, edge.default_thumbprint or ""
     every = options.poll_every
     presents = thumb if options.replace_default_certificate else default
-    assert cert.pfx is not None
+    enable = rs.enable_smtp(name, thumb, default, options.replace_default_certificate)
     out = [
         rs.drain(name, options.drain_timeout, every),
         rs.stop_transport(name, options.stop_with_queued),
-        rs.import_on_edge(
-            name,
-            thumb,
-            cert.pfx,
-            cert.password,
-            f"{cert.subject.split(',')[0]} (edgebook {change})",
-            options.exportable,
-        ),
-        rs.enable_smtp(name, thumb, default, options.replace_default_certificate),
+        *put_on_edge(name, cert, change, options.exportable, enable),  # import, or checked there
     ]
     if route == RESUBSCRIBE:
         out.append(rs.restart_adam(name, presents))
         if options.remove_subscription_first:
             out.append(rs.remove_subscription(mailbox, name))
         out += [rs.subscription_file(name, change), rs.subscribe(mailbox, name, site, presents)]
-        out += [
-            rs.steps.restore_source_servers(mailbox, c.name, [name])
-            for c in sorted(mine, key=lambda c: c.name)
-        ]
+        out += [rs.sources(mailbox, c.name, name) for c in sorted(mine, key=lambda c: c.name)]
     renamed = [
         c
         for c in sorted(mine, key=lambda c: c.name)

@@ -206,7 +206,11 @@ def remove_subscription(mailbox: str, edge: str) -> Step:
                 "absent",
             ),
         ),
-        no_undo="the subscription is made again by the next steps",
+        no_undo=(
+            "the old subscription cannot come back: once this step started, rollback stops and "
+            "says to finish forward (the next steps subscribe again and put the Edge back in the "
+            "send connectors, F10)"
+        ),
         questions=(
             ExpectedQuestion(
                 match=f'Edge Subscription "{edge}"',
@@ -215,6 +219,7 @@ def remove_subscription(mailbox: str, edge: str) -> Step:
             ),
         ),
         once=True,
+        final=True,
     )
 
 
@@ -269,14 +274,33 @@ def subscribe(mailbox: str, edge: str, site: str, default: str) -> Step:
         post=(
             Check(
                 f"the organisation holds {default} as {edge}'s certificate",
-                _transport(edge),
+                _transport(),  # all of them: without a subscription the Edge's is not found
                 {"Name": edge, "InternalTransportCertificateThumbprint": default},
             ),
         ),
         no_undo=(
-            "a subscription cannot be put back; it carries the Edge's default certificate of now"
+            "the old subscription cannot come back (the new one carries the Edge's default "
+            "certificate of now): once this step started, rollback stops and says to finish "
+            "forward; undoing the steps before it would leave EdgeSync broken"
         ),
         once=True,
+        final=True,
+    )
+
+
+def sources(mailbox: str, connector: str, edge: str) -> Step:
+    """Put the Edge back among a send connector's source servers (F10); no undo: the snapshot
+    before the change had it there, and taking it out again would stop mail through it."""
+    step = steps.restore_source_servers(mailbox, connector, [edge])
+    return Step(
+        id=step.id,
+        server=mailbox,
+        does=step.does,
+        calls=step.calls,
+        post=step.post,
+        no_undo=(
+            f"{edge} was a source of {connector} before the change (the snapshot): it stays one"
+        ),
     )
 
 

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from edgebook.change.approval import approve, load_plan, plans_dir, save_plan
-from edgebook.change.engine import ApplyResult, Engine, rollback
+from edgebook.change.engine import Engine
 from edgebook.change.journal import Journal
 from edgebook.change.lock import EdgeLock
+from edgebook.change.outcome import ApplyResult
 from edgebook.change.plan import Plan
+from edgebook.change.rollback import rollback
 from edgebook.change.session import ShellPool
 from edgebook.change.step import Step
 from edgebook.config import Inventory, resolve_inventory
@@ -30,6 +32,7 @@ from edgebook.facts import CertificateFact, EdgeFacts, OrgFacts
 from edgebook.facts import values as fv
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import verify_steps as vs
+from edgebook.phases.own_effects import NO_EFFECTS, OwnEffects, read_own_effects
 from edgebook.rules.usage import is_default_receive
 
 PHASE = "verify"
@@ -133,9 +136,16 @@ def connector_fqdn(inventory: Inventory, cert: CertificateFact, current: list[st
 
 
 def _facts(
-    facts: EdgeFacts, org: OrgFacts, cert: CertificateFact, mailbox: str, capability: str
+    facts: EdgeFacts,
+    org: OrgFacts,
+    cert: CertificateFact,
+    mailbox: str,
+    capability: str,
+    own: OwnEffects = NO_EFFECTS,
 ) -> dict[str, Any]:
-    """What the plan was computed from (stable facts only: no clocks, queues or probes)."""
+    """What the plan was computed from (stable facts only: no clocks, queues or probes); the
+    send connectors as before this change (own): values another Edge's phase 04 set show as
+    the values they replaced."""
     return {
         "edge": facts.name,
         "certificate": {"thumbprint": cert.thumbprint, "domains": sorted(cert.domains)},
@@ -152,7 +162,7 @@ def _facts(
                 c.require_tls,
                 c.cloud_services_mail_enabled,
             ]
-            for c in vs.hybrid_send_connectors(org, facts)
+            for c in map(own.send_connector, vs.hybrid_send_connectors(org, facts))
         ),
         "mailbox": mailbox,
         "receive_capability": capability,
@@ -195,7 +205,8 @@ def plan_verification(
         )
     capability = inventory.change.tls_domain_capabilities
     receive = next((c for c in facts.receive_connectors if is_default_receive(c, facts)), None)
-    sends = vs.hybrid_send_connectors(inspected.org, facts)
+    own = read_own_effects(change, [e.name for e in inventory.edges])
+    sends = [own.send_connector(c) for c in vs.hybrid_send_connectors(inspected.org, facts)]
     current = ([receive.fqdn] if receive else []) + [c.fqdn for c in sends]
     fqdn = connector_fqdn(inventory, cert, current)
     step_list: list[Step] = []
@@ -233,7 +244,7 @@ def plan_verification(
         change,
         edge,
         PHASE,
-        _facts(facts, inspected.org, cert, mailbox, capability),
+        _facts(facts, inspected.org, cert, mailbox, capability, own),
         tuple(step_list),
         tuple(notes),
     )

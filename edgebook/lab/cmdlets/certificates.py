@@ -184,13 +184,12 @@ def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     if ctx.whatif:
         return []
     pending = _pending_for(ctx, server, cert) if key is None else None
-    if pending is not None:
+    exportable = bool(params.get("PrivateKeyExportable"))
+    if pending is not None:  # completes the request: its key (made exportable or not) is kept
         server.certificates.remove(pending)
-        key = certstore.key_of(ctx.org, pending)
+        key, exportable = certstore.key_of(ctx.org, pending), pending.exportable
     friendly = params.get("FriendlyName") or (pending.friendly_name if pending else "")
-    entry = add_certificate(
-        ctx.org, server, (cert, key), 0, bool(params.get("PrivateKeyExportable")), friendly, ctx.now
-    )
+    entry = add_certificate(ctx.org, server, (cert, key), 0, exportable, friendly, ctx.now)
     for ca in extra:
         der = pki.der_b64(ca)
         if der not in server.ca_store:
@@ -296,8 +295,21 @@ def _send_connectors(ctx: Context, server: Server) -> list[Any]:
     return list(ctx.org.send_connectors)
 
 
+_DER = serialization.Encoding.DER
+
+
+def request_text(der_b64: str) -> str:
+    """The request as -GenerateRequest returns it: Base64 text (Microsoft's docs), framed as
+    Windows' certificate enrollment frames a request (the lab's choice: the docs show none)."""
+    lines = [der_b64[i : i + 64] for i in range(0, len(der_b64), 64)]
+    return "\r\n".join(
+        ["-----BEGIN NEW CERTIFICATE REQUEST-----", *lines, "-----END NEW CERTIFICATE REQUEST-----"]
+    )
+
+
 def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """New-ExchangeCertificate: a pending request (-GenerateRequest) or a self-signed one; a
+    """New-ExchangeCertificate: a pending request (-GenerateRequest: its text is the output, or
+    with -BinaryEncoded an object whose FileData is its DER) or a self-signed certificate; a
     certificate piped in from Get-ExchangeCertificate (-Instance) is renewed: its subject, names
     and key size."""
     server = _server_of(ctx, params)
@@ -337,14 +349,11 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
         entry.pending_request = True
         entry.request_subject = windows_name(subject)
         entry.request_domains = list(domains)
-        der = request.public_bytes(serialization.Encoding.DER)
         entry.request_pem = request.public_bytes(serialization.Encoding.PEM).decode()
-        out = certificate_object(ctx, server, entry)
-        if params.get("BinaryEncoded"):
-            out.properties["FileData"] = der
-            out.adapted = ("RawData", "FileData")
-        out.to_string = entry.request_pem
-        return [out]
+        if params.get("BinaryEncoded"):  # Microsoft's docs read $request.FileData
+            der = request.public_bytes(serialization.Encoding.DER)
+            return [ExObject([T.BINARY_FILE_DATA, "System.Object"], {"FileData": der})]
+        return [request_text(der_b64=base64.b64encode(request.public_bytes(_DER)).decode())]
     pair = pki.issue(subject, domains, start, start + dt.timedelta(days=5 * 365), key=key)
     entry = add_certificate(
         ctx.org,

@@ -2,35 +2,99 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.org import mailflow
 from edgebook.lab.org.model import ADAM, PAUSED, RUNNING, STOPPED, TRANSPORT
-from edgebook.lab.winrm.objects import ExEnum, ExObject
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
 
 STATUS_VALUES = {"Stopped": 1, "Running": 4, "Paused": 7}
 DISPLAY = {TRANSPORT: "Microsoft Exchange Transport", ADAM: "Microsoft Exchange ADAM"}
+# On an Edge, MSExchangeTransport depends on the AD LDS instance (lab's simplification: no other
+# dependencies; docs/serialization.md).
+DEPENDS_ON = {TRANSPORT: (ADAM,), ADAM: ()}
 OS_TASK = "Microsoft.PowerShell.Commands"
 SERVICE_EXCEPTION = "Microsoft.PowerShell.Commands.ServiceCommandException"
+SERVICE_TYPES = [T.SERVICE_CONTROLLER, "System.ComponentModel.Component"]
+SERVICE_TYPES += ["System.MarshalByRefObject", "System.Object"]
+SERVICE_ARRAY = f"{T.SERVICE_CONTROLLER}[]"
+SAFE_HANDLE_TYPES = [
+    "SafeServiceHandle",
+    "Microsoft.Win32.SafeHandles.SafeHandleZeroOrMinusOneIsInvalid",
+    "System.Runtime.InteropServices.SafeHandle",
+    "System.Runtime.ConstrainedExecution.CriticalFinalizerObject",
+    "System.Object",
+]
+SERVICE_TYPE = "System.ServiceProcess.ServiceType"
+START_MODE = "System.ServiceProcess.ServiceStartMode"
 
 
-def service_object(name: str, status: str) -> ExObject:
-    """A System.ServiceProcess.ServiceController."""
-    return ExObject(
-        [T.SERVICE_CONTROLLER, "System.ComponentModel.Component", "System.Object"],
-        {
-            "Name": name,
-            "DisplayName": DISPLAY[name],
-            "Status": ExEnum(T.SERVICE_CONTROLLER_STATUS, status, STATUS_VALUES[status]),
-            "ServiceName": name,
-            "CanPauseAndContinue": name == TRANSPORT,
-            "CanStop": True,
-            "ServicesDependedOn": [] if name == ADAM else [ADAM],
-        },
-        to_string="System.ServiceProcess.ServiceController",
-    )
+def service_object(name: str, services: Mapping[str, str]) -> ExObject:
+    """A System.ServiceProcess.ServiceController as Get-Service writes it (capture
+    E19-GetService.xml): Name and RequiredServices are PowerShell's alias properties (<MS>),
+    ToString is the service name, the dependencies are ServiceControllers one level deep."""
+    status = services.get(name, STOPPED)
+    depended_on = ExList(SERVICE_ARRAY, [_related(n, services) for n in DEPENDS_ON[name]])
+    properties = {
+        **_common(name),
+        "DependentServices": ExList(
+            SERVICE_ARRAY, [_related(n, services) for n in _dependents(name)]
+        ),
+        "MachineName": ".",
+        "ServiceName": name,
+        "ServicesDependedOn": depended_on,
+        "ServiceHandle": ExObject(
+            SAFE_HANDLE_TYPES,
+            {"IsInvalid": False, "IsClosed": False},
+            to_string="SafeServiceHandle",
+        ),
+        "Status": ExEnum(T.SERVICE_CONTROLLER_STATUS, status, STATUS_VALUES[status]),
+        "ServiceType": ExEnum(SERVICE_TYPE, "Win32OwnProcess", 16),
+        "StartType": ExEnum(START_MODE, "Automatic", 2),
+        "Site": None,
+        "Container": None,
+        "Name": name,
+        "RequiredServices": depended_on,
+    }
+    return ExObject(SERVICE_TYPES, properties, to_string=name, notes=("Name", "RequiredServices"))
+
+
+def _common(name: str) -> dict[str, Any]:
+    return {
+        "CanPauseAndContinue": name == TRANSPORT,
+        "CanShutdown": True,
+        "CanStop": True,
+        "DisplayName": DISPLAY[name],
+    }
+
+
+def _dependents(name: str) -> list[str]:
+    return [n for n, needs in DEPENDS_ON.items() if name in needs]
+
+
+def _related(name: str, services: Mapping[str, str]) -> ExObject:
+    """A dependency inside a ServiceController: serialised one level deeper, so its own
+    collections hold names and its enums their text (as in the capture)."""
+    depended_on = ExList(SERVICE_ARRAY, list(DEPENDS_ON[name]))
+    properties = {
+        **_common(name),
+        "DependentServices": ExList(SERVICE_ARRAY, _dependents(name)),
+        "MachineName": ".",
+        "ServiceName": name,
+        "ServicesDependedOn": depended_on,
+        "ServiceHandle": "SafeServiceHandle",
+        "Status": services.get(name, STOPPED),
+        "ServiceType": "Win32OwnProcess",
+        "StartType": "Automatic",
+        "Site": None,
+        "Container": None,
+        "Name": name,
+        "RequiredServices": depended_on,
+    }
+    return ExObject(SERVICE_TYPES, properties, to_string=name, notes=("Name", "RequiredServices"))
 
 
 def _names(ctx: Context, params: dict[str, Any]) -> list[str]:
@@ -52,7 +116,7 @@ def _names(ctx: Context, params: dict[str, Any]) -> list[str]:
 
 def get_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Get-Service."""
-    return [service_object(n, ctx.server.services.get(n, STOPPED)) for n in _names(ctx, params)]
+    return [service_object(n, ctx.server.services) for n in _names(ctx, params)]
 
 
 def _start(ctx: Context, name: str) -> bool:
@@ -123,7 +187,7 @@ def _control(ctx: Context, params: dict[str, Any], action: str) -> list[Any]:
             elif action == "resume" and state == PAUSED:
                 ctx.server.services[name] = RUNNING
         if params.get("PassThru"):
-            out.append(service_object(name, ctx.server.services.get(name, STOPPED)))
+            out.append(service_object(name, ctx.server.services))
     return out
 
 

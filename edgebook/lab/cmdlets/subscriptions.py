@@ -88,14 +88,18 @@ def parse_timespan(text: str) -> dt.timedelta:
     return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-def _subscription_xml(edge: Server, blob: str, now: dt.datetime, lifetime: dt.timedelta) -> bytes:
+def _subscription_xml(
+    edge: Server, blob: str, now: dt.datetime, lifetime: dt.timedelta, replica: Replica
+) -> bytes:
+    """The Edge Subscription file: the fields and order of Microsoft's "Edge Subscription
+    credentials" page, the ESBRA password in clear text as there (value formats: the lab's)."""
     root = ET.Element("EdgeSubscriptionData")
     fields = {
         "EdgeServerName": edge.name,
         "EdgeServerFQDN": edge.fqdn,
         "EdgeCertificateBlob": blob,
-        "ESRAUsername": f"ESRA.{edge.name}.{secrets.randbelow(10)}",
-        "ESRAPassword": secrets.token_urlsafe(24),
+        "ESRAUsername": replica.bootstrap_username,
+        "ESRAPassword": replica.bootstrap_password,
         "EffectiveDate": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Duration": timespan_text(lifetime),
         "AdamSslPort": "50636",
@@ -148,12 +152,14 @@ def _new_on_edge(ctx: Context, params: dict[str, Any]) -> list[Any]:
             "The internal transport certificate of the local server couldn't be found in the "
             "personal store. Run New-ExchangeCertificate to create one, then retry.",
         )
-    blob = default.der_b64
-    edge.files[file_key(path)] = base64.b64encode(
-        _subscription_xml(edge, blob, ctx.now, lifetime)
-    ).decode()
     if edge.replica is None:
         edge.replica = Replica()
+    # A new file replaces the bootstrap account in AD LDS: a new random password each time.
+    edge.replica.bootstrap_username = f"ESRA.{edge.name}"
+    edge.replica.bootstrap_password = secrets.token_urlsafe(24)
+    edge.files[file_key(path)] = base64.b64encode(
+        _subscription_xml(edge, default.der_b64, ctx.now, lifetime, edge.replica)
+    ).decode()
     return []
 
 
@@ -178,6 +184,7 @@ def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:
         blob = values["EdgeCertificateBlob"]
         effective = dt.datetime.fromisoformat(values["EffectiveDate"].replace("Z", "+00:00"))
         lifetime = parse_timespan(values["Duration"])
+        credentials = (values["ESRAUsername"], values["ESRAPassword"])
         cert = pki.load(blob)
     except (ET.ParseError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise ctx.fail(
@@ -214,6 +221,7 @@ def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:
         params.get("CreateInboundSendConnector", True) is not False,
         params.get("CreateInternetSendConnector", True) is not False,
         certificate_der_b64=blob,
+        esra=credentials,
     )
     return []
 

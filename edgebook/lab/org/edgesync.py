@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import secrets
 
 from edgebook.lab.org import certstore
-from edgebook.lab.org.model import ADAM, RUNNING, Org, Replica, SendConnector, Server
+from edgebook.lab.org.model import (
+    ADAM,
+    RUNNING,
+    Org,
+    Replica,
+    SendConnector,
+    Server,
+    Subscription,
+)
 
 TLS_NAME_LIMIT = 256
 LDAP_UNAVAILABLE = "SubscriptionConnectionError(LDAP server unavailable)"
+# AD LDS refuses the bind (LDAP invalidCredentials, 49); the text is .NET's LdapException message,
+# the wrapping the lab's (docs/lab-scenarios.md).
+INVALID_CREDENTIAL = "SubscriptionConnectionError(The supplied credential is invalid.)"
 DECRYPT_FAILED = (  # Microsoft's text (F22)
     "EdgeSync failed to decrypt the credential for Edge Transport server {edge} using the private "
     "key of the default Exchange certificate with exception Bad Data. The certificate's "
@@ -58,7 +70,28 @@ def sync_failure(org: Org, edge: Server, mailbox: Server | None = None) -> str |
             f"SubscriptionConnectionError(Microsoft Exchange couldn't match certificate when "
             f"contacting {edge.fqdn}. The connection was stopped.)"
         )
+    if bootstrap_pending(sub, edge) and not _bootstrap_matches(sub, edge):
+        return INVALID_CREDENTIAL
     return None
+
+
+def bootstrap_pending(sub: Subscription, edge: Server) -> bool:
+    """Whether the initial replication of an imported subscription has not happened yet: until
+    then EdgeSync binds to AD LDS with the file's bootstrap account (ESBRA)."""
+    if sub.esra_password is None:
+        return False  # subscribed by the scenario, not from a file
+    last = edge.replica.last_sync if edge.replica else None
+    return last is None or last < sub.create_utc
+
+
+def _bootstrap_matches(sub: Subscription, edge: Server) -> bool:
+    replica = edge.replica
+    return (
+        replica is not None
+        and replica.bootstrap_password is not None
+        and (sub.esra_username or "").casefold() == (replica.bootstrap_username or "").casefold()
+        and secrets.compare_digest(sub.esra_password or "", replica.bootstrap_password)
+    )
 
 
 def replicate(

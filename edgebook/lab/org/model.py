@@ -140,6 +140,10 @@ class Replica:
 
     connectors: list[SendConnector] = field(default_factory=list)
     last_sync: dt.datetime | None = None
+    # The EdgeSync bootstrap replication account (ESBRA) New-EdgeSubscription created in AD LDS
+    # and wrote, password in clear text, to the subscription file.
+    bootstrap_username: str | None = None
+    bootstrap_password: str | None = None
 
 
 @dataclass
@@ -192,6 +196,10 @@ class Subscription:
     # credentials stored for it at subscription (F22); a Mailbox not listed is not checked.
     mailbox_credentials: dict[str, str] = field(default_factory=dict)
     lease_type: str = "Option"
+    # The ESBRA credentials read from the imported subscription file (None: subscribed by the
+    # scenario, without a file); initial replication binds to AD LDS with them.
+    esra_username: str | None = None
+    esra_password: str | None = None
 
 
 @dataclass

@@ -286,8 +286,10 @@ def subscribe(
     create_inbound: bool,
     create_internet: bool,
     certificate_der_b64: str | None = None,
+    esra: tuple[str, str] | None = None,
 ) -> Subscription:
-    """Record an Edge Subscription (replacing an existing one) and create/extend its connectors."""
+    """Record an Edge Subscription (replacing an existing one) and create/extend its connectors;
+    esra: the ESBRA user name and password of the imported file."""
     if certificate_der_b64 is None:
         default = edge.certificate(edge.internal_transport_thumbprint or "")
         if default is None:
@@ -306,6 +308,8 @@ def subscribe(
             for m in org.mailboxes
             if m.internal_transport_thumbprint
         },
+        esra_username=esra[0] if esra else None,
+        esra_password=esra[1] if esra else None,
     )
     org.subscriptions = [s for s in org.subscriptions if s.edge != edge.name] + [sub]
     wanted = [create_inbound, create_internet]

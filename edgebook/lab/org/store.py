@@ -230,6 +230,8 @@ class ResidentStore(LabStore):
         self._org = self._load()
         self._counts = self._read_counters()
         self._count_lock = threading.Lock()
+        self._count_write_lock = threading.Lock()
+        self._count_sequence = self._count_written = 0
         self._persist_lock = threading.Lock()
         self._server_json: dict[str, Any] = {}
         self._sequence = self._saved_sequence = 0
@@ -300,12 +302,23 @@ class ResidentStore(LabStore):
         return clock(self._org)
 
     def count(self, server: str, kind: str) -> None:
-        """Add one to a per-server counter, written through to counters.json."""
+        """Add one to a per-server counter, written through to counters.json.
+
+        Concurrent requests share writes: each waits until a write that holds its count is done
+        (one file write per request serialised every request of a large lab behind the disk)."""
         with self._count_lock:
             entry = self._counts.setdefault(server, {"requests": 0, "pipelines": 0})
             entry[kind] = entry.get(kind, 0) + 1
+            self._count_sequence += 1
+            sequence = self._count_sequence
+        with self._count_write_lock:
+            if sequence <= self._count_written:
+                return  # a later count, written already, holds this one
+            with self._count_lock:
+                snapshot, latest = json.dumps(self._counts), self._count_sequence
             with contextlib.suppress(OSError):  # statistics: a full disk must not stop the lab
-                _replace(self.counters_path, self._counts)
+                _replace_text(self.counters_path, snapshot)
+            self._count_written = latest
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per-server {"requests": n, "pipelines": n}."""
@@ -320,11 +333,15 @@ def _fingerprint(org: Org, scope: list[Server]) -> tuple[dict[str, Any], list[An
 
 def _replace(path: Path, value: Any) -> None:
     """Write JSON by rename, without fsync (for counters)."""
+    _replace_text(path, json.dumps(value))
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write text by rename, without fsync; the file is private (mkstemp's 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(value).encode())
-        os.chmod(tmp, PRIVATE)
+            handle.write(text.encode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -43,6 +43,7 @@ from psrpcore.types import (
 
 from edgebook.exchange.wire_types import EXCHANGE_CONFIGURATION
 from edgebook.lab.winrm.hostcalls import PipelineHost, Run
+from edgebook.lab.winrm.outcache import write_output
 from edgebook.lab.winrm.protocol import (
     Backend,
     CommandCall,
@@ -51,7 +52,7 @@ from edgebook.lab.winrm.protocol import (
     Session,
     Statement,
 )
-from edgebook.lab.winrm.wire import from_wire, to_wire
+from edgebook.lab.winrm.wire import from_wire
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +397,7 @@ class ShellRunspace:
 def _write(pipe: ServerPipeline, invocation: Invocation, activity: str) -> None:
     """Write an Invocation's streams to the pipeline and end it (Completed or Failed)."""
     for value in invocation.output:
-        pipe.write_output(to_wire(value))
+        write_output(pipe, value)
     for info in invocation.errors:
         record = error_record(info, info.command or activity)
         pipe.write_error(
