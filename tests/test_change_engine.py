@@ -17,8 +17,9 @@ from edgebook.change.plan import Plan
 from edgebook.change.reads import round_trips
 from edgebook.change.rollback import rollback
 from edgebook.change.step import Call, Check, Step, Wait
-from edgebook.change.values import FileBytes, Secret
+from edgebook.change.values import Carried, FileBytes, Secret
 from edgebook.errors import ConfigError
+from edgebook.exchange.errors import ExchangeConnectionError
 from edgebook.exchange.questions import ExpectedQuestion
 from tests.support.change import LOCK_FILE, FakeShell, World, _Error, shells
 
@@ -533,3 +534,80 @@ def test_the_same_operator_takes_its_own_lock_back_after_a_crash(world, tmp_path
     again.acquire()
     assert json.loads(world.files[LOCK_FILE])["token"] == again.info.token
     assert any(again.journal.read().events("lock-resumed"))
+
+
+# --- data kept in memory (a subscription file) and an interrupted step that used it ---------
+
+SUBSCRIPTION_FILE = r"c:\temp\edge.xml"
+
+
+class DropsAfterImport(FakeShell):
+    """The connection drops after Import-ExchangeCertificate ran (or before, `ran=False`)."""
+
+    def __init__(self, world: World, name: str, ran: bool) -> None:
+        super().__init__(world, name)
+        self.ran = ran
+
+    def run_batch(self, commands, **kwargs):
+        if any(c.name == "Import-ExchangeCertificate" for c in commands):
+            if self.ran:
+                super().run_batch(commands, **kwargs)
+            raise ExchangeConnectionError(self.name, "https://ex01", "connection reset", OSError())
+        return super().run_batch(commands, **kwargs)
+
+
+def kept_then_used() -> Plan:
+    read = Step(
+        id="read-file",
+        server="EDGE01",
+        does="read the file into memory",
+        calls=(Call("Get-Content", {"Path": SUBSCRIPTION_FILE}),),
+        post=(),
+        keeps="file",
+        no_undo="reading changes nothing",
+    )
+    use = Step(
+        id="use-file",
+        server="EX01",
+        does="import what the file holds",
+        calls=(Call("Import-ExchangeCertificate", {"FileData": Carried("file")}),),
+        post=(
+            Check(
+                "NEWTHUMB is on EX01",
+                Call("Get-ExchangeCertificate", {}, ("Thumbprint",)),
+                {"Thumbprint": "NEWTHUMB"},
+            ),
+        ),
+        no_undo="test",
+        once=True,
+    )
+    return Plan("CHG-1", "EDGE01", "resubscribe", {}, (read, use))
+
+
+@pytest.mark.parametrize("took_effect", [True, False])
+def test_data_is_not_made_again_for_an_interrupted_step_that_took_effect(
+    world, tmp_path, took_effect
+):
+    """A second subscription file would replace the credentials the first one carried: when the
+    interrupted step that used the first took effect, the rerun makes none."""
+    world.files[SUBSCRIPTION_FILE] = b"NEWTHUMB"
+    plan, log = kept_then_used(), journal(tmp_path)
+    opened: dict[str, FakeShell] = {}
+
+    def dropping(server: str) -> FakeShell:
+        return opened.setdefault(server, DropsAfterImport(world, server, took_effect))
+
+    first = Engine(plan, dropping, log).apply()
+    assert [o.status for o in first.outcomes] == ["done", "failed"]
+    reads_before = [c[1] for c in world.calls].count("Get-Content")
+    second = Engine(plan, shells(world), log).apply()  # a new run: nothing in memory
+    assert second.completed, second.error
+    statuses = [(o.step, o.status) for o in second.outcomes]
+    if took_effect:
+        assert statuses == [("read-file", "skipped"), ("use-file", "skipped")]
+        assert "took effect" in second.outcomes[0].message
+        assert [c[1] for c in world.calls].count("Get-Content") == reads_before
+    else:
+        assert statuses == [("read-file", "done"), ("use-file", "done")]
+        assert [c[1] for c in world.calls].count("Get-Content") == reads_before + 1
+    assert world.certificates["EX01"]["NEWTHUMB"] == "None"

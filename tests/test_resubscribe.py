@@ -113,6 +113,9 @@ def test_resubscribe_route_replacing_the_default_ends_healthy_and_keeps_connecto
     )
     planned = plan(lab, "EDGE01", options)
     assert planned.route == "resubscribe"
+    # said before approval: the new default stays staged on EX01, so edge-hub-clash will warn
+    (said,) = [n for n in planned.plan.notes if n.startswith("replace_default_certificate:")]
+    assert "edge-hub-clash" in said and planned.certificate.staging in said
     ids = step_ids(planned)
     assert ids.index("restart-adam-edge01") < ids.index("subscription-file-edge01")
     assert ids.index("subscribe-edge01") < ids.index("tls-name-outbound-to-office-365")
@@ -127,6 +130,8 @@ def test_resubscribe_route_replacing_the_default_ends_healthy_and_keeps_connecto
     assert "ESRAPassword" not in text and "EdgeSubscriptionData" not in text
     files = lab.store.read().server("EDGE01").files
     assert not [f for f in files if f.endswith(".xml")]  # the file was deleted from the Edge
+    (warned,) = [f for f in findings(lab) if "edge-hub-clash" in f]  # as the plan said
+    assert warned.startswith("WARNING edge-hub-clash: EDGE01's default certificate " + new)
 
 
 def test_a_rerun_after_completion_skips_every_step(lab):

@@ -32,6 +32,7 @@ from edgebook.change.outcome import (
     StepOutcome,
     answers_of,
     failure,
+    read_all,
 )
 from edgebook.change.plan import Plan
 from edgebook.change.reads import Seen, run_then_read
@@ -131,11 +132,18 @@ class Engine:
     def _step(self, step: Step, done: set[str], result: ApplyResult) -> StepOutcome:
         sha = self.plan.sha256
         if step.keeps:
-            users = [s.id for s in self.plan.steps if step.keeps in _carried(s)]
-            if users and all(u in done for u in users):
-                return self._skip(step, f"the steps that needed its output are done ({users[0]})")
+            users = [s for s in self.plan.steps if step.keeps in _carried(s)]
+            if users and all(u.id in done for u in users):
+                needed = users[0].id
+                return self._skip(step, f"the steps that needed its output are done ({needed})")
             if step.keeps in self.kept:
                 return self._skip(step, f"its {step.keeps} is in memory")
+            if users and all(u.id in done or self._interrupted_and_holds(u) for u in users):
+                # making it anew would undo what the interrupted step did with the first one
+                # (a second subscription file replaces the credentials the first one carried)
+                return self._skip(
+                    step, f"an interrupted run of {users[-1].id} used its output and took effect"
+                )
         elif step.once and step.id in done:
             return self._skip(step, "the journal says it was done")
         shell = self.shell_for(step.server)
@@ -280,6 +288,16 @@ class Engine:
             if refusal:
                 del self.kept[name]
                 raise StepFailed(f"{refusal}; nothing was run. Run again: a new one is made")
+
+    def _interrupted_and_holds(self, step: Step) -> bool:
+        """Whether a step an earlier run started and never ended took effect (a once-step whose
+        postcondition did not hold when it started, and holds now)."""
+        if not (step.once and step.id in self.interrupted):
+            return False
+        reads = [c.read for c in step.post]
+        shell = self.shell_for(step.server)
+        outputs = read_all(shell, reads, f"step {step.id}: reading its state")
+        return self._holds(step, outputs)
 
     def _look(self, shell: Any, reads: list[Call], what: str) -> Seen:
         """The reads' outputs, the next step's reads riding along where they fit."""

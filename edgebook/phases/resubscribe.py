@@ -301,6 +301,14 @@ def plan(
     notes += f22
     if route == RESUBSCRIBE:
         notes.append(RESUBSCRIBE_ROLLBACK)
+    if options.replace_default_certificate:
+        notes.append(
+            f"replace_default_certificate: the new Edge default {cert.thumbprint} is also on "
+            f"{cert.staging} (staged so that Set-SendConnector can name it, F9; it cannot be "
+            "removed while a send connector names it, F21), so inspect warns edge-hub-clash "
+            "from now on and phase 04 reports it. Keep the default (route certificate-only, "
+            "KB2989382) unless the Edge default itself must change"
+        )
     counts = round_trips(Plan(change, edge, PHASE, {}, tuple(steps)))
     notes.append(
         "pipelines per server (no step skipped, every wait met at once; the lock and the "
