@@ -611,3 +611,26 @@ def test_data_is_not_made_again_for_an_interrupted_step_that_took_effect(
         assert statuses == [("read-file", "done"), ("use-file", "done")]
         assert [c[1] for c in world.calls].count("Get-Content") == reads_before + 1
     assert world.certificates["EX01"]["NEWTHUMB"] == "None"
+
+
+def test_rollback_clears_a_property_that_was_empty_before_the_step(world, tmp_path):
+    """An empty TlsCertificateName (a connector that named none) is restored as $null: the plan
+    and the journal say so, and the read-back after the undo matches the journalled state."""
+    world.connectors[HYBRID]["TlsCertificateName"] = None
+    plan = Plan(
+        "CHG-1",
+        "EDGE01",
+        "prepare",
+        {},
+        (steps.set_send_connector_tls_name("EX01", HYBRID, NEW_NAME),),
+    )
+    log = journal(tmp_path)
+    assert Engine(plan, shells(world), log).apply().completed
+    assert world.connectors[HYBRID]["TlsCertificateName"] == NEW_NAME
+    (done,) = log.read().events("step-done")
+    assert done["before"]["TlsCertificateName"] is None
+    assert done["undo"][0]["params"]["TlsCertificateName"] == {"$null": True}
+    undone = rollback(log, shells(world))
+    assert undone.completed, undone.error
+    assert world.connectors[HYBRID]["TlsCertificateName"] is None
+    assert [o.message for o in undone.outcomes] == ["state before the step restored"]

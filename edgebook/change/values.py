@@ -1,6 +1,7 @@
 """Parameter values a plan holds: JSON, plus secrets by reference, file contents by hash, and
 placeholders an undo fills from the state read before its step, from the step's output, or
-from what its read-back finds that was not there before (Appeared).
+from what its read-back finds that was not there before (Appeared). A property that was empty
+before the step is restored as $null (NULL, sent on purpose).
 
 A plan is pure data: it can be written, hashed, shown and read back. Its canonical form is
 JSON with sorted keys and no whitespace; secrets appear there as references only.
@@ -17,6 +18,7 @@ from typing import Any
 
 from edgebook.errors import EdgebookError
 from edgebook.exchange.secure import SecureText
+from edgebook.exchange.wire_values import NULL, Null
 from edgebook.secrets import resolve_secret
 
 MASK = "********"
@@ -121,6 +123,8 @@ def to_json(value: Any) -> Any:
         return {"$appeared": value.property}
     if isinstance(value, Carried):
         return {"$carried": value.name}
+    if isinstance(value, Null):
+        return {"$null": True}
     if isinstance(value, Mapping):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -145,6 +149,8 @@ def from_json(value: Any) -> Any:
             return Appeared(value["$appeared"])
         if "$carried" in value:
             return Carried(value["$carried"])
+        if "$null" in value:
+            return NULL
         return {k: from_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [from_json(v) for v in value]
@@ -177,6 +183,8 @@ def display(value: Any) -> str:
         return f"<{value.property} of what the step made, read back>"
     if isinstance(value, Carried):
         return f"<the {value.name} read by an earlier step, kept in memory only>"
+    if isinstance(value, Null):
+        return "$null"
     if isinstance(value, bool):
         return f"${str(value).lower()}"
     if isinstance(value, Mapping):
@@ -203,6 +211,8 @@ def wire(value: Any, state: Mapping[str, Mapping[str, Any]] | None = None) -> An
                 f"{value.property} from: this undo cannot be built; find what the step made on "
                 "the server and remove it by hand"
             )
+        if found is None and value.property in (state or {}).get(kind, {}):
+            return NULL  # it was empty: the undo clears it again
         if found is None:
             raise PlanValueError(
                 f"the {kind} state has no value for {value.property}: this undo cannot be built"

@@ -21,9 +21,22 @@ def has_secret(parameters: Iterable[Mapping[str, Any]]) -> bool:
     return any(isinstance(value, SecureText) for each in parameters for value in each.values())
 
 
+class Null:
+    """PowerShell's $null as a parameter value, sent on purpose (an undo clearing a property
+    that was empty): a bare None is refused as an accident."""
+
+    def __repr__(self) -> str:
+        return "$null"
+
+
+NULL = Null()
+
+
 def wire_value(cmdlet: str, parameter: str, value: Any) -> Any:
     """A parameter value pypsrp serialises correctly (no None, big ints as I64, dates as text,
     a SecureText as a SecureString)."""
+    if isinstance(value, Null):
+        return None  # pypsrp sends <Nil />
     if value is None:
         raise EdgebookError(
             f"{cmdlet} -{parameter}: the value is None; pass True/False for a switch, "

@@ -12,6 +12,7 @@ from edgebook.exchange.normalize import CommandError, PSRecord
 from edgebook.exchange.questions import AnsweredQuestion, UnexpectedQuestion
 from edgebook.exchange.secure import SecureText
 from edgebook.exchange.shell import Command
+from edgebook.exchange.wire_values import Null
 
 LOCK_FILE = r"c:\programdata\edgebook\change.lock"
 
@@ -52,9 +53,12 @@ class FakeShell:
         result = FakeResult([], [], [])
         for command in commands:
             self.world.calls.append((self.name, command.name, dict(command.parameters)))
+            params = {  # $null arrives as null, as through the real shell (wire_value)
+                k: None if isinstance(v, Null) else v for k, v in command.parameters.items()
+            }
             try:
                 records = getattr(self, "_" + command.name.replace("-", "_").lower())(
-                    dict(command.parameters), questions, result
+                    params, questions, result
                 )
             except _Error as exc:
                 result.errors.append(
