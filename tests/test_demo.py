@@ -105,10 +105,39 @@ def test_no_secret_of_the_run_is_in_the_evidence(demo):
     password, reference = lab_password(lab)
     assert reference.startswith("file:")  # the real, generated value
     secrets = {"lab password (also the PFX passphrase)": password}
-    # the demo's certificate-only route makes no subscription file: none when none was made
-    # (tests/test_esra_credentials.py scans a resubscription's evidence for its real ESRA password)
+    # seed-incident's certificate-only route makes no subscription file (see the F22 demo below)
     secrets |= {f"ESRA password {i}": value for i, value in enumerate(esra_passwords(lab))}
     (folder,) = outputs.iterdir()
     assert scan_secrets(folder, secrets) == []
     files = [p for p in folder.rglob("*") if p.is_file()]
     assert len(files) > 40  # notebooks, HTML, manifests, plans, journals, answers, report
+
+
+@pytest.fixture(scope="module")
+def resubscribing_demo(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """The demo on mailbox-default-replaced: phase 03 resubscribes EDGE01 (F22)."""
+    work = tmp_path_factory.mktemp("demo-f22")
+    outputs, lab = work / "outputs", work / "lab"
+    done = edgebook(
+        "demo", "--scenario", "mailbox-default-replaced", "--outputs", str(outputs),
+        "--lab-dir", str(lab),
+    )  # fmt: skip
+    return done, outputs, lab
+
+
+def test_a_resubscribing_demo_leaves_no_esra_credential_in_the_evidence(resubscribing_demo):
+    done, outputs, lab = resubscribing_demo
+    assert done.returncode == 0, done.stdout + done.stderr
+    (folder,) = outputs.iterdir()
+    manifests = [read_manifest(p) for p in folder.glob("*/*/*.manifest.json")]
+    (applied,) = [
+        m for m in manifests if m["phase"] == "resubscribe" and m["parameters"].get("apply")
+    ]
+    assert applied["records"]["route"] == "resubscribe"  # F22: EDGE01 subscribed anew
+    esra = esra_passwords(lab)
+    assert esra  # the subscription file's real credentials, as the lab keeps them
+    password, _ = lab_password(lab)
+    secrets = {"lab password (also the PFX passphrase)": password}
+    secrets |= {f"ESRA password {i}": value for i, value in enumerate(esra)}
+    assert scan_secrets(folder, secrets) == []
+    assert not any(value in done.stdout + done.stderr for value in secrets.values())

@@ -3,11 +3,10 @@ EX01's default after EDGE01 was subscribed, so EdgeSync from EX01 fails until ED
 subscribed again). Phase 03's plan must resubscribe and say why (or how to restore the
 default), and its apply must leave EdgeSync Normal.
 
-The scenario has no renewed certificate for EDGE01, which phase 02 needs, so the tests add one
-to a copy of it (a PFX under renewal/ of the lab folder, like seed-incident's); nothing else of
-the organisation changes. `older_default` also backdates the ACME certificate to before the
-subscription (an administrator made an older certificate the default): only EdgeSync's
-failure tells the plan then.
+The scenario ships a renewed certificate for EDGE01 (a PFX under renewal/ of the lab folder,
+like seed-incident's), which phase 02 needs. `older_default` backdates the ACME certificate, in
+a copy of the scenario, to before the subscription (an administrator made an older certificate
+the default): only EdgeSync's failure tells the plan then.
 """
 
 from __future__ import annotations
@@ -27,21 +26,14 @@ from edgebook.phases.resubscribe import Options
 from tests.support.resubscribe import CHANGE, InProcessLab
 
 FAST = Options(drain_timeout=30, sync_timeout=30, poll_every=0.2)
-RENEWED = {
-    "id": "edge01-renewed",
-    "subject": "CN=edge01.contoso.com",
-    "domains": ["edge01.contoso.com"],
-    "issuer": "r11",
-    "valid": {"from_days": -1, "to_days": 89},
-    "lab_files": ["renewal/EDGE01.pfx"],
-}
 
 
 def scenario(tmp_path: Path, older_default: bool = False) -> Path:
-    """mailbox-default-replaced with a renewed certificate for EDGE01 as a PFX."""
+    """mailbox-default-replaced (with EDGE01's renewed certificate as a PFX), as shipped or with
+    the ACME default older than the subscription."""
     package = Path(edgebook.lab.__file__).parent / "scenarios"
     spec = yaml.safe_load((package / "mailbox-default-replaced.yaml").read_text())
-    spec["certificates"].append(RENEWED)
+    assert any(c.get("lab_files") == ["renewal/EDGE01.pfx"] for c in spec["certificates"])
     if older_default:  # the new default predates the subscription (created 400 days ago)
         (acme,) = [c for c in spec["certificates"] if c["id"] == "acme"]
         acme["valid"] = {"from_days": -450, "to_days": 87}

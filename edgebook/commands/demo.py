@@ -34,11 +34,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from edgebook.demo import SELF_APPROVAL, run_demo  # papermill loads slowly: only when needed
+    from edgebook.errors import ConfigError
     from edgebook.evidence.layout import check_folder
+    from edgebook.lab.folder import edges_without_renewal, renewal_file
     from edgebook.lab.org.scenarios import load_scenario
 
-    check_folder(args.outputs.resolve(), "--outputs")  # both refused before a lab starts
-    load_scenario(args.scenario)
+    check_folder(args.outputs.resolve(), "--outputs")  # all refused before a lab starts
+    scenario = load_scenario(args.scenario)
+    missing = edges_without_renewal(scenario)
+    if missing:
+        raise ConfigError(
+            f"scenario {scenario.name}: no renewed certificate for {', '.join(missing)}; the "
+            "demo changes every Edge's certificate, so the scenario must write one per Edge "
+            f"(a certificate with lab_files: [{renewal_file(missing[0])}], see seed-incident): "
+            "use seed-incident, or add one to a copy of the scenario"
+        )
     out = Output()
     out.line(f"edgebook demo: a whole certificate change against a fresh lab ({args.scenario})")
     out.line(f"note: {SELF_APPROVAL}")

@@ -9,12 +9,15 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
 from edgebook.errors import EdgebookError
 from edgebook.fileio import write_atomic
+
+if TYPE_CHECKING:
+    from edgebook.lab.org.scenario_schema import Scenario
 
 PASSWORD_ENV = "EDGEBOOK_LAB_PASSWORD"
 PASSWORD_FILE = ".password"
@@ -153,15 +156,30 @@ def lab_password(directory: Path) -> tuple[str, str]:
     return password, reference
 
 
+def renewal_file(edge: str) -> str:
+    """Where a scenario's lab_files put an Edge's renewed certificate (a PFX) in the lab folder."""
+    return f"renewal/{edge}.pfx"
+
+
+def edges_without_renewal(scenario: Scenario) -> list[str]:
+    """The Edges of a scenario with no renewed certificate among its lab files."""
+    written = {path.casefold() for cert in scenario.certificates for path in cert.lab_files}
+    return [
+        server.name
+        for server in scenario.servers
+        if server.role == "Edge" and renewal_file(server.name).casefold() not in written
+    ]
+
+
 def _renewals(directory: Path, edges: list[dict[str, Any]], reference: str) -> dict[str, Any]:
     """change.certificates for the Edges whose renewal PFX the scenario wrote (renewal/)."""
     found = {
         edge["name"]: {
-            "pfx": str(directory.resolve() / "renewal" / f"{edge['name']}.pfx"),
+            "pfx": str(directory.resolve() / renewal_file(edge["name"])),
             "password": reference,
         }
         for edge in edges
-        if (directory / "renewal" / f"{edge['name']}.pfx").is_file()
+        if (directory / renewal_file(edge["name"])).is_file()
     }
     return {"certificates": found} if found else {}
 

@@ -161,6 +161,19 @@ CASES = [
         {S: variant("[renewal/EDGE01.pfx]", "['../../evil.pfx']")},
     ),
     Case(
+        "demo-scenario-without-renewal",
+        ("demo", "--outputs", "{w}/out", "--scenario", S),
+        2,
+        ("scenario s: no renewed certificate for EDGE01", "lab_files: [renewal/EDGE01.pfx]"),
+        {S: variant("    lab_files: [renewal/EDGE01.pfx]\n", "")},
+    ),
+    Case(
+        "demo-shipped-scenario-without-renewal",
+        ("demo", "--outputs", "{w}/out", "--scenario", "healthy"),
+        2,
+        ("scenario healthy: no renewed certificate for EDGE01, EDGE02", "use seed-incident"),
+    ),
+    Case(
         "demo-outputs-is-a-file",
         ("demo", "--outputs", "{w}/out/run"),
         2,
