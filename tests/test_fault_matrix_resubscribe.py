@@ -46,20 +46,11 @@ STEPS = [  # (step id prefix, the cmdlet that makes it, whether rollback can pas
     ("start-transport", "Start-Service", False),
     ("resume", "Resume-Service", False),
 ]
-MATRIX = [
-    (step, cmdlet, reversible, fault)
-    for step, cmdlet, reversible in STEPS
-    for fault in faults.FAULTS
-]
+MATRIX = faults.matrix(STEPS)
 
 
 def test_the_matrix_covers_every_step_of_the_route(tmp_path, monkeypatch):
-    _lab, planned = faults.planned_lab(ROUTE, OPTIONS, tmp_path, monkeypatch)
-    ids = [s.id for s in planned.plan.steps]
-    covered = [faults.target_step(planned, prefix).id for prefix, _c, _r in STEPS]
-    assert covered == ids
-    for prefix, cmdlet, _r in STEPS:
-        assert faults.target_step(planned, prefix).calls[0].cmdlet == cmdlet
+    faults.assert_covers(ROUTE, OPTIONS, STEPS, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize(

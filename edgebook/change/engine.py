@@ -38,7 +38,14 @@ from edgebook.change.plan import Plan
 from edgebook.change.reads import Seen, run_then_read
 from edgebook.change.step import Call, Check, Step
 from edgebook.change.step import Probe as StepProbe
-from edgebook.change.values import Carried, Output, PlanValueError, appeared, snapshot
+from edgebook.change.values import (
+    Carried,
+    Output,
+    PlanValueError,
+    appeared,
+    placeholders,
+    snapshot,
+)
 from edgebook.exchange.errors import ExchangeConnectionError
 from edgebook.exchange.questions import UnexpectedQuestion
 
@@ -314,21 +321,8 @@ class Engine:
 
 
 def _carried(step: Step) -> list[str]:
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, Carried):
-            found.append(value.name)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    for call in step.calls:
-        walk(dict(call.params))
-    return list(dict.fromkeys(found))
+    """The names of the kept data the step's calls use."""
+    return list(dict.fromkeys(p.name for p in placeholders(step.calls, Carried)))
 
 
 def _unmet(step: Step, outputs: list[list[Any]]) -> str:
@@ -389,18 +383,5 @@ def _says(checks: tuple[Check, ...]) -> str:
 
 
 def _output_properties(step: Step) -> tuple[str, ...]:
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, Output):
-            found.append(value.property)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    for call in step.undo:
-        walk(dict(call.params))
-    return tuple(dict.fromkeys(found))
+    """The properties of the step's output its undo needs."""
+    return tuple(dict.fromkeys(p.property for p in placeholders(step.undo, Output)))

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edgebook.errors import EdgebookError
 from edgebook.exchange.secure import SecureText
@@ -22,6 +22,7 @@ from edgebook.exchange.wire_values import NULL, Null
 from edgebook.secrets import resolve_secret
 
 MASK = "********"
+P = TypeVar("P")
 
 
 class PlanValueError(EdgebookError):
@@ -244,15 +245,13 @@ def fill(value: Any, state: Mapping[str, Mapping[str, Any]]) -> Any:
     return value
 
 
-def appeared(step: Any, first: list[list[Any]], after: list[list[Any]]) -> dict[str, Any]:
-    """The state Appeared placeholders read: the properties they name, of the one object the
-    step's first postcondition matches in its read-back (`after`) and not in the same read
-    before the step (`first`); empty when there is no such object or more than one."""
-    wanted: list[str] = []
+def placeholders(calls: Iterable[Any], kind: type[P]) -> list[P]:
+    """The placeholders of one kind in these calls' parameters, in order."""
+    found: list[P] = []
 
     def walk(value: Any) -> None:
-        if isinstance(value, Appeared):
-            wanted.append(value.property)
+        if isinstance(value, kind):
+            found.append(value)
         elif isinstance(value, Mapping):
             for item in value.values():
                 walk(item)
@@ -260,8 +259,16 @@ def appeared(step: Any, first: list[list[Any]], after: list[list[Any]]) -> dict[
             for item in value:
                 walk(item)
 
-    for call in step.undo:
+    for call in calls:
         walk(dict(call.params))
+    return found
+
+
+def appeared(step: Any, first: list[list[Any]], after: list[list[Any]]) -> dict[str, Any]:
+    """The state Appeared placeholders read: the properties they name, of the one object the
+    step's first postcondition matches in its read-back (`after`) and not in the same read
+    before the step (`first`); empty when there is no such object or more than one."""
+    wanted = [p.property for p in placeholders(step.undo, Appeared)]
     if not wanted or not step.post or step.post[0].expect != "present":
         return {}
     names, check = tuple(dict.fromkeys(wanted)), step.post[0]

@@ -59,6 +59,27 @@ class Wire:
     received: list[bytes] = field(default_factory=list)
 
 
+StepRow = tuple[str, str, bool]  # (step id prefix, its first cmdlet, whether rollback undoes it)
+
+
+def matrix(steps: list[StepRow]) -> list[tuple[str, str, bool, str]]:
+    """Every step of a route with every fault."""
+    return [
+        (step, cmdlet, reversible, fault) for step, cmdlet, reversible in steps for fault in FAULTS
+    ]
+
+
+def assert_covers(
+    route: str, options: Any, steps: list[StepRow], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows name every step of the route's plan, in order, each with its first cmdlet."""
+    _lab, planned = planned_lab(route, options, tmp_path, monkeypatch)
+    ids = [s.id for s in planned.plan.steps]
+    assert [target_step(planned, prefix).id for prefix, _c, _r in steps] == ids
+    for prefix, cmdlet, _r in steps:
+        assert target_step(planned, prefix).calls[0].cmdlet == cmdlet
+
+
 def signature(step: Step) -> tuple[str, str, dict[str, str]]:
     """How the step's first call looks on the wire: server, cmdlet, its plain parameters."""
     call = step.calls[0]
