@@ -13,11 +13,9 @@ from cryptography import x509
 from edgebook.evidence import layout
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import prepare, resubscribe
-from edgebook.phases.resubscribe import Options, ResubscribeRefused
-from tests.support.resubscribe import CHANGE, InProcessLab
+from edgebook.phases.resubscribe import ResubscribeRefused
+from tests.support.resubscribe import CHANGE, FAST, InProcessLab
 from tests.test_prepare_routes import sign
-
-FAST = Options(drain_timeout=30, sync_timeout=30, poll_every=0.2)
 
 
 @pytest.fixture

@@ -22,10 +22,7 @@ from edgebook.lab.org import certstore
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import resubscribe
 from edgebook.phases.prepare_certificate import CERTIFICATE_ONLY, RESUBSCRIBE
-from edgebook.phases.resubscribe import Options
-from tests.support.resubscribe import CHANGE, InProcessLab
-
-FAST = Options(drain_timeout=30, sync_timeout=30, poll_every=0.2)
+from tests.support.resubscribe import CHANGE, FAST, InProcessLab
 
 
 def scenario(tmp_path: Path, older_default: bool = False) -> Path:

@@ -16,13 +16,11 @@ from edgebook.evidence import layout
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import prepare, resubscribe, verify
 from edgebook.phases.own_effects import read_own_effects
-from edgebook.phases.resubscribe import Options
 from tests.support import certs
-from tests.support.resubscribe import CHANGE, InProcessLab
+from tests.support.resubscribe import CHANGE, FAST, InProcessLab
 
 EDGES = ("EDGE01", "EDGE02")
 HYBRID = "Outbound to Office 365"
-FAST = Options(drain_timeout=30, sync_timeout=30, poll_every=0.2)
 
 
 @pytest.fixture

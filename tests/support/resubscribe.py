@@ -21,8 +21,10 @@ from edgebook.lab.org.store import LabStore, clock
 from edgebook.lab.winrm.inprocess import connect_in_process
 from edgebook.lab.winrm.wsman import WSManEndpoint
 from edgebook.phases import prepare
+from edgebook.phases.resubscribe import Options
 
 CHANGE = "CHG-0303"
+FAST = Options(drain_timeout=30, sync_timeout=30, poll_every=0.2)  # the lab answers at once
 
 
 class InProcessLab:
