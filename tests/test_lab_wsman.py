@@ -407,3 +407,26 @@ def test_malformed_psrp_data_is_a_fault(backend: FakeBackend) -> None:
     assert caught.value.code == "w:InternalError"
     assert "cannot process the PSRP data" in caught.value.reason
     assert endpoint.open_shells == 0
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_replies_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(
+    https_lab: tuple[WSManEndpoint, int, str],
+) -> None:
+    """Headers and body leave in two writes; with Nagle on, each reply after the first waited
+    ~40 ms for the client's delayed ACK, which made every lab pipeline cost ~160 ms."""
+    _, port, _ = https_lab
+    session = requests.Session()
+    url = f"https://127.0.0.1:{port}/unknown"
+
+    def post() -> requests.Response:  # the timing is the point, not the certificate
+        return session.post(url, data=b"x", timeout=5, verify=False)
+
+    post()  # handshake; the connection is kept alive
+    times = []
+    for _ in range(9):
+        started = time.perf_counter()
+        reply = post()
+        times.append(time.perf_counter() - started)
+        assert reply.status_code == 404
+    assert sorted(times)[4] < 0.025, f"median reply {sorted(times)[4] * 1000:.0f} ms"
