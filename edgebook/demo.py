@@ -2,9 +2,9 @@
 
 A fresh lab (two Edges) starts; inspect runs on both Edges; then one Edge after the other, each
 changing phase (prepare, resubscribe, verify) runs twice through the runner: plan only, then
-applied with that plan's hash. The demo approves its own plans, which real use never does: there
-a person reads each plan before passing its hash. The evidence is verified, the report written,
-and the lab stopped.
+applied with that plan's hash; while one notebook runs, the next ones' kernels start. The demo
+approves its own plans, which real use never does: there a person reads each plan before passing
+its hash. The evidence is verified, the report written, and the lab stopped.
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebook.config import load_inventory
+from edgebook.evidence.kernels import KernelPool, warm_modules
+from edgebook.evidence.layout import PHASES
 from edgebook.evidence.report import write_report
-from edgebook.evidence.rollout import Rollout, Step, run_change
+from edgebook.evidence.rollout import Rollout, Step, phase_notebook, run_change
 from edgebook.evidence.runner import PhaseRun, new_run_id
 from edgebook.evidence.verify import Verification, verify_change
 from edgebook.lab import control
+from edgebook.notebook import LAZY_IMPORTS
 
 DEMO_SCENARIO = "seed-incident"
 CHANGE_PHASES = ("prepare", "resubscribe", "verify")
@@ -71,10 +75,15 @@ def run_demo(
     lab_dir = lab_dir or Path(tempfile.mkdtemp(prefix="edgebook-lab-"))
     change = f"DEMO-{new_run_id()}"
     result = DemoResult(change, outputs.resolve() / change)
+    kernels = None
     try:
         control.start(lab_dir, scenario)
         result.lab_start_s = time.monotonic() - started
         inventory = lab_dir / "inventory.yaml"
+        edges = len(load_inventory(inventory).edges)
+        notebooks = [phase_notebook(phase) for phase in PHASES]
+        runs = edges * (1 + 2 * len(CHANGE_PHASES))  # inspect, then each phase planned, applied
+        kernels = KernelPool(warm_modules(notebooks, LAZY_IMPORTS), runs=runs)
 
         def run(phase: str, edges: list[str], approvals: list[str] | None = None) -> Rollout:
             what = "apply" if approvals is not None else "plan" if phase != "inspect" else "read"
@@ -94,6 +103,7 @@ def run_demo(
                 workers=INSPECT_WORKERS,
                 root=outputs,
                 progress=progress,
+                kernels=kernels,
             )
             result.runs += [(step, approvals is not None, r) for step, r in rollout.runs.items()]
             return rollout
@@ -104,6 +114,8 @@ def run_demo(
         result.report = write_report(result.folder)
         result.verification = verify_change(result.folder)
     finally:
+        if kernels is not None:
+            kernels.close()
         control.stop(lab_dir)
         if not keep:
             shutil.rmtree(lab_dir, ignore_errors=True)

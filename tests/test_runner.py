@@ -46,7 +46,12 @@ def test_ok_run_keeps_records_and_renders_offline_html(tmp_path):
     assert read_records(run.notebook) == {"doubled": 42}
     assert _banners(run.notebook) == []
     saved = nbformat.read(str(run.notebook), as_version=4)
-    assert saved.metadata.edgebook == {"verdict": "ok", "error": None, "run_id": "r1"}
+    assert saved.metadata.edgebook == {
+        "verdict": "ok",
+        "error": None,
+        "run_id": "r1",
+        "kernel": {"started_ahead": False},
+    }
     assert run.duration_s > 0 and run.parameters == {"value": 21}
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebook.errors import ConfigError, EdgebookError
+from edgebook.evidence.kernels import KernelPool, warm_modules
 from edgebook.evidence.layout import (
     OUTPUTS_ENV,
     PHASES,
@@ -45,6 +46,7 @@ from edgebook.evidence.runner import (
     execute_phase,
     new_run_id,
 )
+from edgebook.notebook import LAZY_IMPORTS
 
 RUNNER_PARAMETERS = ("inventory", "edge", "change", "apply", "approved_plan_sha256")
 REQUIRED_PARAMETERS = ("inventory", "edge")
@@ -221,8 +223,12 @@ def run_change(
     timeout_s: float = 900,
     root: Path | None = None,
     progress: Progress | None = None,
+    kernels: KernelPool | None = None,
 ) -> Rollout:
-    """Run the phases over the Edges into outputs/<change>/, one manifest per run."""
+    """Run the phases over the Edges into outputs/<change>/, one manifest per run.
+
+    Each run's kernel comes from kernels, the next one started while a run runs (without a
+    pool, a rollout of several runs makes its own and closes it at the end)."""
     from edgebook.config import resolve_inventory
 
     if not 1 <= workers <= MAX_WORKERS:
@@ -246,30 +252,57 @@ def run_change(
     )
     rollout = Rollout(change, new_run_id(), folder, [s.step for s in steps])
     report = progress or (lambda *_: None)
-    with _outputs_env(root):
-        fan_out = [s for s in steps if s.step.phase == "inspect"] if workers > 1 else []
-        if fan_out:
-
-            def one(scheduled: Scheduled) -> PhaseRun:
-                return _run_step(scheduled, rollout, root, timeout_s, report)
-
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgebook") as pool:
-                done = list(pool.map(one, fan_out))
-            rollout.runs.update((s.step, run) for s, run in zip(fan_out, done, strict=True))
-            if not all(run.ok for run in done):
-                return rollout
-        for scheduled in steps:
-            if scheduled.step in rollout.runs:
-                continue
-            run = _run_step(scheduled, rollout, root, timeout_s, report)
-            rollout.runs[scheduled.step] = run
-            if not run.ok:
-                break
+    own_pool = kernels is None and len(steps) > 1
+    if own_pool:
+        notebooks = dict.fromkeys(s.notebook for s in steps)
+        kernels = KernelPool(warm_modules(notebooks, LAZY_IMPORTS), runs=len(steps))
+    try:
+        with _outputs_env(root):
+            _run_steps(steps, rollout, root, timeout_s, report, workers, kernels)
+    finally:
+        if own_pool and kernels is not None:
+            kernels.close()
     return rollout
 
 
+def _run_steps(
+    steps: list[Scheduled],
+    rollout: Rollout,
+    root: Path,
+    timeout_s: float,
+    report: Progress,
+    workers: int,
+    kernels: KernelPool | None,
+) -> None:
+    """Inspect fanned out over workers first, then every other step in order; stop at the
+    first run that is not ok."""
+
+    def run(scheduled: Scheduled) -> PhaseRun:
+        return _run_step(scheduled, rollout, root, timeout_s, report, kernels)
+
+    fan_out = [s for s in steps if s.step.phase == "inspect"] if workers > 1 else []
+    if fan_out:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgebook") as pool:
+            done = list(pool.map(run, fan_out))
+        rollout.runs.update((s.step, r) for s, r in zip(fan_out, done, strict=True))
+        if not all(r.ok for r in done):
+            return
+    for scheduled in steps:
+        if scheduled.step in rollout.runs:
+            continue
+        result = run(scheduled)
+        rollout.runs[scheduled.step] = result
+        if not result.ok:
+            return
+
+
 def _run_step(
-    scheduled: Scheduled, rollout: Rollout, root: Path, timeout_s: float, progress: Progress
+    scheduled: Scheduled,
+    rollout: Rollout,
+    root: Path,
+    timeout_s: float,
+    progress: Progress,
+    kernels: KernelPool | None = None,
 ) -> PhaseRun:
     """One notebook run, its manifest written."""
     step = scheduled.step
@@ -283,6 +316,7 @@ def _run_step(
         scheduled.parameters,
         run_id=rollout.run_id,
         timeout_s=timeout_s,
+        kernels=kernels,
     )
     outputs = {path for path in (run.notebook, run.html) if path is not None}
     written = written_since(edge_folder, before, exclude=outputs)

@@ -3,7 +3,8 @@
 papermill marks a failing cell but neither a cell timeout nor a dead kernel: the output then
 says "completed" everywhere. The runner catches all three, stamps its verdict into
 ``metadata.edgebook``, and puts a red banner at the top of any notebook papermill did not mark.
-Output paths are created exclusively: evidence is never overwritten.
+Output paths are created exclusively: evidence is never overwritten. Given a KernelPool, a run
+uses a kernel the pool started (and warmed) ahead; ``metadata.edgebook.kernel`` says so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from edgebook.errors import ConfigError, EdgebookError
+from edgebook.evidence.kernels import KernelPool
 from edgebook.evidence.records import read_records
 from edgebook.secrets import REFERENCE_HELP, is_secret_name, looks_like_reference
 
@@ -126,14 +128,23 @@ def execute_phase(
     *,
     run_id: str,
     timeout_s: float = 600,
+    kernels: KernelPool | None = None,
 ) -> PhaseRun:
-    """Run one notebook into output_dir/<utc>_<run_id>.ipynb and render HTML beside it."""
+    """Run one notebook into output_dir/<utc>_<run_id>.ipynb and render HTML beside it; with
+    kernels, in a kernel from that pool."""
     refuse_secrets(parameters)
     check_parameters(notebook, parameters)
     started = dt.datetime.now(dt.UTC)
     output = reserve(output_dir / f"{started:%Y%m%dT%H%M%SZ}_{run_id}.ipynb")
     verdict, error = "ok", None
+    kernel: dict[str, Any] = {"started_ahead": False}
+    km = None
     try:
+        engine: dict[str, Any] = {}
+        if kernels is not None:
+            km = engine["km"] = kernels.take()
+            if kernels.started_ahead(km):
+                kernel = {"started_ahead": True, "warm_imports": list(kernels.modules)}
         papermill.execute_notebook(
             str(notebook),
             str(output),
@@ -142,6 +153,7 @@ def execute_phase(
             progress_bar=False,
             execution_timeout=timeout_s,
             cwd=None,
+            **engine,
         )
     except papermill.PapermillExecutionError as exc:
         verdict, error = "failed", f"{exc.ename}: {exc.evalue}"
@@ -151,9 +163,13 @@ def execute_phase(
         verdict, error = "dead-kernel", f"the kernel died: {_first_line(exc)}"
     except Exception as exc:  # the kernel did not start, the notebook could not be read, ...
         verdict, error = "failed", f"{type(exc).__name__}: {_first_line(exc)}"
+    finally:
+        if kernels is not None and km is not None:
+            kernels.release(km)
     ended = dt.datetime.now(dt.UTC)
     nb = _read_output(output, notebook)
     stamp_verdict(nb, verdict, error, run_id)
+    nb.metadata["edgebook"]["kernel"] = kernel
     nbformat.write(nb, str(output))
     return PhaseRun(
         notebook=output,

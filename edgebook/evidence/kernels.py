@@ -1,0 +1,254 @@
+"""Kernels started ahead of the run that needs them.
+
+A rollout runs its notebooks one after the other, and each run's kernel start plus its first
+imports of edgebook, pandas and ipywidgets cost about 3 s. A KernelPool starts the next run's
+kernel while the current one runs and imports into it the modules the phase notebooks import
+(`warm_modules`), silently: outside the kernel's history, no execution count, no name bound in
+the notebook's namespace. The notebook then finds them in ``sys.modules``, as after its own first
+import; nothing else ran in its kernel. Each kernel serves one run and is shut down after it; a
+kernel started in an environment or working directory that is no longer current is not used.
+
+Starting, warming and shutting down run on the pool's own event loop thread, so a kernel's
+control socket is only ever used from the loop that created it; papermill (nbclient) gets the
+started kernel manager and connects its own client, as it does to a kernel it started itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import json
+import os
+import threading
+from collections import deque
+from collections.abc import Coroutine, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jupyter_client.manager import AsyncKernelManager
+
+from edgebook.errors import EdgebookError
+
+AHEAD = 2  # a plan run (~2 s) is shorter than a kernel start with its imports (~3 s)
+STARTUP_TIMEOUT_S = 60.0
+SHUTDOWN_TIMEOUT_S = 30.0
+# as nbclient starts a kernel: no IPython history database on disk
+KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
+_WARM_CODE = """\
+import importlib as __edgebook_importlib
+for __edgebook_module in {modules!r}:
+    try:
+        __edgebook_importlib.import_module(__edgebook_module)
+    except Exception:
+        pass  # the notebook's own import reports it
+del __edgebook_importlib, __edgebook_module
+"""
+
+T = TypeVar("T")
+
+
+def warm_modules(notebooks: Iterable[Path], also: Iterable[str] = ()) -> tuple[str, ...]:
+    """The modules the notebooks' code cells import (and the submodule candidates of
+    `from package import name`), then also, in first-seen order."""
+    found: dict[str, None] = {}
+    for notebook in notebooks:
+        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+        for cell in cells:
+            if cell.get("cell_type") != "code":
+                continue
+            source = cell.get("source", "")
+            try:
+                tree = ast.parse("".join(source) if isinstance(source, list) else source)
+            except SyntaxError:  # IPython magics: their imports are not warmed
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    found.update((alias.name, None) for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    found[node.module] = None
+                    found.update((f"{node.module}.{alias.name}", None) for alias in node.names)
+    found.update((name, None) for name in also)
+    return tuple(found)
+
+
+class _PooledKernelManager(AsyncKernelManager):
+    """A kernel manager that keeps the clients it made: nbclient leaves its client connected
+    to a kernel it did not start, and the pool closes it when the run is over."""
+
+    def client(self, **kwargs: Any) -> Any:
+        made = super().client(**kwargs)
+        self.__dict__.setdefault("made_clients", []).append(made)
+        return made
+
+    def close_clients(self) -> None:
+        """Disconnect every client still connected (in the thread that made it)."""
+        for made in self.__dict__.pop("made_clients", []):
+            if made.channels_running:
+                made.stop_channels()
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where a kernel starts: the environment and working directory it inherits."""
+
+    env: tuple[tuple[str, str], ...]
+    cwd: str
+
+    @classmethod
+    def current(cls) -> _Context:
+        return cls(tuple(sorted(os.environ.items())), os.getcwd())
+
+
+class KernelPool:
+    """Kernels for notebook runs, the next one started (and warmed) while the current one runs."""
+
+    def __init__(
+        self,
+        modules: Iterable[str] = (),
+        *,
+        runs: int | None = None,
+        ahead: int = AHEAD,
+        kernel_name: str = "python3",
+    ) -> None:
+        """modules: what to import into a kernel started ahead; runs: how many kernels the pool
+        will hand out (None: no end), so it never starts one nobody takes; ahead: how many
+        kernels it keeps starting or ready."""
+        self.kernel_name = kernel_name
+        self.modules = tuple(modules)
+        self._left = runs
+        self._ahead = ahead
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="edgebook-kernels", daemon=True
+        )
+        self._thread.start()
+        self._lock = threading.Lock()
+        self._spares: deque[tuple[_Context, Future[AsyncKernelManager]]] = deque()
+        self._pending: list[Future[None]] = []
+        self._warmed: set[AsyncKernelManager] = set()
+        self._closed = False
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def take(self) -> AsyncKernelManager:
+        """A started kernel for one run: a spare started ahead if one fits the current
+        environment, else a new one; then the next ones start. Raises EdgebookError when the
+        kernel does not start."""
+        context = _Context.current()
+        with self._lock:
+            if self._closed:
+                raise EdgebookError("the kernel pool is closed")
+            chosen = None
+            while self._spares and chosen is None:
+                spare_context, spare = self._spares.popleft()
+                if spare_context == context:
+                    chosen = spare
+                else:
+                    self._discard(spare)
+            warmed = chosen is not None
+            if chosen is None:
+                chosen = self._start(context, warm=False)  # wanted now: the notebook imports
+            if self._left is not None:
+                self._left -= 1
+            while len(self._spares) < self._ahead and (
+                self._left is None or self._left > len(self._spares)
+            ):
+                self._spares.append((context, self._start(context)))
+        try:
+            km = chosen.result(timeout=STARTUP_TIMEOUT_S + 10)
+        except Exception as exc:
+            raise EdgebookError(f"the {self.kernel_name} kernel did not start: {exc}") from exc
+        if warmed:
+            self._warmed.add(km)
+        return km
+
+    def started_ahead(self, km: AsyncKernelManager) -> bool:
+        """Whether this kernel was started (and warmed) before its run asked for it."""
+        return km in self._warmed
+
+    def release(self, km: AsyncKernelManager) -> None:
+        """Disconnect the run's client, then shut its kernel down in the background."""
+        if isinstance(km, _PooledKernelManager):
+            km.close_clients()
+        self._warmed.discard(km)
+        with self._lock:
+            self._pending.append(self._submit(_shutdown(km, now=False)))
+
+    def close(self) -> None:
+        """Shut the spare and every released kernel down, then stop the loop thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            while self._spares:
+                self._discard(self._spares.popleft()[1])
+            pending = list(self._pending)
+        for future in pending:
+            with contextlib.suppress(Exception):  # one that will not stop dies with its parent
+                future.result(timeout=SHUTDOWN_TIMEOUT_S)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def _start(self, context: _Context, warm: bool = True) -> Future[AsyncKernelManager]:
+        return self._submit(self._started(context, warm))
+
+    async def _started(self, context: _Context, warm: bool) -> AsyncKernelManager:
+        km = _PooledKernelManager(kernel_name=self.kernel_name)
+        await km.start_kernel(
+            extra_arguments=list(KERNEL_ARGUMENTS), env=dict(context.env), cwd=context.cwd
+        )
+        if not warm:
+            return km
+        try:
+            await self._warm(km)
+        except BaseException:
+            await _shutdown(km, now=True)
+            raise
+        return km
+
+    async def _warm(self, km: AsyncKernelManager) -> None:
+        """Wait until the kernel answers, then run the imports silently."""
+        client = km.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=STARTUP_TIMEOUT_S)
+            if not self.modules:
+                return
+            code = _WARM_CODE.format(modules=self.modules)
+            msg_id = client.execute(code, silent=True, store_history=False, allow_stdin=False)
+            while True:
+                reply = await client.get_shell_msg(timeout=STARTUP_TIMEOUT_S)
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    return
+        finally:
+            client.stop_channels()
+
+    def _discard(self, future: Future[AsyncKernelManager]) -> None:
+        """Shut down a kernel nobody will use, once it has started."""
+
+        async def discard() -> None:
+            km = await asyncio.wrap_future(future)
+            await _shutdown(km, now=True)
+
+        self._pending.append(self._submit(discard()))
+
+    def _submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+
+async def _shutdown(km: AsyncKernelManager, *, now: bool) -> None:
+    """Stop the kernel (gracefully unless now) and remove its connection file."""
+    try:
+        if await km.is_alive():
+            await km.shutdown_kernel(now=now)
+    finally:
+        await km.cleanup_resources()

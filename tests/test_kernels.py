@@ -1,0 +1,154 @@
+"""Kernels started ahead: the next run's kernel is ready and warmed, the notebook cannot tell
+(fresh history, clean namespace), papermill's verdicts still hold, and nothing is left running."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from edgebook.evidence.kernels import KernelPool, warm_modules
+from edgebook.evidence.runner import execute_phase
+from tests.test_runner import _notebook
+
+PROBE = """\
+import sys
+record_seen = {
+    "warm": "email.mime.text" in sys.modules,
+    "leaked": sorted(n for n in dir() if n.startswith("__edgebook")),
+    "marker": __import__("os").environ.get("EDGEBOOK_TEST_MARKER"),
+}
+print(record_seen)
+"""
+
+
+def _kernels_running() -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if "ipykernel_launcher" in " ".join(child.cmdline())
+    ]
+
+
+def _seen(run) -> dict:
+    saved = nbformat.read(str(run.notebook), as_version=4)
+    assert saved.cells[0].execution_count == 1  # the warm-up left no trace in the history
+    return eval(saved.cells[1].outputs[0]["text"])
+
+
+def _write_notebook(path: Path, cells: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_warm_modules_are_the_notebooks_imports_at_any_depth(tmp_path):
+    first = _write_notebook(
+        tmp_path / "a.ipynb",
+        [
+            "import json\nfrom edgebook.phases import prepare, verify",
+            "%matplotlib inline\nimport x",
+        ],
+    )
+    second = _write_notebook(
+        tmp_path / "b.ipynb", ["if True:\n    import email.mime.text as m\nfrom . import rel"]
+    )
+    assert warm_modules([first, second], also=("ipywidgets",)) == (
+        "json",
+        "edgebook.phases",
+        "edgebook.phases.prepare",
+        "edgebook.phases.verify",
+        "email.mime.text",
+        "ipywidgets",
+    )
+
+
+def test_the_second_run_gets_a_kernel_started_and_warmed_ahead(tmp_path):
+    nb = _notebook(tmp_path / "probe.ipynb", PROBE)
+    with KernelPool(["email.mime.text"], runs=2) as kernels:
+        first = execute_phase(nb, tmp_path / "out", {}, run_id="r1", kernels=kernels)
+        second = execute_phase(nb, tmp_path / "out", {}, run_id="r2", kernels=kernels)
+    assert first.ok and second.ok
+    assert _seen(first)["warm"] is False  # started on demand: nothing imported ahead
+    assert _seen(second) == {"warm": True, "leaked": [], "marker": None}
+    meta = nbformat.read(str(second.notebook), as_version=4).metadata.edgebook
+    assert meta["kernel"] == {"started_ahead": True, "warm_imports": ["email.mime.text"]}
+    assert _kernels_running() == []
+
+
+def test_a_kernel_started_in_another_environment_is_not_used(tmp_path, monkeypatch):
+    nb = _notebook(tmp_path / "probe.ipynb", PROBE)
+    with KernelPool(["email.mime.text"], runs=2) as kernels:
+        execute_phase(nb, tmp_path / "out", {}, run_id="r1", kernels=kernels)
+        monkeypatch.setenv("EDGEBOOK_TEST_MARKER", "changed")  # after the spare started
+        second = execute_phase(nb, tmp_path / "out", {}, run_id="r2", kernels=kernels)
+    assert _seen(second)["marker"] == "changed"
+    meta = nbformat.read(str(second.notebook), as_version=4).metadata.edgebook
+    assert meta["kernel"] == {"started_ahead": False}
+    assert _kernels_running() == []
+
+
+def test_the_pool_starts_no_kernel_beyond_its_runs(tmp_path):
+    started = []
+
+    class Counting(KernelPool):
+        def _start(self, context, warm=True):
+            started.append(context)
+            return super()._start(context, warm)
+
+    nb = _notebook(tmp_path / "quick.ipynb", "pass")
+    with Counting(runs=3, ahead=2) as kernels:
+        for index in range(3):
+            assert execute_phase(nb, tmp_path / "out", {}, run_id=f"r{index}", kernels=kernels).ok
+            assert len(started) == 3  # the first run already started the other two
+    assert _kernels_running() == []
+
+
+def test_timeout_and_dead_kernel_verdicts_hold_in_pool_kernels(tmp_path):
+    slow = _notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(30)", "after = 1")
+    dead = _notebook(tmp_path / "dead.ipynb", "import os\nos._exit(1)", "after = 1")
+    with KernelPool(runs=2) as kernels:
+        timed_out = execute_phase(
+            slow, tmp_path / "out", {}, run_id="r1", timeout_s=1, kernels=kernels
+        )
+        died = execute_phase(dead, tmp_path / "out", {}, run_id="r2", kernels=kernels)
+    assert timed_out.verdict == "timeout" and "longer than 1 s" in timed_out.error
+    assert died.verdict == "dead-kernel" and "kernel died" in died.error
+    assert _kernels_running() == []
+
+
+def test_a_closed_pool_refuses_and_the_run_fails_clearly(tmp_path):
+    nb = _notebook(tmp_path / "quick.ipynb", "pass")
+    kernels = KernelPool(runs=1)
+    kernels.close()
+    run = execute_phase(nb, tmp_path / "out", {}, run_id="r1", kernels=kernels)
+    assert run.verdict == "failed" and "kernel pool is closed" in run.error
+
+
+@pytest.fixture(autouse=True)
+def _no_marker(monkeypatch):
+    monkeypatch.delenv("EDGEBOOK_TEST_MARKER", raising=False)
+    assert os.environ.get("EDGEBOOK_TEST_MARKER") is None
+
+
+def test_runs_in_pool_kernels_leave_no_client_connected(tmp_path):
+    """nbclient leaves its client connected to a kernel it did not start: the pool closes it,
+    else every run would leak the client's sockets and zmq threads."""
+    nb = _notebook(tmp_path / "quick.ipynb", "pass")
+    process = psutil.Process()
+
+    def runs(count: int, prefix: str) -> None:
+        with KernelPool(runs=count) as kernels:
+            for index in range(count):
+                execute_phase(nb, tmp_path / "out", {}, run_id=f"{prefix}{index}", kernels=kernels)
+        gc.collect()
+
+    runs(1, "warm")  # imports and lazy singletons of the first run are not leaks
+    fds, threads = process.num_fds(), process.num_threads()
+    runs(3, "r")
+    assert process.num_fds() <= fds and process.num_threads() <= threads
