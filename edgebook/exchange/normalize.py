@@ -1,10 +1,11 @@
 """Turn what pypsrp returns into plain Python, and ErrorRecords into CommandErrors.
 
 pypsrp 0.9.1 leaves Exchange objects half-parsed (DateTime as text, MultiValuedProperty as raw
-'<LST>' XML, enums as objects). So each output object is parsed by psrpcore instead, once, as
-it arrives (ReferenceTolerantSerializer); an object pypsrp parsed itself is re-parsed from its
-CLIXML (pypsrp's private `_xml`, pinned by `pypsrp>=0.9,<0.10` and covered by tests). Then it is
-converted:
+'<LST>' XML, enums as objects). So each output object is read once, as it arrives
+(ReferenceTolerantSerializer), by clixml.read straight into plain Python; what that reader leaves
+(an unknown tag, one of psrpcore's own types) is parsed by psrpcore and converted by plain(),
+with the same result. An object pypsrp parsed itself is re-parsed from its CLIXML (pypsrp's
+private `_xml`, pinned by `pypsrp>=0.9,<0.10` and covered by tests). The conversions:
 
 * objects → PSRecord (a dict of properties; `.type_names` without `Deserialized.`);
 * MultiValuedProperty, arrays, lists → list; hashtables → dict;
@@ -39,41 +40,12 @@ from pypsrp.complex_objects import ComplexObject, GenericComplexObject
 from pypsrp.messages import ErrorRecord
 from pypsrp.serializer import Serializer
 
+from edgebook.exchange import clixml
+from edgebook.exchange.record import PSRecord
+
 DESERIALIZED = "Deserialized."
 ENUM_TYPE = "System.Enum"
 _CIPHER = psrpcore.PSRemotingCrypto()  # SecureStrings are not decrypted: none expected
-
-
-class PSRecord(dict[str, Any]):
-    """An Exchange object as a dict of properties; `.type_names`, `.to_string`, attribute access."""
-
-    def __init__(
-        self,
-        properties: dict[str, Any] | None = None,
-        type_names: tuple[str, ...] = (),
-        to_string: str | None = None,
-    ) -> None:
-        super().__init__(properties or {})
-        self.type_names = type_names
-        self.to_string = to_string
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def is_type(self, type_name: str) -> bool:
-        """Whether the object is (or derives from) this .NET type (wire name)."""
-        return type_name in self.type_names
-
-    def __str__(self) -> str:
-        """The object's ToString() (an ADObjectId gives the name), as PowerShell prints it."""
-        return self.to_string if self.to_string is not None else dict.__repr__(self)
-
-    def __repr__(self) -> str:
-        kind = self.type_names[0].rpartition(".")[2] if self.type_names else "object"
-        return f"PSRecord<{kind}>({dict.__repr__(self)})"
 
 
 @dataclass(frozen=True)
@@ -96,30 +68,33 @@ class CommandError:
 
 
 class ReceivedObject(GenericComplexObject):
-    """An output object parsed once, by psrpcore, as it arrived (pypsrp's own parse skipped)."""
+    """An output object read once, as it arrived (pypsrp's own parse skipped): `value` is plain
+    Python already, or `parsed` is psrpcore's parse, converted by normalize()."""
 
-    def __init__(self, parsed: Any) -> None:
+    def __init__(self, value: Any = None, parsed: Any = None) -> None:
         super().__init__()
+        self.value = value
         self.parsed = parsed
 
 
 class ReferenceTolerantSerializer(Serializer):
     """pypsrp's Serializer, parsing each output object once and not tripped by references.
 
-    An output object (a PIPELINE_OUTPUT message) is parsed by psrpcore only, which reads every
-    reference and every type edgebook needs; pypsrp's parse of it was thrown away by normalize()
-    anyway and cost as much again. Anything else, and an output psrpcore cannot parse, goes
-    through pypsrp, with each TN and Obj registered beforehand: pypsrp 0.9.1 keeps an unknown
-    collection (MultiValuedProperty) as raw `<LST>` XML, so a type or object first defined
-    inside one and referenced after it (Exchange writes SmartHosts, whose SmartHost defines
-    IPAddress, then `<Ref N="SourceIPAddress">` to it; a send connector's SourceTransportServers
-    define ADObjectId before its Identity) raised KeyError and lost the whole read.
+    An output object (a PIPELINE_OUTPUT message) is read by clixml.read (psrpcore for what that
+    leaves), which reads every reference and every type edgebook needs; pypsrp's parse of it was
+    thrown away by normalize() anyway and cost as much again. Anything else, and an output
+    psrpcore cannot parse either, goes through pypsrp, with each TN and Obj registered
+    beforehand: pypsrp 0.9.1 keeps an unknown collection (MultiValuedProperty) as raw `<LST>`
+    XML, so a type or object first defined inside one and referenced after it (Exchange writes
+    SmartHosts, whose SmartHost defines IPAddress, then `<Ref N="SourceIPAddress">` to it; a send
+    connector's SourceTransportServers define ADObjectId before its Identity) raised KeyError
+    and lost the whole read.
     """
 
     def deserialize(
         self, element: ET.Element | str, metadata: Any = None, clear: bool = True
     ) -> Any:
-        """An output object parsed by psrpcore; anything else as pypsrp's, every TN and Obj
+        """An output object read into plain Python; anything else as pypsrp's, every TN and Obj
         RefId of the element known beforehand."""
         if clear:
             self._clear()
@@ -145,10 +120,14 @@ class ReferenceTolerantSerializer(Serializer):
 
 def _received(element: ET.Element) -> ReceivedObject | None:
     try:
+        return ReceivedObject(clixml.read(element))
+    except clixml.Unreadable:
+        pass
+    try:
         parsed = psrpcore_deserialize(element, _CIPHER)
     except (KeyError, ValueError, TypeError, AttributeError):
         return None
-    return ReceivedObject(parsed)
+    return ReceivedObject(parsed=parsed)
 
 
 def tolerate_references(serializer: Serializer) -> None:
@@ -167,7 +146,7 @@ def split_flags(text: str | None) -> list[str]:
 def normalize(value: Any) -> Any:
     """Convert one value returned by pypsrp (an output object) to plain Python."""
     if isinstance(value, ReceivedObject):
-        return plain(value.parsed)
+        return value.value if value.parsed is None else plain(value.parsed)
     if isinstance(value, ComplexObject):
         if value._xml is None:  # built here, not received: nothing for psrpcore to parse
             return _from_pypsrp(value)
