@@ -4,6 +4,7 @@ files, and the daemon's in-memory organisation (scoped catch-up, nothing written
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import multiprocessing
 import stat
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from edgebook.errors import EdgebookError
 from edgebook.lab import folder
+from edgebook.lab.org.model import org_to_json
 from edgebook.lab.org.store import LabStateError, LabStore, ResidentStore
 from tests.support.lab import PASSWORD, Lab, lab_copy
 
@@ -142,6 +144,35 @@ def test_resident_change_outside_its_scope_is_saved_by_flush(store):
     assert store.read().server("EDGE02").traffic
     resident.flush()
     assert store.read().server("EDGE02").traffic == {}
+
+
+def test_resident_change_outside_its_scope_is_saved_when_a_transaction_names_it(store):
+    resident = ResidentStore(store.dir)
+    with resident.transaction(["EDGE01"]) as org:
+        org.server("EDGE02").traffic.clear()  # outside the declared scope
+    with resident.transaction(["EDGE02"]):
+        pass  # compared with EDGE02 as last persisted, not as it was when this block began
+    assert store.read().server("EDGE02").traffic == {}
+
+
+def test_resident_state_is_the_organisation_json_after_each_change(store):
+    resident = ResidentStore(store.dir)
+    changes = [
+        (["EDGE01"], lambda org: org.server("EDGE01").traffic.clear()),
+        (["EDGE02"], lambda org: setattr(org.server("EDGE02"), "mail_accepted", 41)),
+        ((), lambda org: setattr(org, "clock_offset_s", 90.0)),
+        (None, lambda org: org.server("EX01").events.clear()),
+        (["EDGE01"], lambda org: org.server("EDGE01").queues.clear()),
+    ]
+    for scope, change in changes:
+        with resident.transaction(scope) as org:
+            change(org)
+        expected = json.dumps(org_to_json(resident.read())).encode()
+        assert store.state_path.read_bytes() == expected
+    assert org_to_json(LabStore(store.dir).read()) == org_to_json(resident.read())
+    written = store.state_path.stat().st_ino  # each write renames a new file into place
+    resident.flush()  # nothing differs: the joined text is the whole document's
+    assert store.state_path.stat().st_ino == written
 
 
 def test_resident_transactions_from_many_threads_all_persist(store):

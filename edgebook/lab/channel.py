@@ -22,6 +22,7 @@ from typing import Any
 
 from edgebook.errors import EdgebookError
 from edgebook.fileio import write_atomic
+from edgebook.lab.winrm.serving import QuietServer
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ class ChannelServer:
         self._handler = handler
         self._server = _Server(("127.0.0.1", 0), _Request)
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve, daemon=True)
 
     def start(self) -> None:
         """Serve in a background thread."""
@@ -64,8 +63,7 @@ class ChannelServer:
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _answer(self, line: bytes) -> dict[str, Any]:
         try:
@@ -84,7 +82,7 @@ class ChannelServer:
             return {"ok": False, "error": f"the lab daemon failed ({exc}); see its daemon.log"}
 
 
-class _Server(socketserver.ThreadingTCPServer):
+class _Server(QuietServer, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 

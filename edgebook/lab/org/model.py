@@ -309,19 +309,32 @@ def mail_ledger(org: Org, edge: str) -> MailLedger:
 
 def to_json(value: Any) -> Any:
     """A dataclass tree as JSON-ready data (datetimes as ISO-8601, transient fields left out)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: to_json(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not f.metadata.get("transient")
-        }
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
+    if value is None or isinstance(value, str | int | float):
+        return value
     if isinstance(value, list):
         return [to_json(v) for v in value]
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
-    return value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    names = _persisted_fields(type(value))
+    if names is None:
+        return value
+    return {name: to_json(getattr(value, name)) for name in names}
+
+
+_PERSISTED: dict[type, tuple[str, ...] | None] = {}
+
+
+def _persisted_fields(cls: type) -> tuple[str, ...] | None:
+    """The names of a dataclass's fields that to_json writes; None for other types."""
+    if cls not in _PERSISTED:
+        _PERSISTED[cls] = (
+            tuple(f.name for f in dataclasses.fields(cls) if not f.metadata.get("transient"))
+            if dataclasses.is_dataclass(cls)
+            else None
+        )
+    return _PERSISTED[cls]
 
 
 def from_json(cls: type, data: Any) -> Any:

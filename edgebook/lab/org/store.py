@@ -7,10 +7,11 @@ change a folder whose daemon runs: the daemon would never see the change.
 
 ResidentStore (the daemon) loads the organisation once and keeps it in memory. A transaction
 holds a thread lock, compares what it may touch (the organisation-wide parts and the servers it
-names) before and after, and persists a change before it returns; a read-only transaction
-writes nothing. counters.json (per-server WSMan requests and pipelines) is written through
-without fsync: the counts are statistics, not state. The lab clock is the real UTC time plus
-the offset kept in the state.
+names) with its JSON as last persisted, and persists a change before it returns; a read-only
+transaction writes nothing. state.json is joined from the JSON text of each part, so a change
+to one server encodes that server only. counters.json (per-server WSMan requests and
+pipelines) is written through without fsync: the counts are statistics, not state. The lab
+clock is the real UTC time plus the offset kept in the state.
 """
 
 from __future__ import annotations
@@ -41,11 +42,8 @@ KEY_FILE = ".labkey"
 PRIVATE = 0o600
 MAX_ADVANCE_MINUTES = 10 * 366 * 24 * 60  # ten years per step
 LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)  # far from datetime's end, and no certificate's
-ORG_FIELDS = tuple(
-    f.name
-    for f in dataclasses.fields(Org)
-    if f.name != "servers" and not f.metadata.get("transient")
-)
+DOCUMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Org) if not f.metadata.get("transient"))
+ORG_FIELDS = tuple(name for name in DOCUMENT_FIELDS if name != "servers")
 
 
 class LabStateError(EdgebookError):
@@ -233,9 +231,12 @@ class ResidentStore(LabStore):
         self._count_write_lock = threading.Lock()
         self._count_sequence = self._count_written = 0
         self._persist_lock = threading.Lock()
+        self._org_json: dict[str, Any] = {}
         self._server_json: dict[str, Any] = {}
+        self._org_text: dict[str, str] = {}  # JSON text of each part, kept until it changes
+        self._server_text: dict[str, str] = {}
         self._sequence = self._saved_sequence = 0
-        self._saved = json.dumps(org_to_json(self._org)).encode()
+        self._saved = self._remember()
 
     def read(self) -> Org:
         """The live organisation: read it, never change it (use transaction())."""
@@ -257,27 +258,59 @@ class ResidentStore(LabStore):
         with self._mutex:
             org = self._org
             scope = org.servers if servers is None else [org.server(n) for n in servers]
-            before = _fingerprint(org, scope)
             try:
                 yield org
             except BaseException:
                 self._org = self._load()
-                self._server_json.clear()
+                self._remember()
                 raise
-            after = _fingerprint(org, scope)
-            if after == before:
+            org_json = _org_wide(org)
+            fields = [name for name in ORG_FIELDS if org_json[name] != self._org_json[name]]
+            changed = {s.name: j for s in scope if (j := to_json(s)) != self._server_of(s)}
+            if not fields and not changed:
                 return
-            self._server_json.update(zip((s.name for s in scope), after[1], strict=True))
-            document = dict(after[0])
-            document["servers"] = [self._server_of(s) for s in org.servers]
+            for name in fields:
+                self._org_json[name] = org_json[name]
+                self._org_text.pop(name, None)
+            for name, value in changed.items():
+                self._server_json[name] = value
+                self._server_text.pop(name, None)
             self._sequence += 1
-            sequence, data = self._sequence, json.dumps(document).encode()
+            sequence, data = self._sequence, self._encode()
         self._persist(sequence, data)
 
+    def _remember(self) -> bytes:
+        """Take the live organisation as the persisted one; returns its state.json bytes."""
+        document = org_to_json(self._org)
+        self._org_json = {name: document[name] for name in ORG_FIELDS}
+        self._server_json = {s["name"]: s for s in document["servers"]}
+        self._org_text, self._server_text = {}, {}
+        return json.dumps(document).encode()
+
     def _server_of(self, server: Server) -> Any:
+        """The server's JSON as last persisted (as it is now, for a server never compared)."""
         if server.name not in self._server_json:
             self._server_json[server.name] = to_json(server)
         return self._server_json[server.name]
+
+    def _encode(self) -> bytes:
+        """json.dumps(org_to_json(org)) as last persisted, joined from the JSON text of each
+        part, kept until the part changes: a change to one server encodes that server only."""
+        parts = []
+        for name in DOCUMENT_FIELDS:
+            if name == "servers":
+                text = "[" + ", ".join(self._server_text_of(s) for s in self._org.servers) + "]"
+            else:
+                if name not in self._org_text:
+                    self._org_text[name] = json.dumps(self._org_json[name])
+                text = self._org_text[name]
+            parts.append(f"{json.dumps(name)}: {text}")
+        return ("{" + ", ".join(parts) + "}").encode()
+
+    def _server_text_of(self, server: Server) -> str:
+        if server.name not in self._server_text:
+            self._server_text[server.name] = json.dumps(self._server_of(server))
+        return self._server_text[server.name]
 
     def _persist(self, sequence: int, data: bytes) -> None:
         with self._persist_lock:
@@ -290,8 +323,7 @@ class ResidentStore(LabStore):
     def flush(self) -> None:
         """Persist whatever differs from the saved state (a change outside a declared scope)."""
         with self._mutex:
-            self._server_json.clear()
-            data = json.dumps(org_to_json(self._org)).encode()
+            data = self._remember()
             self._sequence += 1
             sequence = self._sequence
         if data != self._saved:
@@ -326,9 +358,9 @@ class ResidentStore(LabStore):
             return {name: dict(entry) for name, entry in self._counts.items()}
 
 
-def _fingerprint(org: Org, scope: list[Server]) -> tuple[dict[str, Any], list[Any]]:
-    """What a transaction may change: the organisation-wide fields and the servers in scope."""
-    return {name: to_json(getattr(org, name)) for name in ORG_FIELDS}, [to_json(s) for s in scope]
+def _org_wide(org: Org) -> dict[str, Any]:
+    """The JSON of the organisation-wide fields (all but the servers)."""
+    return {name: to_json(getattr(org, name)) for name in ORG_FIELDS}
 
 
 def _replace(path: Path, value: Any) -> None:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from edgebook.lab.winrm import ntlm
+from edgebook.lab.winrm.serving import QuietServer
 from edgebook.lab.winrm.wsman import WSManEndpoint
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class RunningServer:
     port: int
     scheme: str
     paths: list[str]
-    _server: ThreadingHTTPServer
+    _server: _Server
     _thread: threading.Thread
 
     @property
@@ -42,8 +43,7 @@ class RunningServer:
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         self._thread.join(timeout=5)
 
 
@@ -67,9 +67,7 @@ def serve(
         routes[key] = endpoint
     context = tls
     server = _Server((host, port), _handler_class(routes, context))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="wsman", daemon=True
-    )
+    thread = threading.Thread(target=server.serve, name="wsman", daemon=True)
     thread.start()
     return RunningServer(
         host=host,
@@ -81,7 +79,7 @@ def serve(
     )
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietServer, ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
