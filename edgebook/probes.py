@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import hashlib
 import ipaddress
 import select
 import socket
@@ -244,13 +245,20 @@ def _ssl_error_text(exc: SSL.Error) -> str:
     return "; ".join(reasons) or str(exc)
 
 
-def _handshake(sock: socket.socket, sni: str | None, deadline: _Deadline) -> SSL.Connection:
-    """A TLS client handshake that accepts any certificate (collection, not verification)."""
+@functools.lru_cache(maxsize=1)
+def _client_context() -> SSL.Context:
+    """The one TLS client context of every probe: any protocol from TLS 1.0, any cipher, any
+    certificate. Shared by the probes' threads; never changed once made."""
     context = SSL.Context(SSL.TLS_CLIENT_METHOD)
     context.set_verify(SSL.VERIFY_NONE)
     context.set_min_proto_version(SSL.TLS1_VERSION)
     context.set_cipher_list(b"ALL:!aNULL:!eNULL:@SECLEVEL=0")
-    connection = SSL.Connection(context, sock)
+    return context
+
+
+def _handshake(sock: socket.socket, sni: str | None, deadline: _Deadline) -> SSL.Connection:
+    """A TLS client handshake that accepts any certificate (collection, not verification)."""
+    connection = SSL.Connection(_client_context(), sock)
     if sni:
         try:
             connection.set_tlsext_host_name(sni.encode("idna"))
@@ -294,8 +302,9 @@ def _sni(host: str, server_name: str | None) -> str | None:
 
 
 def _collect(probe: TlsProbe, connection: SSL.Connection) -> None:
-    probe.leaf = connection.get_peer_certificate(as_cryptography=True)
-    probe.chain = list(connection.get_peer_cert_chain(as_cryptography=True) or [])
+    leaf = connection.get_peer_certificate()
+    probe.leaf = leaf.to_cryptography() if leaf is not None else None
+    probe.chain = [cert.to_cryptography() for cert in connection.get_peer_cert_chain() or []]
     probe.tls_version = connection.get_protocol_version_name()
     probe.cipher = connection.get_cipher_name()
     probe.ok = probe.leaf is not None
@@ -309,28 +318,57 @@ def _windows_roots() -> tuple[bytes, ...]:
     return tuple(ssl.create_default_context().get_ca_certs(binary_form=True))
 
 
-def _trust_store(ca_file: str | Path | None) -> crypto.X509Store:
-    """The CA file given, else the system's trusted roots; a bad CA file is a user error."""
-    store = crypto.X509Store()
+TRUST_STORES = 8  # cached X509Stores: one per CA set and verification moment in use
+
+
+def _trust_store(ca_file: str | Path | None, verify_at: datetime | None) -> crypto.X509Store:
+    """The CA file given, else the system's trusted roots, checking validity at verify_at (None:
+    at verification); a bad CA file is a user error. Stores are shared: never changed once
+    built, cached on the CA files' paths and contents."""
+    cafile: str | None
+    capath: str | None
     if ca_file is not None:
         path = Path(ca_file)
         if not path.is_file():
             raise EdgebookError(f"CA file {path} does not exist: give a PEM file of trusted CAs")
+        cafile, capath = str(path), None
+    else:
+        paths = ssl.get_default_verify_paths()
+        cafile = paths.cafile if paths.cafile and Path(paths.cafile).is_file() else None
+        capath = paths.capath if paths.capath and Path(paths.capath).is_dir() else None
+    content = _digest(cafile) if cafile else b""
+    at = None if verify_at is None else verify_at.astimezone(UTC).replace(tzinfo=None)
+    return _built_store(cafile, capath, content, ca_file is None, at)
+
+
+def _digest(path: str) -> bytes:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError as exc:
+        raise EdgebookError(f"cannot read the CA file {path}: {exc.strerror or exc}") from exc
+
+
+@functools.lru_cache(maxsize=TRUST_STORES)
+def _built_store(
+    cafile: str | None, capath: str | None, content: bytes, system: bool, at: datetime | None
+) -> crypto.X509Store:
+    """A store of cafile and capath (content: cafile's digest, a cache key only), with the
+    Windows roots for the system store and the time fixed at `at` (naive UTC) if given."""
+    store = crypto.X509Store()
+    if not system:
         try:
-            store.load_locations(str(path))
+            store.load_locations(cafile)
         except crypto.Error as exc:
             raise EdgebookError(
-                f"CA file {path} holds no PEM certificate ({exc}): give a PEM file of trusted CAs"
+                f"CA file {cafile} holds no PEM certificate ({exc}): give a PEM file of trusted CAs"
             ) from exc
-        return store
-    paths = ssl.get_default_verify_paths()
-    cafile = paths.cafile if paths.cafile and Path(paths.cafile).is_file() else None
-    capath = paths.capath if paths.capath and Path(paths.capath).is_dir() else None
-    if cafile or capath:
+    elif cafile or capath:
         store.load_locations(cafile, capath)
-    if sys.platform == "win32":
+    if system and sys.platform == "win32":
         for der in _windows_roots():
             store.add_cert(crypto.X509.from_cryptography(x509.load_der_x509_certificate(der)))
+    if at is not None:  # pyOpenSSL reads the fields as UTC
+        store.set_time(at)
     return store
 
 
@@ -353,13 +391,14 @@ def hostname_error(leaf: x509.Certificate, name: str) -> str | None:
 
 
 def _verify(
-    probe: TlsProbe, store: crypto.X509Store, name: str, verify_at: datetime | None
+    probe: TlsProbe, store: crypto.X509Store, name: str, connection: SSL.Connection
 ) -> None:
-    assert probe.leaf is not None
-    if verify_at is not None:  # pyOpenSSL reads the fields as UTC
-        store.set_time(verify_at.astimezone(UTC).replace(tzinfo=None))
-    sent = [crypto.X509.from_cryptography(cert) for cert in probe.chain[1:]]
-    context = crypto.X509StoreContext(store, crypto.X509.from_cryptography(probe.leaf), sent)
+    """Path validation of what the connection received (OpenSSL's own copies: no conversion),
+    then the host name."""
+    leaf = connection.get_peer_certificate()
+    assert leaf is not None and probe.leaf is not None
+    sent = (connection.get_peer_cert_chain() or [])[1:]
+    context = crypto.X509StoreContext(store, leaf, sent)
     try:
         context.verify_certificate()
     except crypto.X509StoreContextError as exc:
@@ -400,7 +439,7 @@ def smtp_certificate(
 
     verify_at checks validity at another moment (the lab's clock); default now.
     """
-    store = _trust_store(ca_file)
+    store = _trust_store(ca_file, verify_at)
     host = _bare(host)
     probe = SmtpProbe(target=_target(host, port))
     deadline = _Deadline(timeout)
@@ -431,7 +470,7 @@ def smtp_certificate(
         connection = _handshake(sock, _sni(host, server_name), deadline)
         _collect(probe, connection)
         if probe.ok:
-            _verify(probe, store, server_name or host, verify_at)
+            _verify(probe, store, server_name or host, connection)
         deadline.stage = "waiting for the QUIT reply"
         _quit_smtp(connection, sock, deadline)
     except _Failure as exc:
@@ -452,7 +491,7 @@ def ldaps_certificate(
     verify_at: datetime | None = None,
 ) -> LdapsProbe:
     """Direct TLS (LDAPS, AD LDS on 50636): the certificate chain as sent and its verification."""
-    store = _trust_store(ca_file)
+    store = _trust_store(ca_file, verify_at)
     host = _bare(host)
     probe = LdapsProbe(target=_target(host, port))
     deadline = _Deadline(timeout)
@@ -463,7 +502,7 @@ def ldaps_certificate(
         connection = _handshake(sock, _sni(host, server_name), deadline)
         _collect(probe, connection)
         if probe.ok:
-            _verify(probe, store, server_name or host, verify_at)
+            _verify(probe, store, server_name or host, connection)
     except _Failure as exc:
         probe.error = str(exc)
     finally:

@@ -11,6 +11,7 @@ from cryptography.x509.oid import NameOID
 
 from edgebook.certs import (
     CertificateError,
+    names,
     parse_tls_certificate_name,
     parse_windows_name,
     thumbprint,
@@ -336,6 +337,25 @@ def test_parse_tls_certificate_name_tags_and_whitespace(text):
 
 def test_parse_tls_certificate_name_ignores_tags_inside_quoted_values():
     assert parse_tls_certificate_name('<I>O="a<S>b"<S>CN=x') == ('O="a<S>b"', "CN=x")
+    assert parse_tls_certificate_name('<I>O="a""<S>""b"<S>CN="<I>"') == (
+        'O="a""<S>""b"',
+        'CN="<I>"',
+    )
+    with pytest.raises(CertificateError, match="exactly one <S> tag"):
+        parse_tls_certificate_name('<I>O="a<S>CN=x')  # the quote never closes
+
+
+def test_parse_tls_certificate_name_is_cached_on_the_text():
+    text = "<I>CN=R11, O=Let's Encrypt, C=US<S>CN=cached.contoso.com"
+    names._parse_tls_certificate_name.cache_clear()
+    first = parse_tls_certificate_name(text)
+    assert parse_tls_certificate_name(text) == first == ("CN=R11, O=Let's Encrypt, C=US", first[1])
+    assert names._parse_tls_certificate_name.cache_info()[:2] == (1, 1)
+    for _ in range(2):  # errors are raised every time, not cached
+        with pytest.raises(CertificateError, match="TlsCertificateName"):
+            parse_tls_certificate_name("<I>CN=a")
+        with pytest.raises(CertificateError, match="TlsCertificateName"):
+            parse_tls_certificate_name(None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -354,6 +374,19 @@ def test_parse_tls_certificate_name_ignores_tags_inside_quoted_values():
 def test_parse_tls_certificate_name_rejects_bad_syntax(text):
     with pytest.raises(CertificateError, match="TlsCertificateName"):
         parse_tls_certificate_name(text)
+
+
+def test_names_are_rendered_once_per_der(hybrid_cert):
+    names._windows_name.cache_clear()
+    first = (subject_name(hybrid_cert), issuer_name(hybrid_cert))
+    assert names._windows_name.cache_info()[:2] == (0, 2)
+    assert (subject_name(hybrid_cert), issuer_name(hybrid_cert)) == first
+    assert windows_name(hybrid_cert.subject) == first[0]  # the same DER, re-encoded
+    assert names._windows_name.cache_info()[:2] == (3, 2)
+    with pytest.raises(CertificateError):  # errors are raised every time, not cached
+        windows_name(b"\x30\x03\x31\x01")
+    with pytest.raises(CertificateError):
+        windows_name(b"\x30\x03\x31\x01")
 
 
 def test_tls_name_round_trip_and_matching(hybrid_cert):

@@ -19,7 +19,9 @@ from edgebook.facts import (
     ReceiveConnectorFact,
     SendConnectorFact,
     SubscriptionFact,
+    any_same_server,
     facts_to_dict,
+    model,
     same_server,
 )
 from tests.support.orgs import (
@@ -210,6 +212,37 @@ def test_same_server_matches_names_and_fqdns():
     assert same_server("EDGE1", "edge1.contoso.com")
     assert not same_server("EDGE10", "EDGE1")
     assert not same_server("", "EDGE1")
+
+
+@pytest.mark.parametrize(
+    "references",
+    [
+        (),
+        ("EDGE10", " ", ""),
+        ("edge1.contoso.com",),
+        ("EDGE2", " Edge1 "),
+        ("edge1.",),
+        ("contoso.com", "EDGE1.CONTOSO.COM."),
+        ("edge2.contoso.com", "edge3"),
+    ],
+)
+def test_any_same_server_is_same_server_of_each_reference(references):
+    for candidates in [("EDGE1",), ("edge1.contoso.com",), ("EDGE1", "edge1.fabrikam.com"), ("",)]:
+        expected = any(same_server(r, *candidates) for r in references)
+        assert any_same_server(references, *candidates) is expected, (references, candidates)
+    edge = EdgeFacts("EDGE1", "edge1.contoso.com")
+    assert edge.named_in(references) is any(edge.is_named(r) for r in references)
+
+
+def test_any_same_server_indexes_each_reference_list_once():
+    model._server_index.cache_clear()
+    sources = [f"EDGE{i:02d}" for i in range(1, 21)]
+    assert [any_same_server(sources, f"edge{i:02d}.contoso.com") for i in (1, 20, 21)] == [
+        True,
+        True,
+        False,
+    ]
+    assert model._server_index.cache_info()[:2] == (2, 1)
 
 
 def test_facts_to_dict_is_json_without_bytes():

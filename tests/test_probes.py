@@ -154,6 +154,28 @@ def test_verification_fails_against_another_ca_and_on_a_wrong_name(lab: Lab) -> 
     assert "certificate has expired" in (later.verify_error or "")
 
 
+def test_trust_stores_are_shared_per_ca_content_and_moment(lab: Lab, tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(lab.root_file.read_bytes())
+
+    def ldaps(verify_at: dt.datetime | None = None) -> probes.TlsProbe:
+        return ldaps_certificate(
+            "127.0.0.1", lab.ldaps.port, 5, server_name=FQDN, ca_file=ca_file, verify_at=verify_at
+        )
+
+    probes._built_store.cache_clear()
+    probes._client_context.cache_clear()
+    assert [ldaps().verified, ldaps().verified] == [True, True]
+    assert probes._client_context.cache_info()[:2] == (1, 1)  # one TLS context for both
+    assert probes._built_store.cache_info()[:2] == (1, 1)  # one store built, then reused
+    later = ldaps(dt.datetime.now(dt.UTC) + dt.timedelta(days=60))
+    assert "certificate has expired" in (later.verify_error or "")
+    assert ldaps().verified  # the later moment stayed in its own store
+    ca_file.write_bytes(lab.other_root_file.read_bytes())  # same path, other CA
+    assert "unable to get local issuer" in (ldaps().verify_error or "")
+    assert probes._built_store.cache_info()[:2] == (2, 3)
+
+
 def test_ldaps_probe_collects_and_verifies(lab: Lab) -> None:
     result = ldaps_certificate(
         "127.0.0.1", lab.ldaps.port, 5, server_name=FQDN, ca_file=lab.root_file

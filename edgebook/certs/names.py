@@ -7,6 +7,7 @@ CERT_X500_NAME_STR and CERT_NAME_STR_REVERSE_FLAG. The rendering here works on t
 
 from __future__ import annotations
 
+import functools
 import re
 
 from cryptography import x509
@@ -146,8 +147,16 @@ def windows_name(name: x509.Name | bytes) -> str:
     An x509.Name is re-encoded by cryptography; for a certificate use subject_name() and
     issuer_name(), which read the bytes exactly as stored.
     """
+    return _windows_name(_name_der(name))
+
+
+@functools.lru_cache(maxsize=1024)
+def _windows_name(name_der: bytes) -> str:
+    """windows_name of a Name's DER, cached: inspect renders the same certificates' names for
+    the facts, the rules and the probes of every Edge."""
     return ", ".join(
-        " + ".join(f"{key}={value}" for key, value in rdn) for rdn in reversed(windows_rdns(name))
+        " + ".join(f"{key}={value}" for key, value in rdn)
+        for rdn in reversed(windows_rdns(name_der))
     )
 
 
@@ -184,18 +193,17 @@ def thumbprint(cert: x509.Certificate) -> str:
 def _split_unquoted(text: str, separator: str) -> list[str]:
     """Split text at separator occurrences that are outside double-quoted values."""
     parts: list[str] = []
-    quoted = False
-    start = 0
-    i = 0
-    while i < len(text):
-        if text[i] == '"':
-            quoted = not quoted
-        elif not quoted and text.startswith(separator, i):
-            parts.append(text[start:i])
-            i += len(separator)
-            start = i
+    start = pos = 0
+    while (hit := text.find(separator, pos)) >= 0:
+        quote = text.find('"', pos, hit)
+        if quote >= 0:  # skip the quoted value; an unterminated one runs to the end
+            close = text.find('"', quote + 1)
+            if close < 0:
+                break
+            pos = close + 1
             continue
-        i += 1
+        parts.append(text[start:hit])
+        pos = start = hit + len(separator)
     parts.append(text[start:])
     return parts
 
@@ -203,12 +211,25 @@ def _split_unquoted(text: str, separator: str) -> list[str]:
 _TAG_I = re.compile(r"^\s*<i>", re.IGNORECASE)
 
 
+def _not_a_tls_name(text: object) -> CertificateError:
+    return CertificateError(
+        f"invalid TlsCertificateName {text!r}: it must look like '<I>issuer<S>subject'"
+    )
+
+
 def parse_tls_certificate_name(text: str) -> tuple[str, str]:
     """(issuer, subject) of a TlsCertificateName; tags are case-insensitive."""
-    if not isinstance(text, str) or not _TAG_I.match(text):
-        raise CertificateError(
-            f"invalid TlsCertificateName {text!r}: it must look like '<I>issuer<S>subject'"
-        )
+    if not isinstance(text, str):
+        raise _not_a_tls_name(text)
+    return _parse_tls_certificate_name(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_tls_certificate_name(text: str) -> tuple[str, str]:
+    """parse_tls_certificate_name of a string, cached: the rules ask for each connector's name
+    once per certificate and per Edge."""
+    if not _TAG_I.match(text):
+        raise _not_a_tls_name(text)
     body = _TAG_I.sub("", text, count=1)
     # Find the <S> tag outside quoted values, whatever its case.
     lowered = body.replace("<S>", "<s>")

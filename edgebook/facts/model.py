@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,26 @@ def same_server(name: str, *candidates: str) -> bool:
         if known and (wanted == known or short == known or known.split(".", 1)[0] == wanted):
             return True
     return False
+
+
+def any_same_server(references: Iterable[str], *candidates: str) -> bool:
+    """Whether one of the server references names one of the candidates: what same_server()
+    says for each reference, with the references indexed once (a connector's source servers
+    are matched against every Edge)."""
+    names, first_labels = _server_index(tuple(references))
+    for candidate in candidates:
+        known = candidate.strip().casefold()
+        if known and (known in names or known in first_labels or known.split(".", 1)[0] in names):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _server_index(references: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The references as same_server() compares them (stripped, casefolded, not empty), and
+    their first labels."""
+    names = frozenset(r.strip().casefold() for r in references) - {""}
+    return names, frozenset(name.split(".", 1)[0] for name in names)
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,10 @@ class EdgeFacts:
     def is_named(self, reference: str) -> bool:
         """Whether a server reference (name or FQDN, any case) means this Edge."""
         return same_server(reference, self.name, self.fqdn)
+
+    def named_in(self, references: Iterable[str]) -> bool:
+        """Whether one of the server references (a connector's source servers) means this Edge."""
+        return any_same_server(references, self.name, self.fqdn)
 
     def certificate(self, thumbprint: str | None) -> CertificateFact | None:
         """The installed certificate with this thumbprint, if any."""

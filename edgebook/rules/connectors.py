@@ -14,7 +14,7 @@ from edgebook.facts import (
     OrgFacts,
     ReceiveConnectorFact,
     SendConnectorFact,
-    same_server,
+    any_same_server,
 )
 from edgebook.findings import Finding, Severity
 from edgebook.rules.usage import (
@@ -193,7 +193,7 @@ def _needed_names(org: OrgFacts, edges: list[EdgeFacts], connector: SendConnecto
     text = connector.tls_certificate_name
     wanted = []
     for edge in edges:
-        if not text or not any(edge.is_named(s) for s in connector.source_transport_servers):
+        if not text or not edge.named_in(connector.source_transport_servers):
             continue
         if any(named_by(text, c) and c.current(org.now) for c in edge.certificates):
             wanted.append(text)
@@ -233,7 +233,7 @@ def _missing_on_mailbox(org: OrgFacts, edges: list[EdgeFacts]) -> list[Finding]:
 
 def _sourced(connector: SendConnectorFact, edges: list[str]) -> list[str]:
     """The Edges (by subscription name) among the connector's source servers."""
-    return [e for e in edges if any(same_server(e, s) for s in connector.source_transport_servers)]
+    return [e for e in edges if any_same_server(connector.source_transport_servers, e)]
 
 
 def _not_in_send_connector(org: OrgFacts) -> list[Finding]:

@@ -60,7 +60,7 @@ def _send_problems(
         if value is not True:
             problems[name] = [value, True]
             fixes[name] = "$true"
-    sourced = [e for e in edges if any(e.is_named(s) for s in connector.source_transport_servers)]
+    sourced = [e for e in edges if e.named_in(connector.source_transport_servers)]
     uncovered = {}
     for edge in sourced:
         presented = _connector_certificates(org, edge, connector)

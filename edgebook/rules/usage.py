@@ -40,11 +40,7 @@ def edge_send_connectors(org: OrgFacts, edge: EdgeFacts) -> list[SendConnector]:
     """The send connectors the Edge sources: from the organisation, else its replicas."""
     if not org.gathered:
         return list(edge.send_connectors)
-    return [
-        c
-        for c in org.send_connectors
-        if any(edge.is_named(server) for server in c.source_transport_servers)
-    ]
+    return [c for c in org.send_connectors if edge.named_in(c.source_transport_servers)]
 
 
 def is_hybrid_connector(connector: SendConnector) -> bool:
