@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgebook.config import load_inventory
 from edgebook.evidence.kernels import KernelPool, warm_modules
 from edgebook.evidence.layout import PHASES
 from edgebook.evidence.report import write_report
-from edgebook.evidence.rollout import Rollout, Step, phase_notebook, run_change
+from edgebook.evidence.rollout import Rollout, Step, outputs_env, phase_notebook, run_change
 from edgebook.evidence.runner import PhaseRun, new_run_id
 from edgebook.evidence.verify import Verification, verify_change
 from edgebook.lab import control
+from edgebook.lab.org.scenarios import load_scenario
 from edgebook.notebook import LAZY_IMPORTS
 
 DEMO_SCENARIO = "seed-incident"
@@ -75,52 +75,58 @@ def run_demo(
     lab_dir = lab_dir or Path(tempfile.mkdtemp(prefix="edgebook-lab-"))
     change = f"DEMO-{new_run_id()}"
     result = DemoResult(change, outputs.resolve() / change)
-    kernels = None
+    notebooks = [phase_notebook(phase) for phase in PHASES]
+    runs = _edge_count(scenario) * (1 + 2 * len(CHANGE_PHASES))  # inspect; plan, apply each
+    kernels = KernelPool(warm_modules(notebooks, LAZY_IMPORTS), runs=runs)
     try:
-        control.start(lab_dir, scenario)
-        result.lab_start_s = time.monotonic() - started
-        inventory = lab_dir / "inventory.yaml"
-        edges = len(load_inventory(inventory).edges)
-        notebooks = [phase_notebook(phase) for phase in PHASES]
-        runs = edges * (1 + 2 * len(CHANGE_PHASES))  # inspect, then each phase planned, applied
-        kernels = KernelPool(warm_modules(notebooks, LAZY_IMPORTS), runs=runs)
+        with outputs_env(outputs.resolve()):  # as run_change sets it: the kernels fit its runs
+            kernels.prestart()  # they start while the lab does
+            control.start(lab_dir, scenario)
+            result.lab_start_s = time.monotonic() - started
+            inventory = lab_dir / "inventory.yaml"
 
-        def run(phase: str, edges: list[str], approvals: list[str] | None = None) -> Rollout:
-            what = "apply" if approvals is not None else "plan" if phase != "inspect" else "read"
+            def run(phase: str, edges: list[str], approvals: list[str] | None = None) -> Rollout:
+                applying = approvals is not None
+                what = "apply" if applying else "plan" if phase != "inspect" else "read"
 
-            def progress(event: str, step: Step, done: PhaseRun | None) -> None:
-                if say is not None and done is not None:
-                    mark = "✓" if done.ok else "✗"
-                    say(f"  {mark} {step} ({what}): {done.verdict}, {done.duration_s or 0:.1f} s")
+                def progress(event: str, step: Step, done: PhaseRun | None) -> None:
+                    if say is not None and done is not None:
+                        mark = "✓" if done.ok else "✗"
+                        took = done.duration_s or 0
+                        say(f"  {mark} {step} ({what}): {done.verdict}, {took:.1f} s")
 
-            rollout = run_change(
-                inventory,
-                change=change,
-                phases=[phase],
-                edges=edges,
-                apply=approvals is not None,
-                approvals=approvals or [],
-                workers=INSPECT_WORKERS,
-                root=outputs,
-                progress=progress,
-                kernels=kernels,
-            )
-            result.runs += [(step, approvals is not None, r) for step, r in rollout.runs.items()]
-            return rollout
+                rollout = run_change(
+                    inventory,
+                    change=change,
+                    phases=[phase],
+                    edges=edges,
+                    apply=applying,
+                    approvals=approvals or [],
+                    workers=INSPECT_WORKERS,
+                    root=outputs,
+                    progress=progress,
+                    kernels=kernels,
+                )
+                result.runs += [(step, applying, r) for step, r in rollout.runs.items()]
+                return rollout
 
-        inspected = run("inspect", [])
-        if inspected.ok:
-            result.changed = _change_edges(run, [step.edge for step in inspected.steps])
-        result.report = write_report(result.folder)
-        result.verification = verify_change(result.folder)
+            inspected = run("inspect", [])
+            if inspected.ok:
+                result.changed = _change_edges(run, [step.edge for step in inspected.steps])
+            result.report = write_report(result.folder)
+            result.verification = verify_change(result.folder)
     finally:
-        if kernels is not None:
-            kernels.close()
+        kernels.close()  # before the lab stops: a kernel may still close its sessions to it
         control.stop(lab_dir)
         if not keep:
             shutil.rmtree(lab_dir, ignore_errors=True)
         result.elapsed_s = time.monotonic() - started
     return result
+
+
+def _edge_count(scenario: str) -> int:
+    """How many Edges the scenario's lab has."""
+    return sum(1 for server in load_scenario(scenario).servers if server.role == "Edge")
 
 
 def _change_edges(run: Callable[..., Rollout], edges: list[str]) -> bool:

@@ -89,6 +89,20 @@ def test_the_demo_changes_both_edges_and_says_what_it_did(demo):
     assert {row["verdict"] for row in last["records"]["verdict"]} == {"ok"}  # all Edges done
 
 
+def test_every_run_of_the_demo_gets_a_kernel_started_ahead(demo):
+    """The pool starts the first kernels while the lab starts, and never more than the runs."""
+    done, outputs, _ = demo
+    assert done.returncode == 0, done.stdout + done.stderr
+    (folder,) = outputs.iterdir()
+    kernels = [
+        json.loads(path.read_text())["metadata"]["edgebook"]["kernel"]
+        for path in folder.glob("*/*/*.ipynb")
+    ]
+    assert len(kernels) == 14
+    assert all(kernel["started_ahead"] for kernel in kernels), kernels
+    assert all("edgebook.phases.resubscribe" in kernel["warm_imports"] for kernel in kernels)
+
+
 def test_evidence_verify_accepts_the_demo_folder(demo):
     done, outputs, _ = demo
     assert done.returncode == 0, done.stdout + done.stderr

@@ -152,3 +152,12 @@ def test_runs_in_pool_kernels_leave_no_client_connected(tmp_path):
     fds, threads = process.num_fds(), process.num_threads()
     runs(3, "r")
     assert process.num_fds() <= fds and process.num_threads() <= threads
+
+
+def test_prestart_gives_the_first_run_a_kernel_started_ahead(tmp_path):
+    nb = _notebook(tmp_path / "probe.ipynb", PROBE)
+    with KernelPool(["email.mime.text"], runs=1) as kernels:
+        kernels.prestart()
+        run = execute_phase(nb, tmp_path / "out", {}, run_id="r1", kernels=kernels)
+    assert _seen(run)["warm"] is True
+    assert _kernels_running() == []

@@ -157,10 +157,7 @@ class KernelPool:
                 chosen = self._start(context, warm=False)  # wanted now: the notebook imports
             if self._left is not None:
                 self._left -= 1
-            while len(self._spares) < self._ahead and (
-                self._left is None or self._left > len(self._spares)
-            ):
-                self._spares.append((context, self._start(context)))
+            self._fill(context)
         try:
             km = chosen.result(timeout=STARTUP_TIMEOUT_S + 10)
         except Exception as exc:
@@ -168,6 +165,20 @@ class KernelPool:
         if warmed:
             self._warmed.add(km)
         return km
+
+    def prestart(self) -> None:
+        """Start the kernels of the next runs now, in the current environment (e.g. while the
+        lab starts)."""
+        with self._lock:
+            if not self._closed:
+                self._fill(_Context.current())
+
+    def _fill(self, context: _Context) -> None:
+        """Keep `ahead` kernels starting or ready, but none beyond the runs left."""
+        while len(self._spares) < self._ahead and (
+            self._left is None or self._left > len(self._spares)
+        ):
+            self._spares.append((context, self._start(context)))
 
     def started_ahead(self, km: AsyncKernelManager) -> bool:
         """Whether this kernel was started (and warmed) before its run asked for it."""

@@ -257,7 +257,7 @@ def run_change(
         notebooks = dict.fromkeys(s.notebook for s in steps)
         kernels = KernelPool(warm_modules(notebooks, LAZY_IMPORTS), runs=len(steps))
     try:
-        with _outputs_env(root):
+        with outputs_env(root):
             _run_steps(steps, rollout, root, timeout_s, report, workers, kernels)
     finally:
         if own_pool and kernels is not None:
@@ -335,8 +335,9 @@ def _run_step(
 
 
 @contextlib.contextmanager
-def _outputs_env(root: Path) -> Iterator[None]:
-    """EDGEBOOK_OUTPUTS for the kernels started meanwhile (they inherit the environment)."""
+def outputs_env(root: Path) -> Iterator[None]:
+    """EDGEBOOK_OUTPUTS for the kernels started meanwhile (they inherit the environment);
+    root as run_change resolves it."""
     before = os.environ.get(OUTPUTS_ENV)
     os.environ[OUTPUTS_ENV] = str(root)
     try:
