@@ -429,4 +429,5 @@ def test_replies_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(
         reply = post()
         times.append(time.perf_counter() - started)
         assert reply.status_code == 404
-    assert sorted(times)[4] < 0.025, f"median reply {sorted(times)[4] * 1000:.0f} ms"
+    stalled = [round(t * 1000) for t in times if t >= 0.035]  # a delayed ACK is >= 40 ms
+    assert len(stalled) <= 3, f"replies that waited (ms): {stalled}"
