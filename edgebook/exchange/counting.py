@@ -25,7 +25,13 @@ class ShellStats:
 
 class CountingTransport:
     """Wraps pypsrp's transport: counts WSMan requests, bounds each by the call's deadline and
-    turns off pypsrp's retries after a read timeout; everything else is delegated."""
+    turns off pypsrp's retries after a read timeout; everything else is delegated.
+
+    The wrapper builds pypsrp's requests session before the first request (pypsrp's own
+    `_build_session`, as its send would), which reads the environment's proxy settings for the
+    endpoint into the session; the session then stops reading os.environ again on every request
+    (``trust_env``): the proxy the environment names, or none, for every request (and no
+    ~/.netrc password added to a session without one: certificate authentication)."""
 
     def __init__(self, inner: Any, stats: ShellStats, remaining: Callable[[], float | None]):
         self._inner = inner
@@ -45,6 +51,9 @@ class CountingTransport:
             limit = left + CALL_GRACE_S
             kwargs["timeout"] = (min(connect, limit), min(read, limit))
         self._stats.wsman_requests += 1
+        if getattr(self._inner, "session", False) is None:  # pypsrp's transport, not yet sending
+            self._inner.session = self._inner._build_session()
+            self._inner.session.trust_env = False
         try:
             return self._inner.send(message, **kwargs)
         except requests.exceptions.Timeout:

@@ -66,6 +66,7 @@ from edgebook.exchange.normalize import (
     normalize,
     tolerate_references,
 )
+from edgebook.exchange.pipeline_message import write_pipelines
 from edgebook.exchange.questions import AnsweredQuestion, ExpectedQuestion, UnexpectedQuestion
 from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
 from edgebook.exchange.wire_values import has_secret, wire_value
@@ -327,6 +328,7 @@ class ExchangeShell:
             session_key_timeout_ms=int(min(self.call_timeout, 60) * 1000),
         )
         tolerate_references(pool._serializer)  # Exchange's nested objects (normalize.py)
+        write_pipelines(pool)  # CREATE_PIPELINE written directly (pipeline_message.py)
         try:
             pool.open()
         except TRANSPORT_ERRORS as exc:
