@@ -27,11 +27,14 @@ print(record_seen)
 
 
 def _kernels_running() -> list[psutil.Process]:
-    return [
-        child
-        for child in psutil.Process().children(recursive=True)
-        if "ipykernel_launcher" in " ".join(child.cmdline())
-    ]
+    running = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "ipykernel_launcher" in " ".join(child.cmdline()):
+                running.append(child)
+        except psutil.Error:  # gone, or a zombie another test left to its reaper
+            continue
+    return running
 
 
 def _seen(run) -> dict:

@@ -3,8 +3,10 @@ thin driver that calls LabBackend.invoke with CommandCall objects (no sockets)."
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,16 +17,23 @@ from edgebook.lab.org.store import LabStore
 from edgebook.lab.winrm.protocol import Choice, CommandCall, Invocation, Session
 
 PASSWORD = "Lab-Passw0rd!"
-_TEMPLATES: dict[str, Path] = {}
+_TEMPLATES: dict[str, tuple[Path, float]] = {}  # scenario: (folder, when it was built)
 
 
 def lab_copy(scenario: str, target: Path) -> LabStore:
-    """A fresh copy of the scenario's organisation in target."""
+    """A fresh copy of the scenario's organisation in target: its lab clock turned back by the
+    template's age, so the copy is as young as a lab built now (traffic, retries and EdgeSync
+    count lab minutes since the scenario was built, whichever test built it first)."""
     if scenario not in _TEMPLATES:
         base = Path(tempfile.mkdtemp(prefix="edgebook-lab-template-")) / scenario
         LabStore.create(base, scenario, PASSWORD)
-        _TEMPLATES[scenario] = base
-    shutil.copytree(_TEMPLATES[scenario], target)
+        _TEMPLATES[scenario] = (base, time.time())
+    base, built = _TEMPLATES[scenario]
+    shutil.copytree(base, target)
+    state = target / "state.json"
+    document = json.loads(state.read_text())
+    document["clock_offset_s"] -= time.time() - built
+    state.write_text(json.dumps(document))
     return LabStore(target)
 
 
