@@ -1,6 +1,7 @@
 """CLIXML output objects the lab sends: every object of inspect's statements and of the
 change phases' commands that output objects, in one scenario, serialised as the lab puts them
-on the wire (psrpcore, Exchange's type names), each as in its own PIPELINE_OUTPUT message."""
+on the wire (psrpcore, Exchange's type names), each as in its own PIPELINE_OUTPUT message,
+and the values themselves."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ _CIPHER = psrpcore.PSRemotingCrypto()
 
 def lab_objects(scenario: str, directory: Path) -> list[str]:
     """The CLIXML of each object the lab outputs for reads before and after a change."""
+    return [
+        ET.tostring(serialize(to_wire(value), _CIPHER), encoding="unicode")
+        for value in lab_values(scenario, directory)
+    ]
+
+
+def lab_values(scenario: str, directory: Path) -> list[Any]:
+    """Each value the lab outputs for reads before and after a change, before the wire."""
     lab = Lab(lab_copy(scenario, directory))
     org = lab.store.read()
     edge = next(s.name for s in org.servers if s.role == "Edge")
@@ -40,9 +49,7 @@ def lab_objects(scenario: str, directory: Path) -> list[str]:
     outputs = _reads(lab, org.servers)
     outputs += _change(lab, edge, mailbox)
     outputs += _reads(lab, org.servers)
-    return [
-        ET.tostring(serialize(to_wire(value), _CIPHER), encoding="unicode") for value in outputs
-    ]
+    return outputs
 
 
 def _reads(lab: Lab, servers: Any) -> list[Any]:

@@ -39,7 +39,7 @@ def to_wire(value: Any) -> Any:
     if value is None or isinstance(value, bool | str | bytes | uuid.UUID):
         return value
     if isinstance(value, ExEnum):
-        return _enum_member(value.type_name, value.text, value.value)
+        return enum_member(value.type_name, value.text, value.value)
     if isinstance(value, ExObject):
         return _complex(value)
     if isinstance(value, ExList):
@@ -145,7 +145,7 @@ def _collection(items: Any, type_names: list[str]) -> PSList:
 
 
 @functools.lru_cache(maxsize=1024)
-def _enum_member(type_name: str, text: str, value: int) -> enum.Enum:
+def enum_member(type_name: str, text: str, value: int) -> enum.Enum:
     """A one-member Python enum whose module/name spell the .NET enum type (psrpcore uses them)."""
     namespace, _, name = type_name.rpartition(".")
     if not namespace or not name:
