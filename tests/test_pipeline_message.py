@@ -39,9 +39,9 @@ from edgebook.exchange.pipeline_message import (
     write_pipelines,
 )
 from edgebook.exchange.secure import SecureText
-from edgebook.exchange.shell import Command
+from edgebook.exchange.shell import Command, add_statements
 from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
-from edgebook.exchange.wire_values import NULL, wire_value
+from edgebook.exchange.wire_values import NULL
 from edgebook.phases.inspect import MAILBOX_COMMANDS, edge_commands
 
 PID = "0B6E1C52-1D0C-4F4B-9E2A-6F1D2C3B4A59"
@@ -99,16 +99,7 @@ def create_pipeline(
 
 def statements(commands: Sequence[Command]) -> Callable[[PowerShell], None]:
     """Add edgebook Commands as ExchangeShell._invoke does."""
-
-    def build(ps: PowerShell) -> None:
-        for statement in commands:
-            for command in statement.chain():
-                ps.add_cmdlet(command.name)
-                for parameter, value in command.parameters.items():
-                    ps.add_parameter(parameter, wire_value(command.name, parameter, value))
-            ps.add_statement()
-
-    return build
+    return lambda ps: add_statements(ps, list(commands))
 
 
 def pypsrp_xml(message: CreatePipeline, serializer: Serializer) -> bytes:

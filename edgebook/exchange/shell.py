@@ -399,12 +399,7 @@ class ExchangeShell:
                 self._snapin_loaded = False
                 raise self._connection_error(exc) from None
         ps = PowerShell(pool)
-        for statement in statements:
-            for command in statement.chain():
-                ps.add_cmdlet(command.name)
-                for parameter, value in command.parameters.items():
-                    ps.add_parameter(parameter, wire_value(command.name, parameter, value))
-            ps.add_statement()
+        add_statements(ps, statements)
         self._stats.pipelines += 1
         self._stats.cmdlets += len(statements)
         self._stats.by_cmdlet.update(command.name for command in statements)
@@ -493,6 +488,17 @@ class ExchangeShell:
             reference=reference,
             timeout=self.connection_timeout,
         )
+
+
+def add_statements(ps: PowerShell, statements: list[Command]) -> None:
+    """Add each statement (a Command and what it pipes into) to a pypsrp PowerShell, its
+    parameter values as the wire needs them."""
+    for statement in statements:
+        for command in statement.chain():
+            ps.add_cmdlet(command.name)
+            for parameter, value in command.parameters.items():
+                ps.add_parameter(parameter, wire_value(command.name, parameter, value))
+        ps.add_statement()
 
 
 def _check_endpoint(name: str, winrm: WinRMEndpoint, lab: bool) -> None:
