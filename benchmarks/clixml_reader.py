@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from psrpcore.types import deserialize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support
 
+from benchmarks.cpu_timing import best_cpu
 from edgebook.exchange import clixml
 from edgebook.exchange.normalize import _CIPHER, plain
 from tests.support.clixml_corpus import SCENARIOS, lab_objects
@@ -33,17 +31,6 @@ def corpus() -> list[ET.Element]:
     workdir = Path(tempfile.mkdtemp(prefix="edgebook-clixml-"))
     texts = [text for s in SCENARIOS for text in lab_objects(s, workdir / s)]
     return [ET.fromstring(text) for text in texts]
-
-
-def best_cpu(read: Callable[[ET.Element], Any], elements: list[ET.Element], repeat: int) -> float:
-    """The least CPU time of reading every element, over repeat runs."""
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        for element in elements:
-            read(element)
-        times.append(time.process_time() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from psrpcore.types import serialize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support
 
+from benchmarks.cpu_timing import best_cpu
 from edgebook.lab.winrm.clixml_writer import clixml
 from edgebook.lab.winrm.wire import to_wire
 from tests.support.clixml_corpus import SCENARIOS, lab_values
@@ -35,17 +34,6 @@ _CIPHER = psrpcore.PSRemotingCrypto()
 def psrpcore_clixml(value: Any) -> bytes:
     """What the lab sent before the writer."""
     return ET.tostring(serialize(to_wire(value), _CIPHER), encoding="utf-8")
-
-
-def best_cpu(write: Callable[[Any], bytes], values: list[Any], repeat: int) -> float:
-    """The least CPU time of writing every value, over repeat runs."""
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        for value in values:
-            write(value)
-        times.append(time.process_time() - start)
-    return min(times)
 
 
 def main() -> None:
