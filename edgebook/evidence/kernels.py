@@ -78,14 +78,19 @@ class _PooledKernelManager(AsyncKernelManager):
     """A kernel manager that keeps the clients it made: nbclient leaves its client connected
     to a kernel it did not start, and the pool closes it when the run is over."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.made_clients: list[Any] = []
+
     def client(self, **kwargs: Any) -> Any:
         made = super().client(**kwargs)
-        self.__dict__.setdefault("made_clients", []).append(made)
+        self.made_clients.append(made)
         return made
 
     def close_clients(self) -> None:
         """Disconnect every client still connected (in the thread that made it)."""
-        for made in self.__dict__.pop("made_clients", []):
+        made_clients, self.made_clients = self.made_clients, []
+        for made in made_clients:
             if made.channels_running:
                 made.stop_channels()
 
