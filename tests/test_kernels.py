@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -163,4 +164,26 @@ def test_prestart_gives_the_first_run_a_kernel_started_ahead(tmp_path):
         kernels.prestart()
         run = execute_phase(nb, tmp_path / "out", {}, run_id="r1", kernels=kernels)
     assert _seen(run)["warm"] is True
+    assert _kernels_running() == []
+
+
+def test_kernels_started_ahead_start_at_most_starting_at_a_time(tmp_path):
+    spans: list[tuple[float, float]] = []
+
+    class Timed(KernelPool):
+        async def _launched(self, context, warm):
+            began = time.monotonic()
+            km = await super()._launched(context, warm)
+            spans.append((began, time.monotonic()))
+            return km
+
+    nb = _notebook(tmp_path / "quick.ipynb", "pass")
+    with Timed(runs=3, ahead=2, starting=1) as kernels:
+        kernels.prestart()
+        for index in range(3):
+            assert execute_phase(nb, tmp_path / "out", {}, run_id=f"r{index}", kernels=kernels).ok
+    assert len(spans) == 3
+    spans.sort()
+    for (_, first_ready), (second_began, _) in zip(spans, spans[1:]):
+        assert second_began >= first_ready  # one start at a time, none overlapping
     assert _kernels_running() == []

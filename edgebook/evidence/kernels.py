@@ -7,6 +7,9 @@ kernel while the current one runs and imports into it the modules the phase note
 the notebook's namespace. The notebook then finds them in ``sys.modules``, as after its own first
 import; nothing else ran in its kernel. Each kernel serves one run and is shut down after it; a
 kernel started in an environment or working directory that is no longer current is not used.
+Kernels started ahead start at most `starting` at a time (default: one per CPU): four kernels
+importing pandas at once on two cores made the two runs that wanted theirs first wait twice as
+long. A kernel a run asks for when no spare is ready starts at once.
 
 Starting, warming and shutting down run on the pool's own event loop thread, so a kernel's
 control socket is only ever used from the loop that created it; papermill (nbclient) gets the
@@ -116,15 +119,18 @@ class KernelPool:
         *,
         runs: int | None = None,
         ahead: int = AHEAD,
+        starting: int | None = None,
         kernel_name: str = "python3",
     ) -> None:
         """modules: what to import into a kernel started ahead; runs: how many kernels the pool
         will hand out (None: no end), so it never starts one nobody takes; ahead: how many
-        kernels it keeps starting or ready."""
+        kernels it keeps starting or ready; starting: how many of those start at once (None:
+        one per CPU)."""
         self.kernel_name = kernel_name
         self.modules = tuple(modules)
         self._left = runs
         self._ahead = ahead
+        self._starting = asyncio.Semaphore(starting or os.cpu_count() or 1)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="edgebook-kernels", daemon=True
@@ -218,6 +224,12 @@ class KernelPool:
         return self._submit(self._started(context, warm))
 
     async def _started(self, context: _Context, warm: bool) -> AsyncKernelManager:
+        if not warm:  # wanted now
+            return await self._launched(context, warm)
+        async with self._starting:
+            return await self._launched(context, warm)
+
+    async def _launched(self, context: _Context, warm: bool) -> AsyncKernelManager:
         km = _PooledKernelManager(kernel_name=self.kernel_name)
         await km.start_kernel(
             extra_arguments=list(KERNEL_ARGUMENTS), env=dict(context.env), cwd=context.cwd
