@@ -2,13 +2,15 @@
 
 A fresh lab (two Edges) starts; inspect runs on both Edges; then one Edge after the other, each
 changing phase (prepare, resubscribe, verify) runs twice through the runner: plan only, then
-applied with that plan's hash; while one notebook runs, the next ones' kernels start. The demo
-approves its own plans, which real use never does: there a person reads each plan before passing
-its hash. The evidence is verified, the report written, and the lab stopped.
+applied with that plan's hash; while one notebook runs, the next ones' kernels start and the
+finished ones' HTML and manifests are written. The demo approves its own plans, which real use
+never does: there a person reads each plan before passing its hash. The evidence is verified,
+the report written, and the lab stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
@@ -16,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgebook.errors import EdgebookError
 from edgebook.evidence.kernels import KernelPool, warm_modules
 from edgebook.evidence.layout import PHASES
 from edgebook.evidence.report import write_report
 from edgebook.evidence.rollout import Rollout, Step, outputs_env, phase_notebook, run_change
 from edgebook.evidence.runner import PhaseRun, new_run_id
 from edgebook.evidence.verify import Verification, verify_change
+from edgebook.evidence.writer import EvidenceWriter
 from edgebook.lab import control
 from edgebook.lab.org.scenarios import load_scenario
 from edgebook.notebook import LAZY_IMPORTS
@@ -78,6 +82,7 @@ def run_demo(
     notebooks = [phase_notebook(phase) for phase in PHASES]
     runs = _edge_count(scenario) * (1 + 2 * len(CHANGE_PHASES))  # inspect; plan, apply each
     kernels = KernelPool(warm_modules(notebooks, LAZY_IMPORTS), runs=runs)
+    evidence = EvidenceWriter()  # each run's HTML and manifest, while the next one runs
     try:
         with outputs_env(outputs.resolve()):  # as run_change sets it: the kernels fit its runs
             kernels.prestart()  # they start while the lab does
@@ -106,6 +111,7 @@ def run_demo(
                     root=outputs,
                     progress=progress,
                     kernels=kernels,
+                    evidence=evidence,
                 )
                 result.runs += [(step, applying, r) for step, r in rollout.runs.items()]
                 return rollout
@@ -113,9 +119,12 @@ def run_demo(
             inspected = run("inspect", [])
             if inspected.ok:
                 result.changed = _change_edges(run, [step.edge for step in inspected.steps])
+            evidence.drain()
             result.report = write_report(result.folder)
             result.verification = verify_change(result.folder)
     finally:
+        with contextlib.suppress(EdgebookError):  # drained above unless a run raised
+            evidence.close()
         kernels.close()  # before the lab stops: a kernel may still close its sessions to it
         control.stop(lab_dir)
         if not keep:

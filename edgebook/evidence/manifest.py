@@ -131,22 +131,15 @@ def build_manifest(
     change_folder: Path,
     written: list[Path],
     previous: Path | None,
+    journal: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The manifest of a finished run (see the module docstring)."""
+    """The manifest of a finished run (see the module docstring); journal as journal_entry
+    read it when the run ended."""
     refuse_secrets(run.parameters)
 
     def entry(path: Path) -> dict[str, str]:
         return {"path": _relative(path, change_folder), "sha256": sha256_file(path)}
 
-    journal = change_folder / edge.upper() / JOURNAL
-    journal_entry = None
-    if journal.is_file():
-        size = _whole_lines(journal)
-        journal_entry = {
-            "path": _relative(journal, change_folder),
-            "bytes": size,
-            "sha256": sha256_file(journal, size),
-        }
     return {
         "schema": SCHEMA,
         "change": change,
@@ -165,13 +158,26 @@ def build_manifest(
         "notebook": entry(run.notebook),
         "html": entry(run.html) if run.html else None,
         "files": [entry(path) for path in written],
-        "journal": journal_entry,
+        "journal": journal,
         "previous": entry(previous) if previous else None,
         "parameters": run.parameters,
         "operator": operator(),
         "edgebook": {"version": __version__, "git": git_revision()},
         "versions": _versions(),
         "records": run.records,
+    }
+
+
+def journal_entry(change_folder: Path, edge: str) -> dict[str, Any] | None:
+    """The Edge's journal as a manifest holds it: its whole lines' length and their sha256."""
+    journal = change_folder / edge.upper() / JOURNAL
+    if not journal.is_file():
+        return None
+    size = _whole_lines(journal)
+    return {
+        "path": _relative(journal, change_folder),
+        "bytes": size,
+        "sha256": sha256_file(journal, size),
     }
 
 

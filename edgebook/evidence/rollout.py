@@ -34,6 +34,7 @@ from edgebook.evidence.layout import (
 )
 from edgebook.evidence.manifest import (
     build_manifest,
+    journal_entry,
     latest_manifest,
     snapshot,
     write_manifest,
@@ -45,7 +46,10 @@ from edgebook.evidence.runner import (
     declared_parameters,
     execute_phase,
     new_run_id,
+    render_run,
+    warm_rendering,
 )
+from edgebook.evidence.writer import EvidenceWriter
 from edgebook.notebook import LAZY_IMPORTS
 
 RUNNER_PARAMETERS = ("inventory", "edge", "change", "apply", "approved_plan_sha256")
@@ -224,11 +228,14 @@ def run_change(
     root: Path | None = None,
     progress: Progress | None = None,
     kernels: KernelPool | None = None,
+    evidence: EvidenceWriter | None = None,
 ) -> Rollout:
     """Run the phases over the Edges into outputs/<change>/, one manifest per run.
 
-    Each run's kernel comes from kernels, the next one started while a run runs (without a
-    pool, a rollout of several runs makes its own and closes it at the end)."""
+    Each run's kernel comes from kernels, the next one started while a run runs; each run's
+    HTML and manifest are written by evidence while the next one runs. Without them, a rollout
+    of several runs makes its own pool and writer; its own writer is drained before this
+    returns (a caller's is the caller's to drain)."""
     from edgebook.config import resolve_inventory
 
     if not 1 <= workers <= MAX_WORKERS:
@@ -250,18 +257,30 @@ def run_change(
         approvals=approvals,
         extra=extra,
     )
+    warm_rendering()  # while the first notebook runs
     rollout = Rollout(change, new_run_id(), folder, [s.step for s in steps])
     report = progress or (lambda *_: None)
     own_pool = kernels is None and len(steps) > 1
     if own_pool:
         notebooks = dict.fromkeys(s.notebook for s in steps)
         kernels = KernelPool(warm_modules(notebooks, LAZY_IMPORTS), runs=len(steps))
+    own_writer = evidence is None and len(steps) > 1
+    if own_writer:
+        evidence = EvidenceWriter()
+    finished = False
     try:
         with outputs_env(root):
-            _run_steps(steps, rollout, root, timeout_s, report, workers, kernels)
+            _run_steps(steps, rollout, root, timeout_s, report, workers, kernels, evidence)
+        finished = True
     finally:
         if own_pool and kernels is not None:
             kernels.close()
+        if own_writer and evidence is not None:
+            if finished:
+                evidence.close()
+            else:  # the run's own error is the one to see
+                with contextlib.suppress(EdgebookError):
+                    evidence.close()
     return rollout
 
 
@@ -273,12 +292,13 @@ def _run_steps(
     report: Progress,
     workers: int,
     kernels: KernelPool | None,
+    evidence: EvidenceWriter | None,
 ) -> None:
     """Inspect fanned out over workers first, then every other step in order; stop at the
     first run that is not ok."""
 
     def run(scheduled: Scheduled) -> PhaseRun:
-        return _run_step(scheduled, rollout, root, timeout_s, report, kernels)
+        return _run_step(scheduled, rollout, root, timeout_s, report, kernels, evidence)
 
     fan_out = [s for s in steps if s.step.phase == "inspect"] if workers > 1 else []
     if fan_out:
@@ -303,12 +323,14 @@ def _run_step(
     timeout_s: float,
     progress: Progress,
     kernels: KernelPool | None = None,
+    evidence: EvidenceWriter | None = None,
 ) -> PhaseRun:
-    """One notebook run, its manifest written."""
+    """One notebook run; its HTML and manifest written now, or by evidence in order."""
     step = scheduled.step
     edge_folder = rollout.folder / step.edge.upper()
+    if evidence is not None:
+        evidence.check()  # an earlier run's evidence could not be written: stop here
     before = snapshot(edge_folder)
-    previous = latest_manifest(edge_folder)
     progress("start", step, None)
     run = execute_phase(
         scheduled.notebook,
@@ -317,19 +339,32 @@ def _run_step(
         run_id=rollout.run_id,
         timeout_s=timeout_s,
         kernels=kernels,
+        render=evidence is None,
     )
-    outputs = {path for path in (run.notebook, run.html) if path is not None}
-    written = written_since(edge_folder, before, exclude=outputs)
-    manifest = build_manifest(
-        run,
-        change=rollout.change,
-        edge=step.edge,
-        phase=step.phase,
-        change_folder=rollout.folder,
-        written=written,
-        previous=previous,
-    )
-    run.manifest = write_manifest(run, manifest)
+    html = run.notebook.with_suffix(".html")
+    others = evidence.owned() if evidence is not None else set()  # earlier runs' HTML
+    written = written_since(edge_folder, before, exclude={run.notebook, html} | others)
+    journal = journal_entry(rollout.folder, step.edge)  # as this run left it
+
+    def finish() -> None:
+        if run.html is None:
+            render_run(run)
+        manifest = build_manifest(
+            run,
+            change=rollout.change,
+            edge=step.edge,
+            phase=step.phase,
+            change_folder=rollout.folder,
+            written=written,
+            previous=latest_manifest(edge_folder),  # the Edge's runs before are all written
+            journal=journal,
+        )
+        run.manifest = write_manifest(run, manifest)
+
+    if evidence is None:
+        finish()
+    else:
+        evidence.submit(finish, writes={html})
     progress("end", step, run)
     return run
 

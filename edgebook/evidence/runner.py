@@ -30,6 +30,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 VERDICTS = ("ok", "failed", "timeout", "dead-kernel")
 BANNER_TAG = "edgebook-verdict-banner"
 _RENDERING = threading.Lock()  # one exporter for every run (building one per run cost ~0.5 s)
+_REMEMBERED = 512  # rendered cell sources and HTML fragments the exporter keeps
 _HTML_TEMPLATE = """{%- extends "lab/index.html.j2" -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
@@ -129,9 +130,10 @@ def execute_phase(
     run_id: str,
     timeout_s: float = 600,
     kernels: KernelPool | None = None,
+    render: bool = True,
 ) -> PhaseRun:
-    """Run one notebook into output_dir/<utc>_<run_id>.ipynb and render HTML beside it; with
-    kernels, in a kernel from that pool."""
+    """Run one notebook into output_dir/<utc>_<run_id>.ipynb and render HTML beside it (unless
+    not render: then `render_run` does later); with kernels, in a kernel from that pool."""
     refuse_secrets(parameters)
     check_parameters(notebook, parameters)
     started = dt.datetime.now(dt.UTC)
@@ -173,7 +175,7 @@ def execute_phase(
     nbformat.write(nb, str(output))
     return PhaseRun(
         notebook=output,
-        html=render_html(nb, output),
+        html=render_html(nb, output) if render else None,
         verdict=verdict,
         error=error,
         records=read_records(nb),
@@ -236,6 +238,12 @@ def _banner(text: str) -> nbformat.NotebookNode:
     )
 
 
+def render_run(run: PhaseRun) -> Path:
+    """Render a run's HTML from its saved notebook (a run executed without render)."""
+    run.html = render_html(nbformat.read(str(run.notebook), as_version=4), run.notebook)
+    return run.html
+
+
 def render_html(nb: nbformat.NotebookNode, output: Path) -> Path:
     """Write a self-contained HTML rendering next to the notebook (never over a file)."""
     with _RENDERING:
@@ -246,12 +254,57 @@ def render_html(nb: nbformat.NotebookNode, output: Path) -> Path:
 
 
 @functools.cache
+def warm_rendering() -> threading.Thread:
+    """Build the HTML exporter in the background, once per process: importing nbconvert and
+    compiling its templates cost about 2 s at the first render, on the first run's critical
+    path."""
+    thread = threading.Thread(target=_warm_exporter, name="edgebook-html-warm", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_exporter() -> None:
+    sample = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("#"), nbformat.v4.new_code_cell("pass")]
+    )
+    with _RENDERING:
+        _html_exporter().from_notebook_node(sample)
+
+
+@functools.cache
 def _html_exporter() -> Any:
-    """nbconvert's HTML exporter with edgebook's offline template (no CDN, no script)."""
+    """nbconvert's HTML exporter with edgebook's offline template (no CDN, no script), its two
+    costliest filters remembered: a phase notebook's code cells are the same in every run."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     return HTMLExporter(
         extra_loaders=[DictLoader({"edgebook.html.j2": _HTML_TEMPLATE})],
         template_file="edgebook.html.j2",
+        filters={"highlight_code": _highlight_code, "clean_html": _clean_html},
     )
+
+
+def _highlight_code(source: str, language: str | None = None, metadata: Any = None) -> str:
+    """nbconvert's highlight_code for the phase notebooks' ipython3 cells, remembered."""
+    return _highlighted(source, language, metadata.get("magics_language") if metadata else None)
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _highlighted(source: str, language: str | None, magics: str | None) -> str:
+    from nbconvert.filters import Highlight2HTML
+
+    highlight = Highlight2HTML(pygments_lexer="ipython3")
+    return str(highlight(source, language, {"magics_language": magics} if magics else None))
+
+
+def _clean_html(element: str | bytes) -> str:
+    """nbconvert's clean_html (bleach), remembered."""
+    return _cleaned(element.decode() if isinstance(element, bytes) else str(element))
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _cleaned(text: str) -> str:
+    from nbconvert.filters import clean_html
+
+    return str(clean_html(text))
