@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import time
 from pathlib import Path
@@ -184,6 +185,6 @@ def test_kernels_started_ahead_start_at_most_starting_at_a_time(tmp_path):
             assert execute_phase(nb, tmp_path / "out", {}, run_id=f"r{index}", kernels=kernels).ok
     assert len(spans) == 3
     spans.sort()
-    for (_, first_ready), (second_began, _) in zip(spans, spans[1:]):
+    for (_, first_ready), (second_began, _) in itertools.pairwise(spans):
         assert second_began >= first_ready  # one start at a time, none overlapping
     assert _kernels_running() == []
