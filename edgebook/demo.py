@@ -19,16 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebook.errors import EdgebookError
-from edgebook.evidence.kernels import KernelPool, warm_modules
 from edgebook.evidence.layout import PHASES
 from edgebook.evidence.report import write_report
-from edgebook.evidence.rollout import Rollout, Step, outputs_env, phase_notebook, run_change
+from edgebook.evidence.rollout import (
+    Rollout,
+    Step,
+    kernel_pool,
+    outputs_env,
+    phase_notebook,
+    run_change,
+)
 from edgebook.evidence.runner import PhaseRun, new_run_id
 from edgebook.evidence.verify import Verification, verify_change
 from edgebook.evidence.writer import EvidenceWriter
 from edgebook.lab import control
 from edgebook.lab.org.scenarios import load_scenario
-from edgebook.notebook import LAZY_IMPORTS
 
 DEMO_SCENARIO = "seed-incident"
 CHANGE_PHASES = ("prepare", "resubscribe", "verify")
@@ -81,7 +86,7 @@ def run_demo(
     result = DemoResult(change, outputs.resolve() / change)
     notebooks = [phase_notebook(phase) for phase in PHASES]
     runs = _edge_count(scenario) * (1 + 2 * len(CHANGE_PHASES))  # inspect; plan, apply each
-    kernels = KernelPool(warm_modules(notebooks, LAZY_IMPORTS), runs=runs)
+    kernels = kernel_pool(notebooks, runs=runs)
     evidence = EvidenceWriter()  # each run's HTML and manifest, while the next one runs
     try:
         with outputs_env(outputs.resolve()):  # as run_change sets it: the kernels fit its runs

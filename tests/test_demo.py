@@ -101,6 +101,7 @@ def test_every_run_of_the_demo_gets_a_kernel_started_ahead(demo):
     assert len(kernels) == 14
     assert all(kernel["started_ahead"] for kernel in kernels), kernels
     assert all("edgebook.phases.resubscribe" in kernel["warm_imports"] for kernel in kernels)
+    assert all("edgebook.lab.control" in kernel["warm_imports"] for kernel in kernels)  # "lab"
 
 
 def test_evidence_verify_accepts_the_demo_folder(demo):
