@@ -7,17 +7,22 @@ Receive picks them up. The request that starts a pipeline returns when it has en
 waits for the client's answer to a question: a cmdlet that asks sends a PipelineHostCall
 (PromptForChoice) and blocks until the client's PipelineHostResponse comes with a Send on the
 "pr" stream, as PowerShell's server does. A client that declared no host UI gets no host call.
+A CreatePipeline sent whole in the Command's one fragment is read straight from its CLIXML
+(edgebook.lab.winrm.pipeline_reader), without psrpcore's PSObjects; any other, or one the
+reader refuses, goes through psrpcore.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from psrpcore import (
     CreatePipelineEvent,
@@ -25,6 +30,7 @@ from psrpcore import (
     GetAvailableRunspacesEvent,
     PipelineHostResponseEvent,
     PipelineInputEvent,
+    PowerShell,
     PSRPPayload,
     ResetRunspaceStateEvent,
     ServerPipeline,
@@ -44,6 +50,13 @@ from psrpcore.types import (
 from edgebook.exchange.wire_types import EXCHANGE_CONFIGURATION
 from edgebook.lab.winrm.hostcalls import PipelineHost, Run
 from edgebook.lab.winrm.outcache import write_output
+from edgebook.lab.winrm.pipeline_reader import (
+    HostFlags,
+    PipelineRequest,
+    Unreadable,
+    WireCommand,
+    read_create_pipeline,
+)
 from edgebook.lab.winrm.protocol import (
     Backend,
     CommandCall,
@@ -81,6 +94,7 @@ _EXCEPTION_BASES = {
     ],
 }
 _TERMINAL = {PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped}
+_NOTHING_SENT = PipelineRequest((), True, None)  # input ended before any CreatePipeline
 
 
 class UnknownCommandError(LookupError):
@@ -134,25 +148,44 @@ def error_record(info: ErrorInfo, activity: str = "") -> ErrorRecord:
     )
 
 
-def decode_statements(commands: list[Any]) -> list[Statement]:
-    """Split psrpcore Commands into statements of CommandCalls with plain Python values."""
+def decode_statements(commands: Iterable[WireCommand]) -> list[Statement]:
+    """Split a pipeline's commands into statements of CommandCalls."""
     statements: list[Statement] = [[]]
     for command in commands:
-        call = CommandCall(name=str(command.command_text), is_script=bool(command.is_script))
+        call = CommandCall(name=command.name, is_script=command.is_script)
         seen: set[str] = set()
         for name, value in command.parameters:
             if name is None:
-                call.arguments.append(from_wire(value))
+                call.arguments.append(value)
                 continue
-            name = str(name).lstrip("-")
+            name = name.lstrip("-")
             if name.lower() in seen:
                 raise _BindingError(name)
             seen.add(name.lower())
-            call.parameters[name] = from_wire(value)
+            call.parameters[name] = value
         statements[-1].append(call)
         if command.end_of_statement:
             statements.append([])
     return [statement for statement in statements if statement]
+
+
+def psrpcore_request(pipeline: PowerShell) -> PipelineRequest:
+    """What psrpcore made of a CreatePipeline, as the lab runs it (values as plain Python)."""
+    commands = tuple(
+        WireCommand(
+            name=str(command.command_text),
+            is_script=bool(command.is_script),
+            parameters=tuple(
+                (None if name is None else str(name), from_wire(value))
+                for name, value in command.parameters
+            ),
+            end_of_statement=bool(command.end_of_statement),
+        )
+        for command in pipeline.commands
+    )
+    info = pipeline.host
+    host = HostFlags(bool(info.IsHostNull), bool(info.IsHostUINull), bool(info.UseRunspaceHost))
+    return PipelineRequest(commands, bool(pipeline.no_input), host)
 
 
 class _BindingError(Exception):
@@ -192,6 +225,7 @@ class ShellRunspace:
         self._max_fragment = max(max_fragment, 1024)
         self._pool = ServerRunspacePool()
         self._inputs: dict[uuid.UUID, list[Any]] = {}
+        self._requests: dict[uuid.UUID, PipelineRequest] = {}
         self._runs: dict[uuid.UUID, Run] = {}
         self._outgoing: dict[uuid.UUID | None, collections.deque[bytes]] = {}
         self._changed = threading.Condition(threading.RLock())
@@ -210,7 +244,13 @@ class ShellRunspace:
         with self._changed:
             ServerPipeline(self._pool, pipeline_id)
             self._outgoing.setdefault(pipeline_id, collections.deque())
-            self._feed(fragment, pipeline_id, StreamType.default)
+            try:
+                request = read_create_pipeline(fragment, pipeline_id, self._pool._cipher)
+            except Unreadable:
+                self._feed(fragment, pipeline_id, StreamType.default)
+                return
+            with self._client_data():
+                self._created(pipeline_id, request)
 
     def send(self, data: bytes, command_id: str | None, stream: str) -> None:
         """Feed fragments a WSMan Send carried to the pool or to one pipeline."""
@@ -254,6 +294,7 @@ class ShellRunspace:
                 if pipe is not None:
                     pipe.close()
                 self._inputs.pop(pipeline_id, None)
+                self._requests.pop(pipeline_id, None)
                 self._outgoing.pop(pipeline_id, None)
             self._flush()
 
@@ -266,6 +307,7 @@ class ShellRunspace:
                 pipe.close()
             self._pool.close()
             self._outgoing.clear()
+            self._requests.clear()
             self._changed.notify_all()
 
     def _known(self, command_id: str | None) -> uuid.UUID | None:
@@ -287,21 +329,34 @@ class ShellRunspace:
         return pipe is None or pipe.state in _TERMINAL
 
     def _feed(self, data: bytes, pipeline_id: uuid.UUID | None, stream_type: StreamType) -> None:
-        try:
+        with self._client_data():
             self._pool.receive_data(PSRPPayload(data, stream_type, pipeline_id))
             while (event := self._pool.next_event()) is not None:
                 self._on_event(event)
+
+    @contextlib.contextmanager
+    def _client_data(self) -> Iterator[None]:
+        """Process what a client sent: a failure is a PSRPDataError; the replies are queued."""
+        try:
+            yield
         except Exception as exc:  # psrpcore raises several types on malformed client data
             raise PSRPDataError(f"{type(exc).__name__}: {exc}") from exc
         finally:
             self._flush()
 
+    def _created(self, pipeline_id: uuid.UUID, request: PipelineRequest) -> None:
+        """A pipeline's CreatePipeline came: run it now, or when its input has ended."""
+        self._requests[pipeline_id] = request
+        if request.no_input:
+            self._run(pipeline_id, [])
+        else:
+            self._inputs[pipeline_id] = []
+
     def _on_event(self, event: Any) -> None:
         if isinstance(event, CreatePipelineEvent):
-            if event.pipeline.no_input:
-                self._run(event.pipeline_id, [])
-            else:
-                self._inputs[event.pipeline_id] = []
+            # psrpcore has set the pipeline's metadata (event.pipeline would convert again)
+            metadata = self._pool.pipeline_table[event.pipeline_id].metadata
+            self._created(event.pipeline_id, psrpcore_request(cast(PowerShell, metadata)))
         elif isinstance(event, PipelineHostResponseEvent):
             run = self._runs.get(event.pipeline_id)
             if run is not None and run.asking == event.ci:
@@ -321,16 +376,16 @@ class ShellRunspace:
         """Start the pipeline's worker; return when it has ended or waits for an answer."""
         pipe = self._pool.pipeline_table[pipeline_id]
         pipe.start()
-        commands = list(pipe.metadata.commands) if pipe.metadata is not None else []
+        request = self._requests.get(pipeline_id, _NOTHING_SENT)
         run = self._runs[pipeline_id] = Run()
         host = (
             None
-            if self._host_ui_null(pipe)
+            if self._host_ui_null(request.host)
             else PipelineHost(self._changed, self._flush, pipe, run)
         )
         threading.Thread(
             target=self._work,
-            args=(pipe, commands, input_values, host, run),
+            args=(pipe, request.commands, input_values, host, run),
             name=f"lab-pipeline-{pipeline_id}",
             daemon=True,
         ).start()
@@ -340,12 +395,12 @@ class ShellRunspace:
     def _work(
         self,
         pipe: ServerPipeline,
-        commands: list[Any],
+        commands: tuple[WireCommand, ...],
         input_values: list[Any],
         host: PipelineHost | None,
         run: Run,
     ) -> None:
-        activity = str(commands[0].command_text) if commands else ""
+        activity = commands[0].name if commands else ""
         try:
             invocation = self._invoke(commands, input_values, host)
             with self._changed:
@@ -369,15 +424,18 @@ class ShellRunspace:
                 self._runs.pop(pipe.pipeline_id, None)
                 self._flush()
 
-    def _host_ui_null(self, pipe: ServerPipeline) -> bool:
+    def _host_ui_null(self, flags: HostFlags | None) -> bool:
         """Whether the client declared no host UI for this pipeline (pypsrp's default)."""
-        info = pipe.metadata.host if pipe.metadata is not None else None
-        if info is None or info.UseRunspaceHost:
+        if flags is None or flags.use_runspace_host:
             info = self._pool.host
-        return info is None or bool(info.IsHostNull) or bool(info.IsHostUINull)
+            return info is None or bool(info.IsHostNull) or bool(info.IsHostUINull)
+        return flags.is_host_null or flags.is_host_ui_null
 
     def _invoke(
-        self, commands: list[Any], input_values: list[Any], host: PipelineHost | None
+        self,
+        commands: tuple[WireCommand, ...],
+        input_values: list[Any],
+        host: PipelineHost | None,
     ) -> Invocation:
         try:
             statements = decode_statements(commands)
