@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebook.errors import EdgebookError
-from edgebook.evidence.layout import PHASES
 from edgebook.evidence.report import write_report
 from edgebook.evidence.rollout import (
     Rollout,
@@ -84,9 +83,10 @@ def run_demo(
     lab_dir = lab_dir or Path(tempfile.mkdtemp(prefix="edgebook-lab-"))
     change = f"DEMO-{new_run_id()}"
     result = DemoResult(change, outputs.resolve() / change)
-    notebooks = [phase_notebook(phase) for phase in PHASES]
-    runs = _edge_count(scenario) * (1 + 2 * len(CHANGE_PHASES))  # inspect; plan, apply each
-    kernels = kernel_pool(notebooks, runs=runs)
+    edges = _edge_count(scenario)
+    inspects = [phase_notebook("inspect")] * edges  # side by side, then each Edge in turn:
+    changes = [phase_notebook(phase) for phase in CHANGE_PHASES for _ in ("plan", "apply")]
+    kernels = kernel_pool(inspects + changes * edges)
     evidence = EvidenceWriter()  # each run's HTML and manifest, while the next one runs
     try:
         with outputs_env(outputs.resolve()):  # as run_change sets it: the kernels fit its runs

@@ -102,7 +102,7 @@ def test_the_pool_starts_no_kernel_beyond_its_runs(tmp_path):
     started = []
 
     class Counting(KernelPool):
-        def _start(self, context, warm=True):
+        def _start(self, context, warm):
             started.append(context)
             return super()._start(context, warm)
 
@@ -187,4 +187,22 @@ def test_kernels_started_ahead_start_at_most_starting_at_a_time(tmp_path):
     spans.sort()
     for (_, first_ready), (second_began, _) in itertools.pairwise(spans):
         assert second_began >= first_ready  # one start at a time, none overlapping
+    assert _kernels_running() == []
+
+
+def test_each_kernel_started_ahead_imports_what_its_own_run_needs(tmp_path):
+    nb = _notebook(tmp_path / "quick.ipynb", "pass")
+    upcoming = [("email.mime.text",), ("json", "csv")]
+    with KernelPool(upcoming=upcoming, ahead=2) as kernels:
+        kernels.prestart()
+        assert kernels.upcoming == ()  # both started
+        runs = [
+            execute_phase(nb, tmp_path / "out", {}, run_id=f"r{index}", kernels=kernels)
+            for index in range(2)
+        ]
+    metadata = [nbformat.read(str(run.notebook), as_version=4).metadata for run in runs]
+    assert [m["edgebook"]["kernel"]["warm_imports"] for m in metadata] == [
+        ["email.mime.text"],
+        ["json", "csv"],
+    ]
     assert _kernels_running() == []

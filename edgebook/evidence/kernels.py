@@ -25,7 +25,7 @@ import json
 import os
 import threading
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +53,14 @@ del __edgebook_importlib, __edgebook_module
 T = TypeVar("T")
 
 
-def warm_modules(notebooks: Iterable[Path], also: Iterable[str] = ()) -> tuple[str, ...]:
+def warm_modules(
+    notebooks: Iterable[Path],
+    also: Iterable[str] = (),
+    lazy: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[str, ...]:
     """The modules the notebooks' code cells import (and the submodule candidates of
-    `from package import name`), then also, in first-seen order."""
+    `from package import name`), what lazy says those modules import on first use, then also,
+    in first-seen order."""
     found: dict[str, None] = {}
     for notebook in notebooks:
         cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
@@ -73,6 +78,9 @@ def warm_modules(notebooks: Iterable[Path], also: Iterable[str] = ()) -> tuple[s
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     found[node.module] = None
                     found.update((f"{node.module}.{alias.name}", None) for alias in node.names)
+    for module, imports in (lazy or {}).items():
+        if module in found:
+            found.update((name, None) for name in imports)
     found.update((name, None) for name in also)
     return tuple(found)
 
@@ -118,17 +126,20 @@ class KernelPool:
         modules: Iterable[str] = (),
         *,
         runs: int | None = None,
+        upcoming: Iterable[Sequence[str]] | None = None,
         ahead: int = AHEAD,
         starting: int | None = None,
         kernel_name: str = "python3",
     ) -> None:
-        """modules: what to import into a kernel started ahead; runs: how many kernels the pool
-        will hand out (None: no end), so it never starts one nobody takes; ahead: how many
-        kernels it keeps starting or ready; starting: how many of those start at once (None:
-        one per CPU)."""
+        """modules: what to import into a kernel started ahead; upcoming: instead, what to
+        import for each run in the order they will come (a run needs only its notebook's
+        modules), runs then being their number; runs: how many kernels the pool will hand out
+        (None: no end), so it never starts one nobody takes; ahead: how many kernels it keeps
+        starting or ready; starting: how many of those start at once (None: one per CPU)."""
         self.kernel_name = kernel_name
         self.modules = tuple(modules)
-        self._left = runs
+        self._upcoming = deque(tuple(run) for run in upcoming or ())
+        self._left = len(self._upcoming) if upcoming is not None and runs is None else runs
         self._ahead = ahead
         self._starting = asyncio.Semaphore(starting or os.cpu_count() or 1)
         self._loop = asyncio.new_event_loop()
@@ -137,9 +148,9 @@ class KernelPool:
         )
         self._thread.start()
         self._lock = threading.Lock()
-        self._spares: deque[tuple[_Context, Future[AsyncKernelManager]]] = deque()
+        self._spares: deque[tuple[_Context, tuple[str, ...], Future[AsyncKernelManager]]] = deque()
         self._pending: list[Future[None]] = []
-        self._warmed: set[AsyncKernelManager] = set()
+        self._warmed: dict[AsyncKernelManager, tuple[str, ...]] = {}
         self._closed = False
 
     def __enter__(self) -> KernelPool:
@@ -156,16 +167,16 @@ class KernelPool:
         with self._lock:
             if self._closed:
                 raise EdgebookError("the kernel pool is closed")
-            chosen = None
+            chosen, warmed = None, None
             while self._spares and chosen is None:
-                spare_context, spare = self._spares.popleft()
+                spare_context, spare_modules, spare = self._spares.popleft()
                 if spare_context == context:
-                    chosen = spare
+                    chosen, warmed = spare, spare_modules
                 else:
                     self._discard(spare)
-            warmed = chosen is not None
             if chosen is None:
-                chosen = self._start(context, warm=False)  # wanted now: the notebook imports
+                self._next_modules()  # this run's
+                chosen = self._start(context, warm=None)  # wanted now: the notebook imports
             if self._left is not None:
                 self._left -= 1
             self._fill(context)
@@ -173,8 +184,8 @@ class KernelPool:
             km = chosen.result(timeout=STARTUP_TIMEOUT_S + 10)
         except Exception as exc:
             raise EdgebookError(f"the {self.kernel_name} kernel did not start: {exc}") from exc
-        if warmed:
-            self._warmed.add(km)
+        if warmed is not None:
+            self._warmed[km] = warmed
         return km
 
     def prestart(self) -> None:
@@ -189,17 +200,29 @@ class KernelPool:
         while len(self._spares) < self._ahead and (
             self._left is None or self._left > len(self._spares)
         ):
-            self._spares.append((context, self._start(context)))
+            modules = self._next_modules()
+            self._spares.append((context, modules, self._start(context, warm=modules)))
 
-    def started_ahead(self, km: AsyncKernelManager) -> bool:
-        """Whether this kernel was started (and warmed) before its run asked for it."""
-        return km in self._warmed
+    @property
+    def upcoming(self) -> tuple[tuple[str, ...], ...]:
+        """What the kernels not started yet will import, run by run."""
+        with self._lock:
+            return tuple(self._upcoming)
+
+    def _next_modules(self) -> tuple[str, ...]:
+        """What the next kernel started imports: the next run's modules, else `modules`."""
+        return self._upcoming.popleft() if self._upcoming else self.modules
+
+    def warm_imports(self, km: AsyncKernelManager) -> tuple[str, ...] | None:
+        """What this kernel imported before its run asked for it; None when it was started
+        for the run (not ahead)."""
+        return self._warmed.get(km)
 
     def release(self, km: AsyncKernelManager) -> None:
         """Disconnect the run's client, then shut its kernel down in the background."""
         if isinstance(km, _PooledKernelManager):
             km.close_clients()
-        self._warmed.discard(km)
+        self._warmed.pop(km, None)
         with self._lock:
             self._pending.append(self._submit(_shutdown(km, now=False)))
 
@@ -210,7 +233,7 @@ class KernelPool:
                 return
             self._closed = True
             while self._spares:
-                self._discard(self._spares.popleft()[1])
+                self._discard(self._spares.popleft()[2])
             pending = list(self._pending)
         for future in pending:
             with contextlib.suppress(Exception):  # one that will not stop dies with its parent
@@ -220,38 +243,41 @@ class KernelPool:
         if not self._thread.is_alive():
             self._loop.close()
 
-    def _start(self, context: _Context, warm: bool = True) -> Future[AsyncKernelManager]:
+    def _start(self, context: _Context, warm: tuple[str, ...] | None) -> Future[AsyncKernelManager]:
+        """Start a kernel; warm: the modules to import into it (None: wanted now, not warmed)."""
         return self._submit(self._started(context, warm))
 
-    async def _started(self, context: _Context, warm: bool) -> AsyncKernelManager:
-        if not warm:  # wanted now
+    async def _started(self, context: _Context, warm: tuple[str, ...] | None) -> AsyncKernelManager:
+        if warm is None:  # wanted now
             return await self._launched(context, warm)
         async with self._starting:
             return await self._launched(context, warm)
 
-    async def _launched(self, context: _Context, warm: bool) -> AsyncKernelManager:
+    async def _launched(
+        self, context: _Context, warm: tuple[str, ...] | None
+    ) -> AsyncKernelManager:
         km = _PooledKernelManager(kernel_name=self.kernel_name)
         await km.start_kernel(
             extra_arguments=list(KERNEL_ARGUMENTS), env=dict(context.env), cwd=context.cwd
         )
-        if not warm:
+        if warm is None:
             return km
         try:
-            await self._warm(km)
+            await self._warm(km, warm)
         except BaseException:
             await _shutdown(km, now=True)
             raise
         return km
 
-    async def _warm(self, km: AsyncKernelManager) -> None:
+    async def _warm(self, km: AsyncKernelManager, modules: tuple[str, ...]) -> None:
         """Wait until the kernel answers, then run the imports silently."""
         client = km.client()
         client.start_channels()
         try:
             await client.wait_for_ready(timeout=STARTUP_TIMEOUT_S)
-            if not self.modules:
+            if not modules:
                 return
-            code = _WARM_CODE.format(modules=self.modules)
+            code = _WARM_CODE.format(modules=modules)
             msg_id = client.execute(code, silent=True, store_history=False, allow_stdin=False)
             while True:
                 reply = await client.get_shell_msg(timeout=STARTUP_TIMEOUT_S)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,13 +214,18 @@ def inventory_reference(inventory: str | Path) -> str:
     return str(path.resolve()) if path.is_file() else str(inventory)
 
 
-def kernel_pool(notebooks: Iterable[Path], runs: int) -> KernelPool:
-    """A pool for runs of these notebooks; its kernels import ahead what the notebooks import,
-    what edgebook.notebook imports on first use, and the inventory providers (the lab's:
-    about 0.2 s at each run's first resolve_inventory)."""
+def kernel_pool(notebooks: Sequence[Path]) -> KernelPool:
+    """A pool for runs of these notebooks, in the order they will run. Each run's kernel
+    imports ahead what its notebook imports (edgebook.notebook's first-use imports included)
+    and the inventory providers (the lab's: about 0.2 s at a run's first resolve_inventory)."""
     from edgebook.config.resolve import provider_modules
 
-    return KernelPool(warm_modules(notebooks, (*LAZY_IMPORTS, *provider_modules())), runs=runs)
+    providers = provider_modules()
+    modules = {
+        notebook: warm_modules([notebook], also=providers, lazy=LAZY_IMPORTS)
+        for notebook in set(notebooks)
+    }
+    return KernelPool(upcoming=[modules[notebook] for notebook in notebooks])
 
 
 def run_change(
@@ -271,8 +276,7 @@ def run_change(
     report = progress or (lambda *_: None)
     own_pool = kernels is None and len(steps) > 1
     if own_pool:
-        notebooks = dict.fromkeys(s.notebook for s in steps)
-        kernels = kernel_pool(notebooks, runs=len(steps))
+        kernels = kernel_pool([s.notebook for s in _in_order(steps, workers)])
     own_writer = evidence is None and len(steps) > 1
     if own_writer:
         evidence = EvidenceWriter()
@@ -309,7 +313,7 @@ def _run_steps(
     def run(scheduled: Scheduled) -> PhaseRun:
         return _run_step(scheduled, rollout, root, timeout_s, report, kernels, evidence)
 
-    fan_out = [s for s in steps if s.step.phase == "inspect"] if workers > 1 else []
+    fan_out = _fanned_out(steps, workers)
     if fan_out:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgebook") as pool:
             done = list(pool.map(run, fan_out))
@@ -323,6 +327,17 @@ def _run_steps(
         rollout.runs[scheduled.step] = result
         if not result.ok:
             return
+
+
+def _fanned_out(steps: list[Scheduled], workers: int) -> list[Scheduled]:
+    """The steps that run side by side, before the others: inspect, given workers."""
+    return [s for s in steps if s.step.phase == "inspect"] if workers > 1 else []
+
+
+def _in_order(steps: list[Scheduled], workers: int) -> list[Scheduled]:
+    """The steps in the order they start."""
+    first = _fanned_out(steps, workers)
+    return first + [s for s in steps if s not in first]
 
 
 def _run_step(

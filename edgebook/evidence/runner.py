@@ -145,8 +145,9 @@ def execute_phase(
         engine: dict[str, Any] = {}
         if kernels is not None:
             km = engine["km"] = kernels.take()
-            if kernels.started_ahead(km):
-                kernel = {"started_ahead": True, "warm_imports": list(kernels.modules)}
+            warmed = kernels.warm_imports(km)
+            if warmed is not None:
+                kernel = {"started_ahead": True, "warm_imports": list(warmed)}
         papermill.execute_notebook(
             str(notebook),
             str(output),
