@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import os
@@ -75,7 +76,7 @@ def test_warm_modules_are_the_notebooks_imports_at_any_depth(tmp_path):
 
 def test_the_second_run_gets_a_kernel_started_and_warmed_ahead(tmp_path):
     nb = _notebook(tmp_path / "probe.ipynb", PROBE)
-    with KernelPool(["email.mime.text"], runs=2) as kernels:
+    with KernelPool(["email.mime.text"], runs=2, fork=False) as kernels:
         first = execute_phase(nb, tmp_path / "out", {}, run_id="r1", kernels=kernels)
         second = execute_phase(nb, tmp_path / "out", {}, run_id="r2", kernels=kernels)
     assert first.ok and second.ok
@@ -114,10 +115,11 @@ def test_the_pool_starts_no_kernel_beyond_its_runs(tmp_path):
     assert _kernels_running() == []
 
 
-def test_timeout_and_dead_kernel_verdicts_hold_in_pool_kernels(tmp_path):
+@pytest.mark.parametrize("fork", [True, False])
+def test_timeout_and_dead_kernel_verdicts_hold_in_pool_kernels(tmp_path, fork):
     slow = _notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(30)", "after = 1")
     dead = _notebook(tmp_path / "dead.ipynb", "import os\nos._exit(1)", "after = 1")
-    with KernelPool(runs=2) as kernels:
+    with KernelPool(runs=2, fork=fork) as kernels:
         timed_out = execute_phase(
             slow, tmp_path / "out", {}, run_id="r1", timeout_s=1, kernels=kernels
         )
@@ -193,7 +195,7 @@ def test_kernels_started_ahead_start_at_most_starting_at_a_time(tmp_path):
 def test_each_kernel_started_ahead_imports_what_its_own_run_needs(tmp_path):
     nb = _notebook(tmp_path / "quick.ipynb", "pass")
     upcoming = [("email.mime.text",), ("json", "csv")]
-    with KernelPool(upcoming=upcoming, ahead=2) as kernels:
+    with KernelPool(upcoming=upcoming, ahead=2, fork=False) as kernels:
         kernels.prestart()
         assert kernels.upcoming == ()  # both started
         runs = [
@@ -205,4 +207,59 @@ def test_each_kernel_started_ahead_imports_what_its_own_run_needs(tmp_path):
         ["email.mime.text"],
         ["json", "csv"],
     ]
+    assert _kernels_running() == []
+
+
+def test_forked_kernels_have_the_modules_and_nothing_else_of_the_zygote(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEBOOK_TEST_MARKER", "set")
+    nb = _notebook(tmp_path / "probe.ipynb", PROBE, "import os\nprint(os.getcwd())")
+    monkeypatch.chdir(tmp_path)
+    with KernelPool(["email.mime.text"], runs=2, fork=True) as kernels:
+        runs = [
+            execute_phase(nb, tmp_path / "out", {}, run_id=f"r{index}", kernels=kernels)
+            for index in range(2)
+        ]
+    for run in runs:
+        assert run.ok, run.error
+        assert _seen(run) == {"warm": True, "leaked": [], "marker": "set"}
+        saved = nbformat.read(str(run.notebook), as_version=4)
+        assert saved.cells[2].outputs[0]["text"].strip() == str(tmp_path)
+        kernel = saved.metadata.edgebook.kernel
+        assert kernel["forked"] is True and kernel["warm_imports"] == ["email.mime.text"]
+    assert _kernels_running() == []
+
+
+def test_a_forked_kernel_dies_with_the_process_jupyter_manages(tmp_path):
+    import asyncio
+
+    from edgebook.evidence.kernels import _shutdown
+
+    with KernelPool(runs=1, fork=True) as kernels:
+        km = kernels.take()
+        stand_in = km.provisioner.process.pid
+        (zygote,) = [
+            child
+            for child in psutil.Process().children(recursive=True)
+            if "edgebook.evidence.zygote" in " ".join(child.cmdline())
+        ]
+        deadline = time.monotonic() + 30
+        while not zygote.children() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the stand-in asks the zygote to fork once it runs
+        kernel_pids = [kernel.pid for kernel in zygote.children()]
+        assert len(kernel_pids) == 1
+        os.kill(stand_in, 9)
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(kernel_pids[0]) and time.monotonic() < deadline:
+            try:
+                if psutil.Process(kernel_pids[0]).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.05)
+        alive = psutil.pid_exists(kernel_pids[0])
+        if alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                alive = psutil.Process(kernel_pids[0]).status() != psutil.STATUS_ZOMBIE
+        assert not alive  # the zygote saw the stand-in go and killed the kernel
+        asyncio.run_coroutine_threadsafe(_shutdown(km, now=True), kernels._loop).result(10)
     assert _kernels_running() == []

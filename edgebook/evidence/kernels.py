@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from jupyter_client.manager import AsyncKernelManager
 
 from edgebook.errors import EdgebookError
+from edgebook.evidence.forking import KernelZygote, can_fork
 
 AHEAD = 2  # a plan run (~2 s) is shorter than a kernel start with its imports (~3 s)
 STARTUP_TIMEOUT_S = 60.0
@@ -86,12 +87,18 @@ def warm_modules(
 
 
 class _PooledKernelManager(AsyncKernelManager):
-    """A kernel manager that keeps the clients it made: nbclient leaves its client connected
-    to a kernel it did not start, and the pool closes it when the run is over."""
+    """A kernel manager that keeps the clients it made (nbclient leaves its client connected
+    to a kernel it did not start, and the pool closes it when the run is over) and, given a
+    zygote, has its kernel forked there."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, zygote: KernelZygote | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.zygote = zygote
         self.made_clients: list[Any] = []
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        command = super().format_kernel_cmd(extra_arguments)
+        return self.zygote.command(command) if self.zygote is not None else command
 
     def client(self, **kwargs: Any) -> Any:
         made = super().client(**kwargs)
@@ -129,16 +136,22 @@ class KernelPool:
         upcoming: Iterable[Sequence[str]] | None = None,
         ahead: int = AHEAD,
         starting: int | None = None,
+        fork: bool | None = None,
         kernel_name: str = "python3",
     ) -> None:
         """modules: what to import into a kernel started ahead; upcoming: instead, what to
         import for each run in the order they will come (a run needs only its notebook's
         modules), runs then being their number; runs: how many kernels the pool will hand out
         (None: no end), so it never starts one nobody takes; ahead: how many kernels it keeps
-        starting or ready; starting: how many of those start at once (None: one per CPU)."""
+        starting or ready; starting: how many of those start at once (None: one per CPU);
+        fork: whether kernels are forked from a zygote that imported every run's modules once
+        (None: where the platform can)."""
         self.kernel_name = kernel_name
         self.modules = tuple(modules)
         self._upcoming = deque(tuple(run) for run in upcoming or ())
+        self._every = tuple(dict.fromkeys([*self.modules, *(m for r in self._upcoming for m in r)]))
+        self._fork = can_fork() if fork is None else fork
+        self._zygote: KernelZygote | None = None
         self._left = len(self._upcoming) if upcoming is not None and runs is None else runs
         self._ahead = ahead
         self._starting = asyncio.Semaphore(starting or os.cpu_count() or 1)
@@ -151,6 +164,7 @@ class KernelPool:
         self._spares: deque[tuple[_Context, tuple[str, ...], Future[AsyncKernelManager]]] = deque()
         self._pending: list[Future[None]] = []
         self._warmed: dict[AsyncKernelManager, tuple[str, ...]] = {}
+        self._forked: set[AsyncKernelManager] = set()
         self._closed = False
 
     def __enter__(self) -> KernelPool:
@@ -184,6 +198,9 @@ class KernelPool:
             km = chosen.result(timeout=STARTUP_TIMEOUT_S + 10)
         except Exception as exc:
             raise EdgebookError(f"the {self.kernel_name} kernel did not start: {exc}") from exc
+        if isinstance(km, _PooledKernelManager) and km.zygote is not None:
+            self._forked.add(km)
+            warmed = km.zygote.modules
         if warmed is not None:
             self._warmed[km] = warmed
         return km
@@ -213,16 +230,22 @@ class KernelPool:
         """What the next kernel started imports: the next run's modules, else `modules`."""
         return self._upcoming.popleft() if self._upcoming else self.modules
 
-    def warm_imports(self, km: AsyncKernelManager) -> tuple[str, ...] | None:
-        """What this kernel imported before its run asked for it; None when it was started
-        for the run (not ahead)."""
-        return self._warmed.get(km)
+    def describe(self, km: AsyncKernelManager) -> dict[str, Any]:
+        """How this kernel came to be, for the notebook's metadata: started ahead (or for the
+        run), forked from the zygote, and what it imported before the run asked for it."""
+        described: dict[str, Any] = {"started_ahead": km in self._warmed}
+        if km in self._forked:
+            described["forked"] = True
+        if km in self._warmed:
+            described["warm_imports"] = list(self._warmed[km])
+        return described
 
     def release(self, km: AsyncKernelManager) -> None:
         """Disconnect the run's client, then shut its kernel down in the background."""
         if isinstance(km, _PooledKernelManager):
             km.close_clients()
         self._warmed.pop(km, None)
+        self._forked.discard(km)
         with self._lock:
             self._pending.append(self._submit(_shutdown(km, now=False)))
 
@@ -238,6 +261,9 @@ class KernelPool:
         for future in pending:
             with contextlib.suppress(Exception):  # one that will not stop dies with its parent
                 future.result(timeout=SHUTDOWN_TIMEOUT_S)
+        if self._zygote is not None:
+            with contextlib.suppress(Exception):
+                self._submit(self._zygote.stop()).result(timeout=SHUTDOWN_TIMEOUT_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
@@ -245,6 +271,8 @@ class KernelPool:
 
     def _start(self, context: _Context, warm: tuple[str, ...] | None) -> Future[AsyncKernelManager]:
         """Start a kernel; warm: the modules to import into it (None: wanted now, not warmed)."""
+        if self._fork and self._zygote is None:  # it imports what any run will import
+            self._zygote = KernelZygote(self._every, dict(context.env), context.cwd)
         return self._submit(self._started(context, warm))
 
     async def _started(self, context: _Context, warm: tuple[str, ...] | None) -> AsyncKernelManager:
@@ -256,7 +284,13 @@ class KernelPool:
     async def _launched(
         self, context: _Context, warm: tuple[str, ...] | None
     ) -> AsyncKernelManager:
-        km = _PooledKernelManager(kernel_name=self.kernel_name)
+        zygote = self._zygote
+        if zygote is not None and (
+            (dict(context.env), context.cwd) != (zygote.env, zygote.cwd)
+            or not await zygote.ready(STARTUP_TIMEOUT_S)
+        ):
+            zygote = None  # started elsewhere, or no zygote: the usual start
+        km = _PooledKernelManager(zygote=zygote, kernel_name=self.kernel_name)
         await km.start_kernel(
             extra_arguments=list(KERNEL_ARGUMENTS), env=dict(context.env), cwd=context.cwd
         )

@@ -145,9 +145,7 @@ def execute_phase(
         engine: dict[str, Any] = {}
         if kernels is not None:
             km = engine["km"] = kernels.take()
-            warmed = kernels.warm_imports(km)
-            if warmed is not None:
-                kernel = {"started_ahead": True, "warm_imports": list(warmed)}
+            kernel = kernels.describe(km)
         papermill.execute_notebook(
             str(notebook),
             str(output),
