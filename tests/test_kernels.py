@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import itertools
@@ -230,8 +231,6 @@ def test_forked_kernels_have_the_modules_and_nothing_else_of_the_zygote(tmp_path
 
 
 def test_a_forked_kernel_dies_with_the_process_jupyter_manages(tmp_path):
-    import asyncio
-
     from edgebook.evidence.kernels import _shutdown
 
     with KernelPool(runs=1, fork=True) as kernels:
@@ -263,3 +262,38 @@ def test_a_forked_kernel_dies_with_the_process_jupyter_manages(tmp_path):
         assert not alive  # the zygote saw the stand-in go and killed the kernel
         asyncio.run_coroutine_threadsafe(_shutdown(km, now=True), kernels._loop).result(10)
     assert _kernels_running() == []
+
+
+def test_a_forked_kernel_can_be_interrupted_and_goes_on():
+    async def interrupted(km) -> tuple[str, str, str]:
+        client = km.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=30)
+            msg_id = client.execute("import time\ntime.sleep(30)")
+            await asyncio.sleep(1)
+            await km.interrupt_kernel()
+            reply = await _reply(client, msg_id)
+            after = await _reply(client, client.execute("x = 1 + 1"))
+            return (
+                reply["content"]["status"],
+                reply["content"].get("ename", ""),
+                after["content"]["status"],
+            )
+        finally:
+            client.stop_channels()
+
+    with KernelPool(runs=1, fork=True) as kernels:
+        km = kernels.take()
+        assert km.zygote is not None
+        outcome = kernels._submit(interrupted(km)).result(timeout=60)
+        kernels.release(km)
+    assert outcome == ("error", "KeyboardInterrupt", "ok")
+    assert _kernels_running() == []
+
+
+async def _reply(client, msg_id: str) -> dict:
+    while True:
+        reply = await client.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply

@@ -40,6 +40,9 @@ def main(arguments: list[str]) -> int:
         print("usage: python -m edgebook.evidence.zygote SOCKET MODULE...", file=sys.stderr)
         return 2
     path, modules = arguments[0], arguments[1:]
+    ready = os.dup(1)  # READY goes here; anything an import prints goes to stderr
+    os.dup2(2, 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
     if sys.path and (sys.path[0] in ("", os.getcwd())):
         del sys.path[0]  # as ipykernel_launcher; the kernel app puts the cwd back
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)  # as ipykernel does at start
@@ -51,7 +54,7 @@ def main(arguments: list[str]) -> int:
     if threading.active_count() != 1:
         print("an import started a thread: forking is not safe", file=sys.stderr)
         return 1
-    return _Zygote(path).serve()
+    return _Zygote(path).serve(ready)
 
 
 class _Zygote:
@@ -66,17 +69,15 @@ class _Zygote:
         self.kernels: dict[int, socket.socket] = {}  # kernel pid -> its connection
         self.stopping = False
 
-    def serve(self) -> int:
+    def serve(self, ready: int) -> int:
         signal.signal(signal.SIGTERM, self._stop)
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
         signal.set_wakeup_fd(wake_write)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.selector.register(wake_read, selectors.EVENT_READ)
-        print(READY, flush=True)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)  # nobody reads on after READY
-        os.close(devnull)
+        os.write(ready, READY.encode() + b"\n")
+        os.close(ready)
         while not self.stopping and os.getppid() == self.parent:
             for key, _ in self.selector.select(timeout=1.0):
                 if key.fileobj is self.listener:
@@ -133,6 +134,7 @@ class _Zygote:
             signal.set_wakeup_fd(-1)
             for number in (signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(number, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new process
             self.selector.close()
             self.listener.close()
             for other in self.kernels.values():
