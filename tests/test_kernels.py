@@ -34,7 +34,8 @@ def _kernels_running() -> list[psutil.Process]:
     running = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if "ipykernel_launcher" in " ".join(child.cmdline()):
+            command = " ".join(child.cmdline())  # a forked kernel's is its zygote's
+            if "ipykernel_launcher" in command or "edgebook.evidence.zygote" in command:
                 running.append(child)
         except psutil.Error:  # gone, or a zombie another test left to its reaper
             continue
