@@ -323,8 +323,9 @@ def test_counters_match_what_the_endpoint_saw(edge: Lab):
     assert stats.server == "EDGE01"
     assert stats.pipelines == edge.endpoint.pipelines == 2
     assert stats.cmdlets == 4  # Add-PSSnapin + 3
-    # Create + Receive to open; Command + Receive + Signal per pipeline; Delete on close.
-    assert stats.wsman_requests == 2 + 3 * 2
+    # Create + Receive to open; Command + Receive per pipeline; the first pipeline's Terminate
+    # Signal before the second; none for the last (Delete on close ends it).
+    assert stats.wsman_requests == 2 + 2 * 2 + 1
     assert edge.endpoint.requests == stats.wsman_requests + 1
 
 

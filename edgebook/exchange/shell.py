@@ -139,6 +139,7 @@ class ExchangeShell:
         self._pool: HostedRunspacePool | None = None
         self._host = QuestionHost(name)
         self._snapin_loaded = False
+        self._finished: PowerShell | None = None  # its Terminate not sent yet
         self._stats = ShellStats(name)
         self._busy = threading.Lock()
         _check_endpoint(name, winrm, lab)
@@ -184,8 +185,10 @@ class ExchangeShell:
             self._ensure_pool()
 
     def close(self) -> None:
-        """Close the runspace pool (WSMan Delete) and the connection; safe to call twice."""
+        """Close the runspace pool (WSMan Delete, which also ends a finished pipeline not yet
+        terminated) and the connection; safe to call twice."""
         pool, self._pool = self._pool, None
+        self._finished = None
         self._snapin_loaded = False
         if pool is not None:
             try:
@@ -388,6 +391,7 @@ class ExchangeShell:
 
     def _invoke(self, commands: list[Command], questions: tuple[ExpectedQuestion, ...]) -> Result:
         pool = self._ensure_pool()
+        self._terminate_finished(pool)
         load_snapin = self.role == EDGE and not self._snapin_loaded
         statements = [Command("Add-PSSnapin", {"Name": EXCHANGE_SNAPIN})] if load_snapin else []
         statements += commands
@@ -448,8 +452,21 @@ class ExchangeShell:
                 raise CallTimeout(self.call_timeout, stopped=True)
             # The server answers a poll within its OperationTimeout (whole seconds, 1 at least).
             ps.poll_invoke(timeout=max(1, min(self.operation_timeout, int(left))))
-        ps.close()
+        self._finished = ps  # terminated before the next pipeline, or by the pool's Delete
         return ps.output
+
+    def _terminate_finished(self, pool: HostedRunspacePool) -> None:
+        """Send the WSMan Terminate of the last finished pipeline, now that another follows
+        (a session's last pipeline needs none: Delete ends it, one round trip fewer)."""
+        finished, self._finished = self._finished, None
+        if finished is None or finished.runspace_pool is not pool:
+            return
+        try:
+            finished.close()
+        except TRANSPORT_ERRORS as exc:
+            self._pool = None
+            self._snapin_loaded = False
+            raise self._connection_error(exc) from None
 
     def _snapin_outcome(self, errors: list[CommandError]) -> list[CommandError]:
         """Drop 'already added' from the snap-in load; a failed load comes first, explained."""
