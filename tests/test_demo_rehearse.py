@@ -72,7 +72,8 @@ def test_rehearse_serves_the_notebooks_against_the_lab_until_interrupted(tmp_pat
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
-        output = process.communicate(timeout=60)[0].decode()
+        # rehearse's own bound: SIGTERMs for STOP_WAIT_S, then a kill; then the lab stops
+        output = process.communicate(timeout=2 * rehearse.STOP_WAIT_S + 30)[0].decode()
     assert process.returncode == 0, output
     assert "lab stopped" in output
     assert control.running_description(lab) is None

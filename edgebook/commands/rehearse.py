@@ -47,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def jupyter_command(notebooks: Path, port: int, browser: bool) -> list[str]:
-    """JupyterLab on loopback serving the rehearsal notebooks."""
+    """JupyterLab on loopback serving the rehearsal notebooks. Without language-server
+    autodetection: it probes with `npm prefix -g` and friends in a worker thread that the
+    process waits for at exit, so a Ctrl-C during a slow probe left JupyterLab running."""
     return [
         sys.executable,
         "-m",
@@ -56,6 +58,7 @@ def jupyter_command(notebooks: Path, port: int, browser: bool) -> list[str]:
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
+        "--LanguageServerManager.autodetect=False",
         *([] if browser else ["--no-browser"]),
         *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),  # e.g. in a container
     ]
