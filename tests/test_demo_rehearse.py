@@ -38,6 +38,12 @@ def environ_of_child(pid: int, running: bytes) -> dict[str, str]:
     raise AssertionError(f"no child of {pid} runs {running!r}")
 
 
+def _interruptible() -> None:
+    """Ctrl-C as in a terminal, whatever this test run inherited: a shell starts background
+    jobs with SIGINT ignored, and a child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_rehearse_serves_the_notebooks_against_the_lab_until_interrupted(tmp_path):
     port, token = free_port(), "rehearsal-token-0123456789"
     lab, outputs = tmp_path / "lab", tmp_path / "out"
@@ -48,6 +54,7 @@ def test_rehearse_serves_the_notebooks_against_the_lab_until_interrupted(tmp_pat
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the whole group, as in a terminal
+        preexec_fn=_interruptible,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120

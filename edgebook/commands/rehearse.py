@@ -47,9 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def jupyter_command(notebooks: Path, port: int, browser: bool) -> list[str]:
-    """JupyterLab on loopback serving the rehearsal notebooks. Without language-server
-    autodetection: it probes with `npm prefix -g` and friends in a worker thread that the
-    process waits for at exit, so a Ctrl-C during a slow probe left JupyterLab running."""
+    """JupyterLab on loopback serving the rehearsal notebooks, without language-server
+    autodetection: no rehearsal uses one, and the probe ran `npm prefix -g` and friends at
+    every start, in a worker thread JupyterLab waits for at exit."""
     return [
         sys.executable,
         "-m",
