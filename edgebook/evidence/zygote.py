@@ -58,6 +58,8 @@ def main(arguments: list[str]) -> int:
 
 
 class _Zygote:
+    """The listening socket, the kernels forked so far and their connections."""
+
     def __init__(self, path: str) -> None:
         self.parent = os.getppid()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -70,6 +72,8 @@ class _Zygote:
         self.stopping = False
 
     def serve(self, ready: int) -> int:
+        """Say READY on the descriptor ready, then fork, reap and kill kernels until told to
+        stop or orphaned."""
         signal.signal(signal.SIGTERM, self._stop)
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
