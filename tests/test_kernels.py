@@ -298,3 +298,14 @@ async def _reply(client, msg_id: str) -> dict:
         reply = await client.get_shell_msg(timeout=30)
         if reply["parent_header"].get("msg_id") == msg_id:
             return reply
+
+
+def test_forking_can_be_turned_off_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEBOOK_FORK_KERNELS", "0")
+    nb = _notebook(tmp_path / "quick.ipynb", "pass")
+    with KernelPool(runs=1) as kernels:
+        run = execute_phase(nb, tmp_path / "out", {}, run_id="r1", kernels=kernels)
+    assert run.ok
+    kernel = nbformat.read(str(run.notebook), as_version=4).metadata.edgebook.kernel
+    assert "forked" not in kernel
+    assert _kernels_running() == []

@@ -22,8 +22,14 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10.0
 
 
+FORK_ENV = "EDGEBOOK_FORK_KERNELS"  # "0": start every kernel the usual way
+
+
 def can_fork() -> bool:
-    """Whether this platform forks and passes file descriptors (POSIX)."""
+    """Whether kernels may be forked: the platform forks and passes file descriptors (POSIX),
+    and EDGEBOOK_FORK_KERNELS is not "0"."""
+    if os.environ.get(FORK_ENV, "").strip() == "0":
+        return False
     return hasattr(os, "fork") and hasattr(socket, "send_fds") and sys.platform != "win32"
 
 
