@@ -221,13 +221,14 @@ def test_forked_kernels_have_the_modules_and_nothing_else_of_the_zygote(tmp_path
             execute_phase(nb, tmp_path / "out", {}, run_id=f"r{index}", kernels=kernels)
             for index in range(2)
         ]
-    for run in runs:
+    for index, run in enumerate(runs):
         assert run.ok, run.error
         assert _seen(run) == {"warm": True, "leaked": [], "marker": "set"}
         saved = nbformat.read(str(run.notebook), as_version=4)
         assert saved.cells[2].outputs[0]["text"].strip() == str(tmp_path)
         kernel = saved.metadata.edgebook.kernel
         assert kernel["forked"] is True and kernel["warm_imports"] == ["email.mime.text"]
+        assert kernel["started_ahead"] is (index == 1)  # the first was asked for by its run
     assert _kernels_running() == []
 
 

@@ -164,6 +164,7 @@ class KernelPool:
         self._spares: deque[tuple[_Context, tuple[str, ...], Future[AsyncKernelManager]]] = deque()
         self._pending: list[Future[None]] = []
         self._warmed: dict[AsyncKernelManager, tuple[str, ...]] = {}
+        self._ahead_of_run: set[AsyncKernelManager] = set()
         self._forked: set[AsyncKernelManager] = set()
         self._closed = False
 
@@ -198,6 +199,8 @@ class KernelPool:
             km = chosen.result(timeout=STARTUP_TIMEOUT_S + 10)
         except Exception as exc:
             raise EdgebookError(f"the {self.kernel_name} kernel did not start: {exc}") from exc
+        if warmed is not None:
+            self._ahead_of_run.add(km)
         if isinstance(km, _PooledKernelManager) and km.zygote is not None:
             self._forked.add(km)
             warmed = km.zygote.modules
@@ -233,7 +236,7 @@ class KernelPool:
     def describe(self, km: AsyncKernelManager) -> dict[str, Any]:
         """How this kernel came to be, for the notebook's metadata: started ahead (or for the
         run), forked from the zygote, and what it imported before the run asked for it."""
-        described: dict[str, Any] = {"started_ahead": km in self._warmed}
+        described: dict[str, Any] = {"started_ahead": km in self._ahead_of_run}
         if km in self._forked:
             described["forked"] = True
         if km in self._warmed:
@@ -245,6 +248,7 @@ class KernelPool:
         if isinstance(km, _PooledKernelManager):
             km.close_clients()
         self._warmed.pop(km, None)
+        self._ahead_of_run.discard(km)
         self._forked.discard(km)
         with self._lock:
             self._pending.append(self._submit(_shutdown(km, now=False)))
