@@ -15,7 +15,7 @@ import datetime as dt
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Any
 
@@ -58,8 +58,18 @@ class Unreadable(Exception):
 
 def read(element: ET.Element) -> Any:
     """One CLIXML element (a pipeline output object) as plain Python."""
+    return _read(element, _REGISTERED)
+
+
+def read_message(element: ET.Element) -> Any:
+    """A PSRP message's CLIXML as plain Python: as read(), but an object of a type psrpcore has
+    a class for (an ErrorRecord, an exception) is read as its properties like any other."""
+    return _read(element, frozenset())
+
+
+def _read(element: ET.Element, registered: Collection[str]) -> Any:
     try:
-        return _Reader().value(element)
+        return _Reader(registered).value(element)
     except (LookupError, ValueError, TypeError, ArithmeticError, RecursionError) as error:
         raise Unreadable(f"{type(error).__name__}: {error}") from error
 
@@ -171,7 +181,8 @@ _REGISTERED = TypeRegistry().type_registry  # types psrpcore rehydrates into cla
 class _Reader:
     """One element's reading: objects by RefId and type names by TN RefId, as psrpcore keeps."""
 
-    def __init__(self) -> None:
+    def __init__(self, registered: Collection[str]) -> None:
+        self.registered = registered  # types whose objects are left to psrpcore
         self.objects: dict[str, Any] = {}
         self.defined: set[str] = set()
         self.types: dict[str, list[str]] = {}
@@ -201,7 +212,7 @@ class _Reader:
                 raise Unreadable(f"RefId {ref} defined twice")
             self.defined.add(ref)
         type_names = self.type_names(element)
-        registered = bool(type_names) and type_names[0] in _REGISTERED
+        registered = bool(type_names) and type_names[0] in self.registered
         values: list[tuple[str, Any]] = []
         to_string = None
         groups: dict[str, ET.Element] = {}

@@ -22,7 +22,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import psrpcore
 from psrpcore.types import (
@@ -40,7 +40,7 @@ from pypsrp.complex_objects import ComplexObject, GenericComplexObject
 from pypsrp.messages import ErrorRecord
 from pypsrp.serializer import Serializer
 
-from edgebook.exchange import clixml
+from edgebook.exchange import clixml, control_messages
 from edgebook.exchange.record import PSRecord
 
 DESERIALIZED = "Deserialized."
@@ -82,7 +82,8 @@ class ReferenceTolerantSerializer(Serializer):
 
     An output object (a PIPELINE_OUTPUT message) is read by clixml.read (psrpcore for what that
     leaves), which reads every reference and every type edgebook needs; pypsrp's parse of it was
-    thrown away by normalize() anyway and cost as much again. Anything else, and an output
+    thrown away by normalize() anyway and cost as much again. The control messages every session
+    and pipeline receives are read by control_messages the same way. Anything else, and an output
     psrpcore cannot parse either, goes through pypsrp, with each TN and Obj registered
     beforehand: pypsrp 0.9.1 keeps an unknown collection (MultiValuedProperty) as raw `<LST>`
     XML, so a type or object first defined inside one and referenced after it (Exchange writes
@@ -107,6 +108,10 @@ class ReferenceTolerantSerializer(Serializer):
                     received = _received(element)
                     if received is not None:
                         return received
+                elif metadata is not None:
+                    message = control_messages.read(element, metadata.object)
+                    if message is not None:
+                        return message
             for found in element.iter():
                 ref = found.get("RefId")
                 if ref is None:
@@ -274,29 +279,72 @@ def _from_raw_xml(text: str) -> Any:
         return element.findtext("ToString", default=text)
 
 
-def command_error(record: ErrorRecord, server: str, *, terminating: bool) -> CommandError:
-    """Read a pypsrp ErrorRecord into a CommandError."""
-    exception = record.exception
-    exception_type = None
-    message = None
-    if isinstance(exception, GenericComplexObject):
-        exception_type = exception.types[0] if exception.types else None
-        message = exception.adapted_properties.get("Message")
-    message = str(message or record or record.fq_error or "unknown error")
+def command_error(
+    record: ErrorRecord | PSRecord, server: str, *, terminating: bool
+) -> CommandError:
+    """Read an error record (pypsrp's, or a PSRecord from control_messages) into a CommandError."""
+    parts = _error_parts(record) if isinstance(record, PSRecord) else _pypsrp_error_parts(record)
+    message = str(parts.message or parts.text or parts.fq_error or "unknown error")
     try:
-        category = ErrorCategory(int(record.category)).name
+        category = ErrorCategory(int(parts.category)).name
     except (TypeError, ValueError):
         category = "NotSpecified"
-    # pypsrp's ErrorRecord gets target_object only when deserialized (its __init__ lacks it)
-    target_object = getattr(record, "target_object", None)
-    target = record.target_name or (str(target_object) if target_object is not None else None)
+    target_object = parts.target_object
+    target = parts.target_name or (str(target_object) if target_object is not None else None)
     return CommandError(
         server=server,
-        cmdlet=record.invocation_name or record.activity or None,
+        cmdlet=parts.invocation_name or parts.activity or None,
         message=message,
-        fully_qualified_error_id=str(record.fq_error or ""),
+        fully_qualified_error_id=str(parts.fq_error or ""),
         category=category,
         target=target or None,
-        exception_type=exception_type,
+        exception_type=parts.exception_type,
         terminating=terminating,
+    )
+
+
+class _ErrorParts(NamedTuple):
+    """What a CommandError takes from an error record."""
+
+    exception_type: str | None
+    message: Any  # the exception's Message
+    text: str | None  # the record's ToString(), for an exception without a message
+    fq_error: Any
+    category: Any
+    target_name: Any
+    target_object: Any
+    invocation_name: Any
+    activity: Any
+
+
+def _error_parts(record: PSRecord) -> _ErrorParts:
+    found = record.get("Exception")
+    exception = found if isinstance(found, PSRecord) else PSRecord()
+    return _ErrorParts(
+        exception_type=exception.type_names[0] if exception.type_names else None,
+        message=exception.get("Message"),
+        text=record.to_string,
+        fq_error=record.get("FullyQualifiedErrorId"),
+        category=record.get("ErrorCategory_Category"),
+        target_name=record.get("ErrorCategory_TargetName"),
+        target_object=record.get("TargetObject"),
+        invocation_name=record.get("InvocationInfo_InvocationName"),
+        activity=record.get("ErrorCategory_Activity"),
+    )
+
+
+def _pypsrp_error_parts(record: ErrorRecord) -> _ErrorParts:
+    exception = record.exception
+    is_object = isinstance(exception, GenericComplexObject)
+    return _ErrorParts(
+        exception_type=exception.types[0] if is_object and exception.types else None,
+        message=exception.adapted_properties.get("Message") if is_object else None,
+        text=getattr(record, "_to_string", None),  # (pypsrp prints a missing one as "None")
+        fq_error=record.fq_error,
+        category=record.category,
+        target_name=record.target_name,
+        # pypsrp's ErrorRecord gets target_object only when deserialized (its __init__ lacks it)
+        target_object=getattr(record, "target_object", None),
+        invocation_name=record.invocation_name,
+        activity=record.activity,
     )
