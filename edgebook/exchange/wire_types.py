@@ -78,6 +78,7 @@ RECEIVE_DOMAIN_CAPABILITIES = "Microsoft.Exchange.Data.SmtpReceiveDomainCapabili
 AUTH_MECHANISMS = "Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthMechanisms"
 PERMISSION_GROUPS = "Microsoft.Exchange.Data.PermissionGroups"
 SELECTED_EXCHANGE_CERTIFICATE = f"Selected.{EXCHANGE_CERTIFICATE}"
+SELECTED_SEND_CONNECTOR = f"Selected.{SEND_CONNECTOR}"
 
 
 def mvp(item_type: str, assembly: str = "Microsoft.Exchange.Data") -> str:

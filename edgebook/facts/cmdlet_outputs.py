@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cryptography import x509
 
@@ -210,6 +210,22 @@ class ReceiveConnectorFact:
 @dataclass(frozen=True)
 class SendConnectorFact:
     """One send connector (Get-SendConnector: the org object, or its replica on an Edge)."""
+
+    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (an Edge's projection)
+        "Identity",
+        "Name",
+        "AddressSpaces",
+        "SmartHosts",
+        "SourceTransportServers",
+        "TlsCertificateName",
+        "TlsDomain",
+        "TlsAuthLevel",
+        "RequireTLS",
+        "Fqdn",
+        "CloudServicesMailEnabled",
+        "DomainSecureEnabled",
+        "Enabled",
+    )
 
     identity: str
     name: str

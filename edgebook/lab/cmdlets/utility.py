@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
-from edgebook.lab.winrm.objects import ExObject
+from edgebook.lab.winrm.objects import ExList, ExObject
 
 UTILITY_TASK = "Microsoft.PowerShell.Commands"
 PS_CUSTOM_OBJECT = ["System.Management.Automation.PSCustomObject", "System.Object"]
@@ -19,7 +19,8 @@ def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 def select_object(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Select-Object -Property: a PSCustomObject typed 'Selected.<type>' whose note properties
-    are those of the live object (what its serialised form may lack, as with certificates)."""
+    are those of the live object (what its serialised form may lack, as with certificates),
+    as remoting sends them (depth_one)."""
     item = params.get("InputObject")
     names = params.get("Property") or []
     if not isinstance(item, ExObject) or not names:
@@ -27,7 +28,7 @@ def select_object(ctx: Context, params: dict[str, Any]) -> list[Any]:
     properties = {}
     for name in names:
         found = next((key for key in item.properties if key.casefold() == name.casefold()), name)
-        properties[found] = item.properties.get(found)
+        properties[found] = depth_one(item.properties.get(found))
     return [
         ExObject(
             [f"Selected.{item.type_names[0]}", *PS_CUSTOM_OBJECT],
@@ -35,6 +36,20 @@ def select_object(ctx: Context, params: dict[str, Any]) -> list[Any]:
             notes=tuple(properties),
         )
     ]
+
+
+def depth_one(value: Any) -> Any:
+    """A PSCustomObject's property value as PowerShell remoting serialises it (depth 1, no type
+    data raising it): an object as its ToString(), a collection's objects likewise; values
+    PowerShell sends as they are (strings, numbers, dates, byte[]) and enums unchanged.
+
+    The lab's Selected object holds what goes on the wire (lab's choice): no runbook pipes a
+    projected object on to another cmdlet, where PowerShell would still bind the live values."""
+    if isinstance(value, ExObject):
+        return str(value)
+    if isinstance(value, ExList):
+        return ExList(value.type_name, [depth_one(item) for item in value.items])
+    return value
 
 
 CMDLETS = [

@@ -1,0 +1,59 @@
+"""Inspect reads an Edge's send connectors projected on the server: the same facts, a fraction of
+the bytes (each replica lists every Edge of the organisation as a full ADObjectId otherwise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebook.config import load_inventory
+from edgebook.exchange import wire_types as T
+from edgebook.exchange.connect import resolve_credentials, shell_factory
+from edgebook.exchange.record import PSRecord
+from edgebook.exchange.shell import Command
+from edgebook.facts import SendConnectorFact
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
+from edgebook.lab.winrm.protocol import CommandCall
+from tests.support.lab import Lab, lab_copy
+
+PROJECTION = Command("Select-Object", {"Property": list(SendConnectorFact.PROPERTIES)})
+
+
+def test_an_edge_projection_gives_the_facts_of_the_whole_replica(start_lab):
+    directory: Path = start_lab("seed-incident")
+    inventory = load_inventory(directory / "inventory.yaml")
+    edge = inventory.edges[0].name
+    with shell_factory(resolve_credentials(inventory.servers))(inventory, edge) as shell:
+        plain = shell.run_batch([Command("Get-SendConnector")])
+        projected = shell.run_batch([Command("Get-SendConnector", then=(PROJECTION,))])
+    assert plain and len(projected) == len(plain)
+    assert all(isinstance(r, PSRecord) for r in plain + projected)
+    assert {r.type_names[0] for r in projected} == {T.SELECTED_SEND_CONNECTOR}
+    facts = [SendConnectorFact.from_record(r) for r in plain]
+    assert [SendConnectorFact.from_record(r) for r in projected] == facts
+    assert any(f.source_transport_servers and f.tls_certificate_name for f in facts)
+    for record in projected:  # the objects arrive as their text
+        assert all(isinstance(s, str) for s in record["SourceTransportServers"])
+        assert set(record) == set(SendConnectorFact.PROPERTIES)
+
+
+def test_selected_objects_hold_their_objects_as_text_and_keep_values(tmp_path):
+    """PowerShell remoting serialises a PSCustomObject at depth 1 (lab: utility.depth_one)."""
+    lab = Lab(lab_copy("seed-incident", tmp_path / "lab"))
+    (whole,) = lab.ok("EDGE01", "Get-SendConnector", Identity="Outbound to Office 365")
+    (selected,) = lab.pipeline(
+        "EDGE01",
+        [
+            CommandCall("Get-SendConnector", {"Identity": whole["Name"]}),
+            CommandCall(
+                "Select-Object",
+                {"Property": ["SourceTransportServers", "TlsAuthLevel", "Enabled", "Name"]},
+            ),
+        ],
+    ).output
+    servers = whole["SourceTransportServers"]
+    assert isinstance(servers, ExList) and all(isinstance(s, ExObject) for s in servers.items)
+    assert selected["SourceTransportServers"].items == [str(s) for s in servers.items]
+    assert selected["SourceTransportServers"].type_name == servers.type_name
+    assert selected["Name"] == whole["Name"] and selected["Enabled"] == whole["Enabled"]
+    level = selected["TlsAuthLevel"]
+    assert level == whole["TlsAuthLevel"] and (level is None or isinstance(level, ExEnum))
