@@ -1,8 +1,11 @@
-"""The lab's output cache (edgebook.lab.winrm.outcache): what the unmodified pypsrp client
-receives is the same with and without it, and a changed object is never served stale."""
+"""The lab's output cache (edgebook.lab.winrm.outcache) and replayed messages
+(edgebook.lab.winrm.replay): what the unmodified pypsrp client receives is the same with and
+without them, and a changed object is never served stale."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,15 +13,17 @@ from xml.etree import ElementTree
 
 import psrpcore
 import pytest
-from psrpcore.types import serialize
+from psrpcore import ServerPipeline, ServerRunspacePool
+from psrpcore.types import ApplicationPrivateData, RunspacePoolState, serialize
 
 from edgebook.config import WinRMEndpoint
 from edgebook.exchange.shell import ExchangeShell
 from edgebook.exchange.wire_types import EDGE_SHAPE
 from edgebook.lab.backend import LabBackend
-from edgebook.lab.winrm import outcache, runspace
+from edgebook.lab.winrm import outcache, replay, runspace
 from edgebook.lab.winrm.inprocess import connect_in_process
-from edgebook.lab.winrm.objects import ExObject, Int64
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject, Int64
+from edgebook.lab.winrm.protocol import ErrorInfo
 from edgebook.lab.winrm.wire import to_wire
 from edgebook.lab.winrm.wsman import WSManEndpoint
 from edgebook.secrets import Credential
@@ -89,5 +94,96 @@ def test_int64_and_int_are_different_entries():
     crypto = psrpcore.PSRemotingCrypto()
     wide, narrow = ExObject(["T"], {"A": Int64(5)}), ExObject(["T"], {"A": 5})
     assert repr(wide) != repr(narrow)
+    assert outcache.content_key(wide) != outcache.content_key(narrow)
     texts = [ElementTree.tostring(serialize(to_wire(o), crypto)) for o in (wide, narrow)]
     assert b"<I64" in texts[0] and b"<I32" in texts[1]
+
+
+def test_content_keys_tell_apart_what_serialises_differently():
+    utc = dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC)
+    later_zone = utc.astimezone(dt.timezone(dt.timedelta(hours=1)))  # == utc, other text
+    for one, other in [(True, 1), (0.0, -0.0), (utc, later_zone), ("1", 1), ([1], (1,))]:
+        assert outcache.content_key(ExObject(["T"], {"A": one})) != outcache.content_key(
+            ExObject(["T"], {"A": other})
+        )
+
+
+def test_equal_contents_have_equal_content_keys():
+    def build() -> ExObject:
+        nested = ExObject(["N"], {"When": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}, "n")
+        items = ExList("L", [ExEnum("E", "On", 1), b"\x00", {"k": [nested]}])
+        return ExObject(["T", "System.Object"], {"A": items, "B": None}, notes=("B",))
+
+    assert outcache.content_key(build()) == outcache.content_key(build())
+    changed = build()
+    changed.properties["A"].items[0] = ExEnum("E", "Off", 0)
+    assert outcache.content_key(changed) != outcache.content_key(build())
+
+
+@pytest.fixture
+def replays(monkeypatch) -> replay._Replays:
+    fresh = replay._Replays()
+    monkeypatch.setattr(replay, "REPLAYS", fresh)
+    return fresh
+
+
+PIPELINE = uuid.UUID("6b9b37a1-a5b4-4a5e-b7a4-0d2d34a8e0c1")
+
+
+def control_messages(pool: ServerRunspacePool) -> list[tuple[Any, ...]]:
+    """The messages a pool queues for: its capability, opening, a pipeline run, its closing."""
+    pool.prepare_message(pool.our_capability)
+    pool.prepare_message(
+        ApplicationPrivateData(ApplicationPrivateData=pool.application_private_data)
+    )
+    pool._change_state(RunspacePoolState.Opened)
+    pipe = ServerPipeline(pool, PIPELINE)
+    pipe.start()
+    pipe.complete()
+    pipe.close()
+    pool.close()
+    return [(m.message_type, m.pipeline_id, m.stream_type, m.data) for m in pool._send_buffer]
+
+
+def test_replayed_control_messages_are_psrpcores_bytes(replays):
+    expected = control_messages(ServerRunspacePool())
+    assert control_messages(replay.LabRunspacePool()) == expected  # psrpcore's, kept
+    assert replays.hits == 0
+    assert control_messages(replay.LabRunspacePool()) == expected  # replayed
+    assert replays.hits == len(expected)
+
+
+def written_error(info: ErrorInfo) -> bytes:
+    """The ErrorRecord message the lab queues for info on a running pipeline."""
+    pool = ServerRunspacePool()
+    pool._change_state(RunspacePoolState.Opened)
+    pipe = ServerPipeline(pool, PIPELINE)
+    pipe.start()
+    queued = len(pool._send_buffer)
+    runspace._write_error(pipe, info, "Get-EventLog")
+    (message,) = pool._send_buffer[queued:]
+    return message.data
+
+
+def test_a_replayed_error_record_is_psrpcores_bytes(replays):
+    info = ErrorInfo("No matches found", "Id,Cmd", "ObjectNotFound", "x", "System.Exception")
+    first = written_error(info)
+    assert written_error(info) == first and replays.hits == 1
+    info.target = "y"  # another error is not served the first's record
+    other = written_error(info)
+    assert other != first and b">y<" in other and replays.hits == 1
+
+
+def test_replayed_messages_read_the_same(edge, replays, monkeypatch):
+    def read() -> tuple[Any, ...]:
+        names = ["MSExchangeTransport", "NoSuchService"]
+        result = edge.shell.run("Get-Service", errors="return", Name=names)
+        return [dict(r) for r in result.records], result.errors, edge.read(*READS[0])
+
+    first = read()
+    assert replays.misses > 0 and "NoSuchService" in first[1][0].message
+    hits = replays.hits
+    assert read() == first and replays.hits > hits
+    monkeypatch.setattr(runspace, "LabRunspacePool", ServerRunspacePool)
+    monkeypatch.setattr(runspace, "replay", lambda pool, key, pipeline, send: send())
+    assert read() == first

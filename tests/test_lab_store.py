@@ -214,3 +214,26 @@ def test_resident_counters_are_written_through(store):
     resident.count("EDGE01", "pipelines")
     assert LabStore(store.dir).counters()["EDGE01"] == {"requests": 1, "pipelines": 1}
     assert resident.counters() == LabStore(store.dir).counters()
+    assert stat.S_IMODE(store.counters_path.stat().st_mode) == 0o600
+
+
+def test_resident_counters_are_never_read_half_written(store):
+    resident = ResidentStore(store.dir)
+    names = [f"EDGE{n:03d}" for n in range(40)]  # a file the size of a large lab's
+    counting = threading.Event()
+
+    def count() -> None:
+        for n in range(400):
+            resident.count(names[n % len(names)], "requests")
+        counting.set()
+
+    worker = threading.Thread(target=count)
+    worker.start()
+    seen = 0
+    while not counting.is_set():
+        counters = LabStore(store.dir).counters()
+        total = sum(c["requests"] for c in counters.values())
+        assert total >= seen and (counters or not seen)  # a torn file would read as {}
+        seen = total
+    worker.join()
+    assert sum(c["requests"] for c in LabStore(store.dir).counters().values()) == 400

@@ -55,5 +55,5 @@ def test_selected_objects_hold_their_objects_as_text_and_keep_values(tmp_path):
     assert selected["SourceTransportServers"].items == [str(s) for s in servers.items]
     assert selected["SourceTransportServers"].type_name == servers.type_name
     assert selected["Name"] == whole["Name"] and selected["Enabled"] == whole["Enabled"]
-    level = selected["TlsAuthLevel"]
-    assert level == whole["TlsAuthLevel"] and (level is None or isinstance(level, ExEnum))
+    assert isinstance(whole["TlsAuthLevel"], ExEnum)  # an enum is an object too: its text
+    assert selected["TlsAuthLevel"] == str(whole["TlsAuthLevel"]) == "DomainValidation"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
-from edgebook.lab.winrm.objects import ExList, ExObject
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
 
 UTILITY_TASK = "Microsoft.PowerShell.Commands"
 PS_CUSTOM_OBJECT = ["System.Management.Automation.PSCustomObject", "System.Object"]
@@ -39,13 +39,13 @@ def select_object(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def depth_one(value: Any) -> Any:
-    """A PSCustomObject's property value as PowerShell remoting serialises it (depth 1, no type
-    data raising it): an object as its ToString(), a collection's objects likewise; values
-    PowerShell sends as they are (strings, numbers, dates, byte[]) and enums unchanged.
-
-    The lab's Selected object holds what goes on the wire (lab's choice): no runbook pipes a
-    projected object on to another cmdlet, where PowerShell would still bind the live values."""
-    if isinstance(value, ExObject):
+    """A PSCustomObject's property value as PowerShell remoting serialises it: at depth 1 (no
+    type data raises a PSCustomObject's) each property is written at depth 0, where an object
+    (an enum too) goes as its ToString() and a collection is kept with its items at depth 0
+    (PowerShell's serialization.cs, WriteOneObject); strings, numbers, dates and byte[] as they
+    are. The lab's Selected object holds what goes on the wire (lab's choice): no runbook pipes
+    a projected object on to another cmdlet, where PowerShell would still bind the live values."""
+    if isinstance(value, ExObject | ExEnum):
         return str(value)
     if isinstance(value, ExList):
         return ExList(value.type_name, [depth_one(item) for item in value.items])

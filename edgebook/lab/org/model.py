@@ -307,20 +307,25 @@ def mail_ledger(org: Org, edge: str) -> MailLedger:
     return MailLedger(server.mail_accepted, server.mail_delivered, queued)
 
 
+# Types to_json returns unchanged, tested inline: a call per value was most of its work.
+_PLAIN = frozenset({type(None), str, int, float, bool})
+
+
 def to_json(value: Any) -> Any:
     """A dataclass tree as JSON-ready data (datetimes as ISO-8601, transient fields left out)."""
-    if value is None or isinstance(value, str | int | float):
+    if type(value) in _PLAIN or isinstance(value, str | int | float):
         return value
     if isinstance(value, list):
-        return [to_json(v) for v in value]
+        return [v if type(v) in _PLAIN else to_json(v) for v in value]
     if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
+        return {k: v if type(v) in _PLAIN else to_json(v) for k, v in value.items()}
     if isinstance(value, dt.datetime):
         return value.isoformat()
     names = _persisted_fields(type(value))
     if names is None:
         return value
-    return {name: to_json(getattr(value, name)) for name in names}
+    fields = [(name, getattr(value, name)) for name in names]
+    return {name: v if type(v) in _PLAIN else to_json(v) for name, v in fields}
 
 
 _PERSISTED: dict[type, tuple[str, ...] | None] = {}

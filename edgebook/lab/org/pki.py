@@ -261,7 +261,11 @@ def has_server_auth(cert: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.SERVER_AUTH in eku
 
 
-is_self_signed = certs.is_self_signed  # the one self-signed test, for the lab's callers
+@functools.lru_cache(maxsize=4096)
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """The one self-signed test for the lab's callers (edgebook.certs'), remembered per
+    certificate: it verifies a signature, and every Get-ExchangeCertificate asks again."""
+    return certs.is_self_signed(cert)
 
 
 def matches_domain(cert: x509.Certificate, fqdn: str) -> bool:

@@ -20,7 +20,7 @@ class Int64(int):
     """An integer .NET types as Int64 (<I64>) whatever its size (IPAddress.Address)."""
 
     def __repr__(self) -> str:
-        return f"Int64({int(self)})"  # not an int's: the output cache keys objects by repr()
+        return f"Int64({int(self)})"  # not an int's, so that repr() tells the two apart
 
 
 @dataclass

@@ -34,7 +34,6 @@ from psrpcore import (
     PSRPPayload,
     ResetRunspaceStateEvent,
     ServerPipeline,
-    ServerRunspacePool,
     SetMaxRunspacesEvent,
     SetMinRunspacesEvent,
     StreamType,
@@ -65,6 +64,7 @@ from edgebook.lab.winrm.protocol import (
     Session,
     Statement,
 )
+from edgebook.lab.winrm.replay import LabRunspacePool, replay
 from edgebook.lab.winrm.wire import from_wire
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class ShellRunspace:
         self.created = time.monotonic()
         self._backend = backend
         self._max_fragment = max(max_fragment, 1024)
-        self._pool = ServerRunspacePool()
+        self._pool = LabRunspacePool()
         self._inputs: dict[uuid.UUID, list[Any]] = {}
         self._requests: dict[uuid.UUID, PipelineRequest] = {}
         self._runs: dict[uuid.UUID, Run] = {}
@@ -457,13 +457,7 @@ def _write(pipe: ServerPipeline, invocation: Invocation, activity: str) -> None:
     for value in invocation.output:
         write_output(pipe, value)
     for info in invocation.errors:
-        record = error_record(info, info.command or activity)
-        pipe.write_error(
-            record.Exception,
-            record.CategoryInfo,
-            target_object=record.TargetObject,
-            fully_qualified_error_id=record.FullyQualifiedErrorId,
-        )
+        _write_error(pipe, info, info.command or activity)
     for warning in invocation.warnings:
         pipe.write_warning(warning)
     if invocation.terminating is not None:
@@ -473,3 +467,22 @@ def _write(pipe: ServerPipeline, invocation: Invocation, activity: str) -> None:
         )
     else:
         pipe.complete()
+
+
+def _write_error(pipe: ServerPipeline, info: ErrorInfo, activity: str) -> None:
+    """pipe.write_error() of the error's ErrorRecord, replayed when written before."""
+
+    def send() -> None:
+        record = error_record(info, activity)
+        pipe.write_error(
+            record.Exception,
+            record.CategoryInfo,
+            target_object=record.TargetObject,
+            fully_qualified_error_id=record.FullyQualifiedErrorId,
+        )
+
+    if info.target is not None and type(info.target) is not str:
+        send()  # (a target of another type: its CLIXML is not keyed)
+        return
+    key = (ErrorRecord, activity, info.message, info.fully_qualified_error_id, info.category)
+    replay(pipe.runspace_pool, (*key, info.target, info.exception_type), pipe.pipeline_id, send)
