@@ -342,10 +342,20 @@ def _trust_store(ca_file: str | Path | None, verify_at: datetime | None) -> cryp
 
 
 def _digest(path: str) -> bytes:
+    """The CA file's SHA-256, read again only when the file's identity, size or times change
+    (a fleet's probes share one file: the system bundle is some 200 KB)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).digest()
+        status = Path(path).stat()
+        return _content_digest(
+            path, (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+        )
     except OSError as exc:
         raise EdgebookError(f"cannot read the CA file {path}: {exc.strerror or exc}") from exc
+
+
+@functools.lru_cache(maxsize=TRUST_STORES)
+def _content_digest(path: str, _status: tuple[int, int, int, int]) -> bytes:
+    return hashlib.sha256(Path(path).read_bytes()).digest()
 
 
 @functools.lru_cache(maxsize=TRUST_STORES)

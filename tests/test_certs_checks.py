@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edgebook.certs import (
@@ -21,7 +22,7 @@ from edgebook.certs import (
     matches_fqdn,
     tls_certificate_name,
 )
-from edgebook.certs.chain import build_chain
+from edgebook.certs.chain import build_chain, directly_issued_by
 from edgebook.certs.load import CertificateBundle
 from edgebook.findings import Severity
 from tests.support.certs import (
@@ -385,3 +386,16 @@ def test_describe_serial_keeps_a_leading_zero_byte_for_high_bit_serials(pki):
 def test_describe_rejects_other_types():
     with pytest.raises(TypeError):
         describe("not a certificate")
+
+
+def test_issuance_is_verified_once_per_pair_and_stays_exact() -> None:
+    ca = make_ca(name((NameOID.COMMON_NAME, "Cache Root")))
+    other = make_ca(name((NameOID.COMMON_NAME, "Cache Root")))  # same name, another key
+    leaf = make_leaf(ca, name((NameOID.COMMON_NAME, "cache.contoso.com")), ["cache.contoso.com"])
+    directly_issued_by.cache_clear()
+    assert [directly_issued_by(leaf.cert, ca.cert) for _ in range(3)] == [True] * 3
+    assert directly_issued_by.cache_info()[:2] == (2, 1)  # verified once, then remembered
+    copy = x509.load_der_x509_certificate(leaf.cert.public_bytes(Encoding.DER))
+    assert directly_issued_by(copy, ca.cert)  # an equal certificate (same DER) hits too
+    assert directly_issued_by.cache_info()[:2] == (3, 1)
+    assert not directly_issued_by(leaf.cert, other.cert)  # same name, the other key refused

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import socket
 import threading
 import time
@@ -174,6 +175,21 @@ def test_trust_stores_are_shared_per_ca_content_and_moment(lab: Lab, tmp_path: P
     ca_file.write_bytes(lab.other_root_file.read_bytes())  # same path, other CA
     assert "unable to get local issuer" in (ldaps().verify_error or "")
     assert probes._built_store.cache_info()[:2] == (2, 3)
+
+
+def test_a_ca_file_is_read_again_only_when_it_changes(tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(b"first")
+    probes._content_digest.cache_clear()
+    first = [probes._digest(str(ca_file)) for _ in range(3)]
+    assert probes._content_digest.cache_info()[:2] == (2, 1)  # read once
+    ca_file.write_bytes(b"other")  # same size, same path, a later modification time
+    later = ca_file.stat().st_mtime_ns + 1_000_000_000
+    os.utime(ca_file, ns=(later, later))  # the clock's tick can be coarser than two writes
+    assert probes._digest(str(ca_file)) != first[0]
+    ca_file.unlink()
+    with pytest.raises(EdgebookError, match=f"cannot read the CA file {ca_file}"):
+        probes._digest(str(ca_file))
 
 
 def test_ldaps_probe_collects_and_verifies(lab: Lab) -> None:

@@ -1,9 +1,13 @@
-"""Inspect reads an Edge's send connectors projected on the server: the same facts, a fraction of
-the bytes (each replica lists every Edge of the organisation as a full ADObjectId otherwise)."""
+"""Inspect reads the send connectors projected on the server, on the Edges and on the Mailbox
+server: the same facts, a fraction of the bytes (each connector lists every Edge of the
+organisation as a full ADObjectId otherwise)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+
+import pytest
 
 from edgebook.config import load_inventory
 from edgebook.exchange import wire_types as T
@@ -13,18 +17,29 @@ from edgebook.exchange.shell import Command
 from edgebook.facts import SendConnectorFact
 from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
 from edgebook.lab.winrm.protocol import CommandCall
+from edgebook.phases.inspect import MAILBOX_COMMANDS, edge_commands, read_send_connectors
 from tests.support.lab import Lab, lab_copy
 
-PROJECTION = Command("Select-Object", {"Property": list(SendConnectorFact.PROPERTIES)})
+NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
-def test_an_edge_projection_gives_the_facts_of_the_whole_replica(start_lab):
+def test_inspect_reads_the_send_connectors_projected_on_every_server():
+    assert read_send_connectors() in MAILBOX_COMMANDS
+    assert Command("Get-SendConnector") not in MAILBOX_COMMANDS
+    (step,) = read_send_connectors().then
+    assert step == Command("Select-Object", {"Property": list(SendConnectorFact.PROPERTIES)})
+
+
+@pytest.mark.parametrize("role", ["Edge", "Mailbox"])
+def test_the_projection_gives_the_facts_of_the_whole_connector(start_lab, role):
     directory: Path = start_lab("seed-incident")
     inventory = load_inventory(directory / "inventory.yaml")
-    edge = inventory.edges[0].name
-    with shell_factory(resolve_credentials(inventory.servers))(inventory, edge) as shell:
+    server = (inventory.edges if role == "Edge" else inventory.organisation.mailbox_servers)[0]
+    if role == "Edge":
+        assert read_send_connectors() in edge_commands(inventory.edges[0], NOW)
+    with shell_factory(resolve_credentials(inventory.servers))(inventory, server.name) as shell:
         plain = shell.run_batch([Command("Get-SendConnector")])
-        projected = shell.run_batch([Command("Get-SendConnector", then=(PROJECTION,))])
+        projected = shell.run_batch([read_send_connectors()])
     assert plain and len(projected) == len(plain)
     assert all(isinstance(r, PSRecord) for r in plain + projected)
     assert {r.type_names[0] for r in projected} == {T.SELECTED_SEND_CONNECTOR}

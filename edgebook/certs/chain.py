@@ -35,8 +35,12 @@ def _verify_legacy(child: x509.Certificate, parent: x509.Certificate) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1024)
 def directly_issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    """True when parent's subject is child's issuer and parent's key verifies child's signature."""
+    """True when parent's subject is child's issuer and parent's key verifies child's signature.
+
+    Cached (a certificate hashes and compares by its DER): a fleet's chains share their CAs,
+    and inspect asks again for the facts, the rules and the probes of every Edge."""
     if child.issuer != parent.subject:
         return False
     try:

@@ -160,8 +160,10 @@ def _windows_name(name_der: bytes) -> str:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def _tbs_names(cert: x509.Certificate) -> tuple[bytes, bytes]:
-    """The issuer and subject Name DER exactly as stored in the certificate."""
+    """The issuer and subject Name DER exactly as stored in the certificate (cached, as
+    _windows_name)."""
     tbs = der.single(cert.tbs_certificate_bytes, der.SEQUENCE)
     fields = der.children(tbs.content)
     if fields and fields[0].tag == der.CONTEXT_0:
@@ -185,8 +187,9 @@ def tls_certificate_name(cert: x509.Certificate) -> str:
     return f"<I>{issuer_name(cert)}<S>{subject_name(cert)}"
 
 
+@functools.lru_cache(maxsize=1024)
 def thumbprint(cert: x509.Certificate) -> str:
-    """SHA-1 thumbprint as Exchange shows it: 40 upper-case hex characters."""
+    """SHA-1 thumbprint as Exchange shows it: 40 upper-case hex characters (cached)."""
     return cert.fingerprint(hashes.SHA1()).hex().upper()
 
 

@@ -70,6 +70,16 @@ class InspectResult:
         }
 
 
+def read_send_connectors() -> Command:
+    """Get-SendConnector projected on the server to what the facts read: each connector lists
+    every source server, which remoting would send as a full ADObjectId (about 1 KB each, so
+    O(Edges^2) bytes for a fleet's replicas); projected, each is its name."""
+    return Command(
+        "Get-SendConnector",
+        then=(Command("Select-Object", {"Property": list(SendConnectorFact.PROPERTIES)}),),
+    )
+
+
 def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
     """The read-only statements of the one Edge pipeline."""
     return [
@@ -78,10 +88,7 @@ def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
         Command("Get-TransportService"),
         Command("Get-Service", {"Name": EDGE_SERVICES}),
         Command("Get-ReceiveConnector"),
-        Command(  # the replicas, each Edge's own: their source servers as names, not objects
-            "Get-SendConnector",
-            then=(Command("Select-Object", {"Property": list(SendConnectorFact.PROPERTIES)}),),
-        ),
+        read_send_connectors(),  # the replicas, each Edge's own
         Command("Get-Queue"),
         Command("Get-ServerHealth", {"Identity": edge.name, "HealthSet": "EdgeTransport"}),
         Command(
@@ -95,7 +102,7 @@ def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
 
 
 MAILBOX_COMMANDS = [
-    Command("Get-SendConnector"),
+    read_send_connectors(),
     Command("Get-EdgeSubscription"),
     Command("Test-EdgeSynchronization", {"ExcludeRecipientTest": True}),
     Command("Get-TransportService"),
@@ -372,7 +379,7 @@ def _org_facts(
         )
     return OrgFacts.from_records(
         mailbox_servers=mailboxes,
-        send_connectors=records.get(types.SEND_CONNECTOR, []),
+        send_connectors=[r for name in SEND_CONNECTOR_TYPES for r in records.get(name, [])],
         subscriptions=records.get(types.EDGE_SUBSCRIPTION, []),
         edgesync=records.get(types.EDGE_SYNC_STATUS, []),
         settings=settings,
