@@ -93,26 +93,25 @@ def _rehearse(args: argparse.Namespace) -> int:
         try:
             code = process.wait()
         except KeyboardInterrupt:  # JupyterLab would ask to confirm: stop it (its kernels too)
-            code = _stop(process, out)
+            _stop(process, out)
+            code = 0  # stopped as the operator asked, whatever JupyterLab's own exit code
     finally:
         control.stop(lab_dir)
         out.line(f"lab stopped: {lab_dir}")
     return 0 if code == 0 else 1
 
 
-def _stop(process: subprocess.Popen[bytes], out: Output) -> int:
-    """Stop JupyterLab on the operator's Ctrl-C; 0 once it has ended, whatever its own exit code
-    (a Ctrl-C during its start-up makes it exit 1). One that has not ended after STOP_WAIT_S is
-    killed, and that is said."""
+def _stop(process: subprocess.Popen[bytes], out: Output) -> None:
+    """Stop JupyterLab on the operator's Ctrl-C (a Ctrl-C during its start-up makes it exit 1).
+    One that has not ended after STOP_WAIT_S is killed, and that is said."""
     deadline = time.monotonic() + STOP_WAIT_S
     while time.monotonic() < deadline:
         process.terminate()  # again after a while: one that arrives during start-up is lost
         try:
             process.wait(min(TERMINATE_EVERY_S, max(deadline - time.monotonic(), 0.01)))
-            return 0
+            return
         except subprocess.TimeoutExpired:
             continue
     process.kill()
     process.wait(STOP_WAIT_S)
     out.line(f"JupyterLab did not stop within {STOP_WAIT_S:.0f} s of Ctrl-C and was killed")
-    return 0

@@ -4,6 +4,7 @@ capabilities (captures of Exchange 2016/2019, docs/serialization.md)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import uuid
 from typing import Any
@@ -43,8 +44,11 @@ def ad_object_id(name: str, dn: str, domain: str, guid: str | None = None) -> Ex
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def server_id(server: str, domain: str, org: str = "First Organization") -> ExObject:
-    """The ADObjectId of an Exchange server (ToString its name)."""
+    """The ADObjectId of an Exchange server (ToString its name). One object per server, shared
+    (nothing changes an output object): every connector lists its source servers, so each
+    Edge's Get-SendConnector would otherwise build an ADObjectId for every Edge."""
     dn = (
         f"CN={server},CN=Servers,{ADMIN_GROUP},CN={org},CN=Microsoft Exchange,CN=Services,"
         f"CN=Configuration,{_dc(domain)}"
