@@ -634,3 +634,22 @@ def test_rollback_clears_a_property_that_was_empty_before_the_step(world, tmp_pa
     assert undone.completed, undone.error
     assert world.connectors[HYBRID]["TlsCertificateName"] is None
     assert [o.message for o in undone.outcomes] == ["state before the step restored"]
+
+
+def test_every_friendly_name_a_step_sends_is_under_exchanges_64_characters(tmp_path):
+    """Microsoft: -FriendlyName "must be less than 64 characters"."""
+    pfx = FileBytes(str(tmp_path / "x.pfx"), "0" * 64, 1)
+    long = "edgebook CHG-2026-0001234: TlsCertificateName only (CN=hybrid-mail.contoso.com)"
+    built = [
+        steps.stage_certificate("EX01", "T", pfx, None, long),
+        steps.request_on_edge("EDGE01", "CN=x", ["x"], long),
+    ]
+    names = [
+        call.params["FriendlyName"]
+        for step in built
+        for call in step.calls
+        if "FriendlyName" in call.params
+    ]
+    assert names == [long[:60] + "...", long[:60] + "..."]
+    assert all(len(name) == steps.FRIENDLY_NAME_LIMIT for name in names)
+    assert steps.fit_friendly_name("short") == "short"

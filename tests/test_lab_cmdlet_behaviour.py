@@ -115,14 +115,16 @@ def test_domain_validation_needs_require_tls_and_tls_domain(lab):
 
 
 def test_set_send_connector_takes_the_documented_parameters_get_shows_them(lab):
-    lab.ok("EX01", "Set-SendConnector", INTERNET, SmartHostAuthMechanism="BasicAuth", Force=None)
+    lab.ok(
+        "EX01", "Set-SendConnector", INTERNET, SmartHostAuthMechanism="ExchangeServer", Force=None
+    )
     (connector,) = lab.ok("EX01", "Get-SendConnector", INTERNET)
     assert (
         str(connector["SmartHostAuthMechanism"]),
         connector["SmartHostAuthMechanism"].value,
     ) == (
-        "BasicAuth",
-        2,
+        "ExchangeServer",
+        8,
     )
     assert connector["IgnoreSTARTTLS"] is False and "Comment" in connector.properties
 
@@ -364,7 +366,9 @@ def test_serial_number_keeps_the_leading_zero_byte(lab):
 
 
 def test_test_edge_synchronization_statuses_are_the_documented_enum(lab):
-    (status,) = lab.ok("EX01", "Test-EdgeSynchronization", TargetServer="EDGE01")
+    (status,) = lab.ok(
+        "EX01", "Test-EdgeSynchronization", TargetServer="EDGE01", FullCompareMode=None
+    )
     assert (str(status["SyncStatus"]), status["SyncStatus"].value) == ("Normal", 1)
     assert str(status["TransportConfigStatus"]["SyncStatus"]) == "Synchronized"
     assert str(status["RecipientStatus"]["SyncStatus"]) == "Skipped"

@@ -15,7 +15,13 @@ from edgebook.exchange.questions import ExpectedQuestion
 
 TRANSPORT = "MSExchangeTransport"
 DEFAULT_QUESTION = "Overwrite the existing default SMTP certificate?"
+FRIENDLY_NAME_LIMIT = 63  # Microsoft: -FriendlyName "must be less than 64 characters"
 _CERT_PROPS = ("Thumbprint", "Services", "Subject", "Issuer", "Status")
+
+
+def fit_friendly_name(text: str) -> str:
+    """A -FriendlyName Exchange takes: the text, cut to FRIENDLY_NAME_LIMIT characters."""
+    return text if len(text) <= FRIENDLY_NAME_LIMIT else text[: FRIENDLY_NAME_LIMIT - 3] + "..."
 
 
 def _certificates(server: str | None) -> Call:
@@ -49,7 +55,11 @@ def stage_certificate(
     target = server if remote else None
     # exportable on the Mailbox server: the internal copy a PFX can be made from again (F5);
     # the Edge gets it non-exportable (phase 03)
-    params: dict = {"FileData": pfx, "FriendlyName": friendly_name, "PrivateKeyExportable": True}
+    params: dict = {
+        "FileData": pfx,
+        "FriendlyName": fit_friendly_name(friendly_name),
+        "PrivateKeyExportable": True,
+    }
     if password is not None:
         params["Password"] = password
     if remote:
@@ -109,7 +119,7 @@ def request_on_edge(edge: str, subject: str, domains: list[str], friendly_name: 
                     "DomainName": list(domains),
                     "KeySize": 2048,
                     "PrivateKeyExportable": True,
-                    "FriendlyName": friendly_name,
+                    "FriendlyName": fit_friendly_name(friendly_name),
                 },
             ),
         ),

@@ -286,7 +286,8 @@ def prepare(
                 candidate.thumbprint,
                 candidate.file,
                 candidate.password,
-                f"{candidate.subject.split(',')[0]} (edgebook {change}, TlsCertificateName only)",
+                # what an administrator reads first: never enable it (F1); cut to Exchange's limit
+                f"edgebook {change}: TlsCertificateName only ({candidate.subject.split(',')[0]})",
             )
         )
     elif route == "edge-request":

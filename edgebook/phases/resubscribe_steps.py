@@ -102,7 +102,7 @@ def import_on_edge(
     """Import the PFX on the Edge (key not exportable unless asked), no service yet."""
     params: dict = {
         "FileData": pfx,
-        "FriendlyName": friendly_name,
+        "FriendlyName": steps.fit_friendly_name(friendly_name),
         "PrivateKeyExportable": exportable,
     }
     if password is not None:

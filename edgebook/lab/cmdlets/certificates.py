@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from edgebook.certs import thumbprint, windows_name
 from edgebook.exchange import wire_types as T
+from edgebook.lab.cmdlets import certfiles, certvalues
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.cmdlets.certnames import default_services, renewal_of, san_names
 from edgebook.lab.cmdlets.certobject import certificate_object
@@ -22,6 +23,7 @@ from edgebook.lab.winrm.objects import ExObject
 OVERWRITE_PROMPT = "Overwrite the existing default SMTP certificate?"  # Exchange's wording
 # Lab wording: no public source gives Exchange's ConfirmationMessage for this cmdlet.
 REMOVE_CONFIRMATION = "Remove certificate with thumbprint {thumbprint}?"
+_DER = serialization.Encoding.DER
 TAGGED = (  # Exchange's text (F21); the lab joins several names with ", "
     "These certificates are tagged with following Send Connectors : {names}. Removing and "
     "replacing certificates from Send Connector would break the mail flow. If you still want to "
@@ -133,12 +135,12 @@ def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             f"The certificate with thumbprint {entry.thumbprint} is expired or not yet valid and "
             "can't be enabled."
         )
-    if server.role == "Edge" and services & (certstore.SERVICE_FLAGS["IIS"] | 1 | 2):
-        raise ctx.fail(
-            "IMAP, POP and IIS can't be enabled on an Edge Transport server: those services "
-            "aren't installed there. Enable SMTP only."
-        )
-    if ctx.whatif:
+    certvalues.check_services(ctx, server, services)
+    question = (
+        f"Enable certificate with thumbprint {entry.thumbprint} for services "
+        f'"{certstore.services_text(services)}".'
+    )
+    if not ctx.should_process(question):
         return []
     entry.services |= services
     if services & certstore.SMTP:
@@ -147,29 +149,30 @@ def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
 
 
 def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Import-ExchangeCertificate (PKCS#12 with -Password, or PKCS#7 / DER / PEM)."""
+    """Import-ExchangeCertificate (PKCS#12 with -Password, or PKCS#7 / X.509 certificates,
+    DER or Base64 text)."""
     server = _server_of(ctx, params)
-    data: bytes = params["FileData"]
+    certvalues.check_friendly_name(ctx, params)
+    data: bytes = certfiles.unarmored(params["FileData"])
     password = params.get("Password")
     cert = key = None
     extra: list = []
     try:
         cert, key, extra = pki.read_pfx(data, password)
     except ValueError as exc:
-        if _looks_pkcs12(data):
+        if certfiles.looks_pkcs12(data):
             raise ctx.fail(
                 "The PFX file you're trying to import requires a different password than the "
                 "one entered.",
                 exception="System.Security.Cryptography.CryptographicException",
             ) from exc
-        try:
-            certs = pki.read_pkcs7(data)
-        except ValueError:
+        certs = certfiles.read_certificates(data)
+        if not certs:
             raise ctx.fail(
                 "Cannot import certificate. The data isn't a PKCS#12 (.pfx) or PKCS#7 (.p7b) file.",
                 exception="System.Security.Cryptography.CryptographicException",
             ) from exc
-        leaves = [c for c in certs if not _is_ca(c)]
+        leaves = [c for c in certs if not certfiles.is_ca(c)]
         cert, extra = (leaves[0] if leaves else certs[0]), [c for c in certs if c not in leaves[:1]]
     if cert is None:
         raise ctx.fail("Cannot import certificate. The file holds no certificate.")
@@ -181,7 +184,7 @@ def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             exception="System.ArgumentException",
             target=thumb,
         )
-    if ctx.whatif:
+    if not ctx.should_process(f"Import certificate with thumbprint {thumb}."):
         return []
     pending = _pending_for(ctx, server, cert) if key is None else None
     exportable = bool(params.get("PrivateKeyExportable"))
@@ -197,23 +200,6 @@ def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     return [certificate_object(ctx, server, entry)]
 
 
-def _looks_pkcs12(data: bytes) -> bool:
-    """PFX = SEQUENCE { version INTEGER 3, ... } (PKCS#7 starts with an OID instead)."""
-    if len(data) < 8 or data[0] != 0x30:
-        return False
-    header = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
-    return data[header : header + 3] == b"\x02\x01\x03"
-
-
-def _is_ca(cert: Any) -> bool:
-    from cryptography import x509
-
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
 def _pending_for(ctx: Context, server: Server, cert: Any) -> CertEntry | None:
     public = cert.public_key().public_numbers()
     for entry in server.certificates:
@@ -225,9 +211,19 @@ def _pending_for(ctx: Context, server: Server, cert: Any) -> CertEntry | None:
 
 
 def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Export-ExchangeCertificate: a PFX in FileData (F5: only exportable keys)."""
+    """Export-ExchangeCertificate: a certificate as PKCS#12 (F5: only exportable keys), a
+    pending request as its PKCS#10 request; Base64 text, or with -BinaryEncoded an object whose
+    FileData is the DER (Microsoft's examples: $txtcert is text, $bincert.FileData bytes)."""
     server = _server_of(ctx, params)
     entry = find(ctx, server, params)
+    binary = bool(params.get("BinaryEncoded"))
+    if not ctx.should_process(f"Export certificate with thumbprint {entry.thumbprint}."):
+        return []
+    if entry.pending_request:  # Microsoft: "the command creates a PKCS #10 file"
+        request = x509.load_pem_x509_csr((entry.request_pem or "").encode()).public_bytes(_DER)
+        if binary:
+            return [ExObject([T.BINARY_FILE_DATA, "System.Object"], {"FileData": request})]
+        return [certfiles.request_text(request)]
     if entry.key_sealed is not None and not entry.exportable:
         raise ctx.fail(
             f"The private key of the certificate with thumbprint {entry.thumbprint} can't be "
@@ -237,7 +233,7 @@ def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
         )
     cert = certstore.cert_of(entry)
     if entry.key_sealed is None:
-        data = cert.public_bytes(serialization.Encoding.DER)
+        data = cert.public_bytes(_DER)
     else:
         if not params.get("Password"):
             raise ctx.fail(
@@ -248,8 +244,8 @@ def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
         key = certstore.key_of(ctx.org, entry)
         assert key is not None  # entry.key_sealed is set on this branch
         data = pki.pfx(cert, key, chain, params["Password"], entry.friendly_name)
-    if not params.get("BinaryEncoded"):
-        data = base64.b64encode(data)
+    if not binary:
+        return [certfiles.armored(data, "CERTIFICATE")]
     return [ExObject([T.BINARY_FILE_DATA, "System.Object"], {"FileData": data})]
 
 
@@ -295,24 +291,20 @@ def _send_connectors(ctx: Context, server: Server) -> list[Any]:
     return list(ctx.org.send_connectors)
 
 
-_DER = serialization.Encoding.DER
-
-
-def request_text(der_b64: str) -> str:
-    """The request as -GenerateRequest returns it: Base64 text (Microsoft's docs), framed as
-    Windows' certificate enrollment frames a request (the lab's choice: the docs show none)."""
-    lines = [der_b64[i : i + 64] for i in range(0, len(der_b64), 64)]
-    return "\r\n".join(
-        ["-----BEGIN NEW CERTIFICATE REQUEST-----", *lines, "-----END NEW CERTIFICATE REQUEST-----"]
-    )
-
-
 def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """New-ExchangeCertificate: a pending request (-GenerateRequest: its text is the output, or
     with -BinaryEncoded an object whose FileData is its DER) or a self-signed certificate; a
     certificate piped in from Get-ExchangeCertificate (-Instance) is renewed: its subject, names
     and key size."""
     server = _server_of(ctx, params)
+    if params.get("BinaryEncoded") and not params.get("GenerateRequest"):
+        raise ctx.fail(  # Microsoft: "available only when you use the GenerateRequest switch"
+            "The BinaryEncoded switch can be used only with the GenerateRequest switch.",
+            exception="System.ArgumentException",
+            category="InvalidArgument",
+        )
+    certvalues.check_friendly_name(ctx, params)
+    certvalues.check_domains(ctx, params)
     renewal = renewal_of(ctx, params.get("Instance"))
     subject_text = params.get("SubjectName")
     if subject_text:
@@ -326,14 +318,24 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
     else:
         subject = renewal.subject if renewal else pki.parse_name(f"CN={server.name}")
     domains = san_names(ctx, server, params, subject, renewal)
-    size = params.get("KeySize") or (renewal.key_size if renewal else 2048)
+    size = params.get("KeySize")
+    if size is None:
+        size = renewal.key_size if renewal else 2048
     if size not in (1024, 2048, 4096):
-        raise ctx.fail(f"The key size {size} isn't supported. Use 1024, 2048 or 4096.")
+        raise ctx.fail(
+            f"The key size {size} isn't supported. Use 1024, 2048 or 4096.",
+            exception="System.ArgumentException",
+            category="InvalidArgument",
+        )
+    services = certstore.services_value(params.get("Services") or default_services(server, params))
+    if not params.get("GenerateRequest"):
+        certvalues.check_services(ctx, server, services)
+    what = "certificate request" if params.get("GenerateRequest") else "self-signed certificate"
+    if not ctx.should_process(f'Create a {what} with subject "{windows_name(subject)}".'):
+        return []
     key = pki.new_key(size)
     start = ctx.now - dt.timedelta(minutes=5)
     exportable = bool(params.get("PrivateKeyExportable"))
-    if ctx.whatif:
-        return []
     if params.get("GenerateRequest"):
         request = pki.csr(subject, domains, key)
         placeholder, _ = pki.issue(subject, domains, start, start + dt.timedelta(days=365), key=key)
@@ -350,16 +352,16 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
         entry.request_subject = windows_name(subject)
         entry.request_domains = list(domains)
         entry.request_pem = request.public_bytes(serialization.Encoding.PEM).decode()
+        der = request.public_bytes(_DER)
         if params.get("BinaryEncoded"):  # Microsoft's docs read $request.FileData
-            der = request.public_bytes(serialization.Encoding.DER)
             return [ExObject([T.BINARY_FILE_DATA, "System.Object"], {"FileData": der})]
-        return [request_text(der_b64=base64.b64encode(request.public_bytes(_DER)).decode())]
+        return [certfiles.request_text(der)]
     pair = pki.issue(subject, domains, start, start + dt.timedelta(days=5 * 365), key=key)
     entry = add_certificate(
         ctx.org,
         server,
         pair,
-        certstore.services_value(params.get("Services") or default_services(server, params)),
+        services,
         exportable,
         params.get("FriendlyName") or "Microsoft Exchange",
         ctx.now,

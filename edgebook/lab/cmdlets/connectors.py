@@ -9,7 +9,7 @@ from edgebook.certs import parse_tls_certificate_name
 from edgebook.errors import EdgebookError
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets import exdata
-from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.base import Cmdlet, CmdletError, Context, Param
 from edgebook.lab.cmdlets.common import enum, not_found, not_on_subscribed_edge, target_server
 from edgebook.lab.org import certstore
 from edgebook.lab.org.model import ReceiveConnector, SendConnector, Server
@@ -53,6 +53,22 @@ DOMAIN_VALIDATION_NEEDS_DOMAIN = (
     "TlsAuthLevel DomainValidation on send connector '{name}' needs TlsDomain: set -TlsDomain "
     "to the domain the receiving server's certificate must match."
 )
+REQUIRE_TLS_IGNORES_STARTTLS = (
+    "IgnoreSTARTTLS must be $false on send connector '{name}' while RequireTLS is $true."
+)
+PORT_RANGE = "The Port value {port} is out of range: use an integer from 0 through 65535."
+ONE_AUTH_MECHANISM = (
+    "The SmartHostAuthMechanism values are mutually exclusive: '{value}' names more than one."
+)
+BASIC_AUTH_NEEDS_CREDENTIAL = (
+    "SmartHostAuthMechanism {value} needs the AuthenticationCredential parameter, which the "
+    "edgebook lab does not simulate (it keeps no smart host credentials)."
+)
+SMART_HOSTS_AND_DNS = (
+    "Send connector '{name}': SmartHosts must be set when DNSRoutingEnabled is $false, and "
+    "must be empty when DNSRoutingEnabled is $true. Set both in the same command."
+)
+RECEIVE_AUTH_RULE = "AuthMechanism on receive connector '{name}' isn't valid: {why}."
 _AD = [
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.ADConfigurationObject",
     "Microsoft.Exchange.Data.Directory.ADObject",
@@ -215,23 +231,79 @@ def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 def _check_tls_settings(ctx: Context, connector: SendConnector, params: dict[str, Any]) -> None:
     """Microsoft's documented dependencies, on the values the connector would have: TlsAuthLevel
-    needs RequireTLS $true and IgnoreSTARTTLS $false; DomainValidation needs TlsDomain."""
+    needs RequireTLS $true and IgnoreSTARTTLS $false; DomainValidation needs TlsDomain;
+    RequireTLS $true needs IgnoreSTARTTLS $false; SmartHosts go with DNSRoutingEnabled $false
+    (checked when the call changes either); the Port range; one SmartHostAuthMechanism."""
 
     def after(param: str, attr: str) -> Any:
         return params[param] if param in params else getattr(connector, attr)
 
-    level = after("TlsAuthLevel", "tls_auth_level")
-    if not level:
-        return
-    if not after("RequireTLS", "require_tls") or after("IgnoreSTARTTLS", "ignore_starttls"):
-        raise ctx.fail(
-            TLS_LEVEL_NEEDS_TLS.format(name=connector.name),
+    def refuse(message: str) -> CmdletError:
+        return ctx.fail(
+            message,
             exception="Microsoft.Exchange.Data.DataValidationException",
             category="InvalidArgument",
         )
+
+    require_tls = after("RequireTLS", "require_tls")
+    ignore_starttls = after("IgnoreSTARTTLS", "ignore_starttls")
+    level = after("TlsAuthLevel", "tls_auth_level")
+    if level and (not require_tls or ignore_starttls):
+        raise refuse(TLS_LEVEL_NEEDS_TLS.format(name=connector.name))
     if level == "DomainValidation" and not after("TlsDomain", "tls_domain"):
+        raise refuse(DOMAIN_VALIDATION_NEEDS_DOMAIN.format(name=connector.name))
+    if require_tls and ignore_starttls:
+        raise refuse(REQUIRE_TLS_IGNORES_STARTTLS.format(name=connector.name))
+    port = params.get("Port")
+    if port is not None and not 0 <= port <= 65535:
+        raise refuse(PORT_RANGE.format(port=port))
+    mechanism = params.get("SmartHostAuthMechanism")
+    if mechanism and "," in mechanism:
+        raise refuse(ONE_AUTH_MECHANISM.format(value=mechanism))
+    if mechanism in ("BasicAuth", "BasicAuthRequireTLS"):
+        raise refuse(BASIC_AUTH_NEEDS_CREDENTIAL.format(value=mechanism))
+    if "SmartHosts" in params or "DNSRoutingEnabled" in params:
+        hosts = (
+            _apply_mvp(connector.smart_hosts, params["SmartHosts"])
+            if "SmartHosts" in params
+            else connector.smart_hosts
+        )
+        if after("DNSRoutingEnabled", "dns_routing_enabled") == bool(hosts):
+            raise refuse(SMART_HOSTS_AND_DNS.format(name=connector.name))
+
+
+def _flags(value: str, members: tuple[str, ...]) -> str:
+    """A flags value in the enum's member order (as .NET prints it: "Tls, ExchangeServer")."""
+    given = {v.strip() for v in value.split(",")}
+    return ", ".join(m for m in members if m in given)
+
+
+def _check_receive_auth(ctx: Context, rc: ReceiveConnector, params: dict[str, Any]) -> None:
+    """Microsoft's AuthMechanism rules on the values the connector would have: None only by
+    itself; BasicAuthRequireTLS needs BasicAuth and Tls; ExternalAuthoritative only with Tls
+    and PermissionGroups ExchangeServers; Tls when RequireTLS is $true."""
+    if not {"AuthMechanism", "PermissionGroups", "RequireTLS"} & set(params):
+        return
+    auth = {a.strip() for a in str(params.get("AuthMechanism", rc.auth_mechanism) or "").split(",")}
+    groups = {
+        g.strip()
+        for g in str(params.get("PermissionGroups", rc.permission_groups) or "").split(",")
+    }
+    require_tls = params.get("RequireTLS", rc.require_tls)
+    why = ""
+    if "None" in auth and len(auth) > 1:
+        why = "the value None can only be used by itself"
+    elif "BasicAuthRequireTLS" in auth and not {"BasicAuth", "Tls"} <= auth:
+        why = "the value BasicAuthRequireTLS also requires the values BasicAuth and Tls"
+    elif "ExternalAuthoritative" in auth and not auth <= {"ExternalAuthoritative", "Tls"}:
+        why = "the only other value that can be used with ExternalAuthoritative is Tls"
+    elif "ExternalAuthoritative" in auth and groups != {"ExchangeServers"}:
+        why = "the value ExternalAuthoritative requires PermissionGroups ExchangeServers"
+    elif require_tls and "Tls" not in auth:
+        why = "the value Tls is required when RequireTLS is $true"
+    if why:
         raise ctx.fail(
-            DOMAIN_VALIDATION_NEEDS_DOMAIN.format(name=connector.name),
+            RECEIVE_AUTH_RULE.format(name=rc.name, why=why),
             exception="Microsoft.Exchange.Data.DataValidationException",
             category="InvalidArgument",
         )
@@ -293,6 +365,13 @@ def set_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
     rc = _receive(ctx, server, identity)
     if params.get("TlsCertificateName"):
         _check_tls_name(ctx, server, params["TlsCertificateName"])
+    for param, members in (
+        ("AuthMechanism", RECEIVE_AUTH),
+        ("PermissionGroups", PERMISSION_GROUPS),
+    ):
+        if params.get(param):
+            params[param] = _flags(params[param], members)
+    _check_receive_auth(ctx, rc, params)
     if ctx.whatif:
         return []
     if "TlsDomainCapabilities" in params:

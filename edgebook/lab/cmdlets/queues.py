@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import re
 import uuid
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Any
 
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.binding import parse_datetime
 from edgebook.lab.cmdlets.common import enum, not_found, target_server
 from edgebook.lab.org import mailflow
 from edgebook.lab.org.model import STOPPED, TRANSPORT, Queue, Server
@@ -24,8 +24,8 @@ DELIVERY_TYPES = [
     "SmtpRelayToMailboxDeliveryGroup",
     "Unreachable",
 ]
-# QueueViewerIncludesAndExcludes: Internal, External and the DeliveryType values (Microsoft's
-# NextHopSolutionKey list).
+# QueueViewerIncludesAndExcludes: Internal, External, the DeliveryType values (Microsoft's
+# NextHopSolutionKey list) and Empty ("Get-Queue -Exclude Empty").
 INCLUDES = (
     "Internal",
     "External",
@@ -42,6 +42,7 @@ INCLUDES = (
     "ShadowRedundancy",
     "DeliveryAgent",
     "Heartbeat",
+    "Empty",
 )
 INCLUDES_TYPE = "Microsoft.Exchange.Data.QueueViewer.QueueViewerIncludesAndExcludes"
 QUEUE_VIEWER_EXCEPTION = "Microsoft.Exchange.Data.QueueViewer.QueueViewerException"
@@ -105,67 +106,223 @@ def queue_object(server: Server, queue: Queue) -> ExObject:
     return ExObject([T.QUEUE, "System.Object"], props, to_string=props["Identity"])
 
 
-_CLAUSE = re.compile(
-    r"^\s*\$?(\w+)\s+-(eq|ne|gt|lt|ge|le|like|notlike|contains)\s+"
-    r"(?:'([^']*)'|\"([^\"]*)\"|(\S+))\s*$",
+# Microsoft's "Queue properties" page: the properties a queue filter compares by number or time
+# (-eq -ne -gt -ge -lt -le); every other filterable property is compared as text (-eq -ne -like
+# -notlike -contains).
+INT_PROPERTIES = ("MessageCount", "RetryCount", "DeferredMessageCount", "LockedMessageCount")
+RATE_PROPERTIES = ("IncomingRate", "OutgoingRate", "Velocity")
+TIME_PROPERTIES = ("FirstRetryTime", "LastRetryTime", "NextRetryTime")
+ORDER_OPERATORS = ("gt", "ge", "lt", "le")
+TEXT_OPERATORS = ("like", "notlike", "contains")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<open>[({])|(?P<close>[)}])|-(?P<op>[a-z]+)\b|'(?P<sq>(?:[^']|'')*)'"
+    r"|\"(?P<dq>(?:[^\"]|\"\")*)\"|(?P<word>[^\s(){}'\"]+))",
     re.I,
 )
-_AND = re.compile(r"\s+-and\s+", re.I)
+# Lab wording: Exchange's filter parser messages are not in any public source.
+FILTER_SYNTAX = (
+    'The filter "{text}" isn\'t valid: {why}. Use clauses "Property -op \'value\'" '
+    "(operators -eq -ne -gt -ge -lt -le -like -notlike -contains) joined by -and or -or, "
+    "negated with -not, grouped with parentheses."
+)
+Test = Callable[[ExObject], bool]
 
 
-def _filter(ctx: Context, text: str) -> Callable[[ExObject], bool]:
-    """An OPATH queue filter: clauses "Property -op value" joined by -and."""
-    body = text.strip()
-    while body[:1] in "({" and body[-1:] in ")}" and body:
-        body = body[1:-1].strip()
-    tests = []
-    for clause in _AND.split(body):
-        match = _CLAUSE.match(clause.strip("() "))
-        if not match:
-            raise ctx.fail(
-                f'The filter "{text}" isn\'t valid: use "Property -op \'value\'" clauses joined by '
-                "-and (operators -eq -ne -gt -lt -ge -le -like -notlike -contains).",
-                exception=QUEUE_VIEWER_EXCEPTION,
-                category="InvalidArgument",
-            )
-        name, op = match.group(1), match.group(2).lower()
-        value = next(g for g in match.groups()[2:] if g is not None)
-        tests.append(_clause(name, op, value))
-    return lambda obj: all(test(obj) for test in tests)
+class _FilterError(Exception):
+    """A queue filter that cannot be parsed (the reason)."""
 
 
-def _clause(name: str, op: str, value: str) -> Callable[[ExObject], bool]:
-    def test(obj: ExObject) -> bool:
-        key = next((k for k in obj.properties if k.casefold() == name.casefold()), "")
-        actual = obj.properties.get(key)
-        text = str(actual) if actual is not None else ""
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, text) tokens of a filter: open, close, op, value, word."""
+    out: list[tuple[str, str]] = []
+    pos, end = 0, len(text.rstrip())
+    while pos < end:
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise _FilterError(f"unexpected text at '{text[pos:].strip()}'")
+        pos = match.end()
+        if match["open"]:
+            out.append(("open", "("))
+        elif match["close"]:
+            out.append(("close", ")"))
+        elif match["op"]:
+            out.append(("op", match["op"].casefold()))
+        elif match["sq"] is not None:
+            out.append(("value", match["sq"].replace("''", "'")))
+        elif match["dq"] is not None:
+            out.append(("value", match["dq"].replace('""', '"')))
+        else:
+            out.append(("word", match["word"]))
+    return out
+
+
+class _Parser:
+    """OPath over queue properties: -or of -and of [-not] (comparison or parenthesised)."""
+
+    def __init__(self, tokens: list[tuple[str, str]], sample: ExObject) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.names = {k.casefold(): k for k in sample.properties}
+
+    def peek(self) -> tuple[str, str]:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else ("end", "")
+
+    def take(self) -> tuple[str, str]:
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def parse(self) -> Test:
+        test = self.either()
+        if self.peek()[0] != "end":
+            raise _FilterError(f"unexpected '{self.peek()[1]}'")
+        return test
+
+    def either(self) -> Test:
+        tests = [self.both()]
+        while self.peek() == ("op", "or"):
+            self.take()
+            tests.append(self.both())
+        return tests[0] if len(tests) == 1 else lambda o: any(t(o) for t in tests)
+
+    def both(self) -> Test:
+        tests = [self.single()]
+        while self.peek() == ("op", "and"):
+            self.take()
+            tests.append(self.single())
+        return tests[0] if len(tests) == 1 else lambda o: all(t(o) for t in tests)
+
+    def single(self) -> Test:
+        kind, text = self.take()
+        if (kind, text) == ("op", "not"):
+            inner = self.single()
+            return lambda o: not inner(o)
+        if kind == "open":
+            inner = self.either()
+            if self.take()[0] != "close":
+                raise _FilterError("a parenthesis is not closed")
+            return inner
+        if kind != "word":
+            raise _FilterError(f"a property name was expected, not '{text or 'the end'}'")
+        name = self.names.get(text.lstrip("$").casefold())
+        if name is None:
+            raise _FilterError(f"'{text}' isn't a queue property")
+        kind, op = self.take()
+        if kind != "op" or op in ("and", "or", "not"):
+            raise _FilterError(f"a comparison operator was expected after {name}")
+        kind, value = self.take()
+        if kind not in ("value", "word"):
+            raise _FilterError(f"a value was expected after {name} -{op}")
+        return _comparison(name, op, value)
+
+
+def _comparison(name: str, op: str, value: str) -> Test:
+    """One clause, compared by number, time or (case-insensitive) text as the property is."""
+    if op not in ("eq", "ne", *ORDER_OPERATORS, *TEXT_OPERATORS):
+        raise _FilterError(f"-{op} isn't a comparison operator")
+    typed = name in INT_PROPERTIES + RATE_PROPERTIES + TIME_PROPERTIES
+    if typed and op in TEXT_OPERATORS:
+        raise _FilterError(f"-{op} can't be used with {name}")
+    if not typed and op in ORDER_OPERATORS:
+        raise _FilterError(f"-{op} can't be used with {name} (a text property)")
+    if typed:
+        return _ordered(name, op, value)
+
+    def textual(obj: ExObject) -> bool:
+        texts = _texts(obj, name)
         if op in ("like", "notlike"):
-            return fnmatch.fnmatch(text.casefold(), value.casefold()) == (op == "like")
+            found = any(_wildcard(value).fullmatch(t.casefold()) for t in texts)
+            return found == (op == "like")
         if op == "contains":
-            return value.casefold() in text.casefold()
-        if isinstance(actual, int) and value.lstrip("-").isdigit():
-            a, b = actual, int(value)
-            return {"eq": a == b, "ne": a != b, "gt": a > b, "lt": a < b, "ge": a >= b}.get(
-                op, a <= b
-            )
-        equal = text.casefold() == value.casefold()
-        return equal if op == "eq" else not equal if op == "ne" else False
+            return any(value.casefold() in t.casefold() for t in texts)
+        equal = any(t.casefold() == value.casefold() for t in texts)
+        return equal == (op == "eq")
+
+    return textual
+
+
+def _ordered(name: str, op: str, value: str) -> Test:
+    """A comparison of a count, rate or time."""
+    wanted: Any
+    try:
+        if name in TIME_PROPERTIES:
+            wanted = parse_datetime(value)
+        elif name in INT_PROPERTIES:
+            wanted = int(value)
+        else:
+            wanted = float(value)
+    except ValueError:
+        raise _FilterError(f"'{value}' isn't a valid value for {name}") from None
+
+    def test(obj: ExObject) -> bool:
+        actual = obj.properties.get(name)
+        if actual is None:
+            return op == "ne"
+        return bool(
+            {
+                "eq": actual == wanted,
+                "ne": actual != wanted,
+                "gt": actual > wanted,
+                "ge": actual >= wanted,
+                "lt": actual < wanted,
+                "le": actual <= wanted,
+            }[op]
+        )
 
     return test
 
 
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """A -like pattern (* only, case-insensitive) as a regular expression."""
+    return re.compile(".*".join(re.escape(p) for p in pattern.casefold().split("*")), re.S)
+
+
+def _texts(obj: ExObject, name: str) -> list[str]:
+    """The texts a text comparison sees; a delivery queue's Identity also matches as
+    Server\\NextHopDomain (Microsoft's example: Identity -like "*contoso.com")."""
+    actual = obj.properties.get(name)
+    if isinstance(actual, list):
+        return [", ".join(str(a) for a in actual)]
+    texts = [str(actual) if actual is not None else ""]
+    if name == "Identity" and obj["NextHopDomain"]:
+        texts.append(f"{obj['Identity'].split(chr(92))[0]}\\{obj['NextHopDomain']}")
+    return texts
+
+
+def _filter(ctx: Context, text: str, sample: ExObject) -> Test:
+    """An OPath queue filter (Microsoft's "Find queues and messages in queues")."""
+    try:
+        return _Parser(_tokens(text), sample).parse()
+    except _FilterError as exc:
+        raise ctx.fail(
+            FILTER_SYNTAX.format(text=text, why=exc),
+            exception=QUEUE_VIEWER_EXCEPTION,
+            category="InvalidArgument",
+        ) from None
+
+
 def _kinds(obj: ExObject) -> set[str]:
-    """What -Include/-Exclude match: NextHopCategory and DeliveryType."""
-    return {str(obj["NextHopCategory"]).casefold(), str(obj["DeliveryType"]).casefold()}
+    """What -Include/-Exclude match: NextHopCategory, DeliveryType, and Empty (MessageCount 0)."""
+    kinds = {str(obj["NextHopCategory"]).casefold(), str(obj["DeliveryType"]).casefold()}
+    return kinds | ({"empty"} if obj["MessageCount"] == 0 else set())
+
+
+def _identity_matches(obj: ExObject, wanted: str) -> bool:
+    """Microsoft's queue identities: <Queue> is a persistent queue's name, a delivery queue's
+    integer or NextHopDomain, or * (all queues)."""
+    names = (obj["Identity"].split("\\", 1)[1], str(obj["NextHopDomain"] or ""))
+    return any(_wildcard(wanted).fullmatch(n.casefold()) for n in names if n)
 
 
 def _server_queues(ctx: Context, params: dict[str, Any]) -> tuple[Server, list[ExObject]]:
-    """The server a queue cmdlet addresses (-Server or the server in -Identity) and its queues
-    (its transport must run)."""
+    """The server a queue cmdlet addresses (-Server, or the server in -Identity
+    "<Server>\\<Queue>") and its queues (its transport must run)."""
     server = target_server(ctx, params.get("Server"))
     identity = params.get("Identity")
-    if identity and "\\" in identity:
-        server = target_server(ctx, identity.split("\\")[0])
+    queue = identity
+    if identity and "\\" in identity and not identity.casefold().startswith("shadow\\"):
+        host, queue = identity.split("\\", 1)
+        server = target_server(ctx, host)
     if server.services.get(TRANSPORT, STOPPED) == STOPPED:
         raise ctx.fail(
             f"Couldn't connect to the Microsoft Exchange Transport service on computer "
@@ -175,16 +332,12 @@ def _server_queues(ctx: Context, params: dict[str, Any]) -> tuple[Server, list[E
         )
     objects = [queue_object(server, q) for q in server.queues]
     if identity:
-        objects = [
-            o
-            for o in objects
-            if o["Identity"].casefold() == identity.casefold()
-            or o["Identity"].split("\\")[1].casefold() == identity.casefold()
-        ]
+        objects = [o for o in objects if _identity_matches(o, queue or "")]
         if not objects:
             raise not_found(ctx, "queue", identity)
     if params.get("Filter"):
-        test = _filter(ctx, params["Filter"])
+        sample = queue_object(server, Queue(0, "connector", "", "Undefined"))
+        test = _filter(ctx, params["Filter"], sample)
         objects = [o for o in objects if test(o)]
     return server, objects
 

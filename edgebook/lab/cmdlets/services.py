@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
@@ -98,19 +99,24 @@ def _related(name: str, services: Mapping[str, str]) -> ExObject:
 
 
 def _names(ctx: Context, params: dict[str, Any]) -> list[str]:
+    """The services -Name selects: names or wildcard patterns (* ? [...]), as PowerShell's
+    service cmdlets match them; a plain name that matches nothing is an error, a pattern is not."""
     wanted = params.get("Name") or list(DISPLAY)
-    found = []
+    found: list[str] = []
     for item in wanted:
-        match = next((n for n in DISPLAY if n.casefold() == str(item).casefold()), None)
-        if match is None:
+        text = str(item)
+        if pattern := any(c in text for c in "*?["):
+            matches = [n for n in DISPLAY if fnmatch.fnmatchcase(n.casefold(), text.casefold())]
+        else:
+            matches = [n for n in DISPLAY if n.casefold() == text.casefold()]
+        if not matches and not pattern:
             ctx.write_error(
                 f"Cannot find any service with service name '{item}'.",
                 exception=SERVICE_EXCEPTION,
                 category="ObjectNotFound",
-                target=str(item),
+                target=text,
             )
-            continue
-        found.append(match)
+        found.extend(m for m in matches if m not in found)
     return found
 
 

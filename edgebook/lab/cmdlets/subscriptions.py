@@ -384,9 +384,13 @@ def _status(
     last: dt.datetime | None,
     params: dict[str, Any],
 ) -> ExObject:
-    """An EdgeSubscriptionStatus: configuration Synchronized when the sync is Normal, else
-    NotSynchronized; recipients Skipped (the lab models none, and -ExcludeRecipientTest)."""
-    state = "Synchronized" if status == "Normal" else "NotSynchronized"
+    """An EdgeSubscriptionStatus. The per-type statuses are compared only with -FullCompareMode
+    (otherwise Skipped, as Exchange leaves them): then configuration Synchronized when the sync
+    is Normal, else NotSynchronized; recipients Skipped (the lab models none)."""
+    if not params.get("FullCompareMode"):
+        state = "Skipped"
+    else:
+        state = "Synchronized" if status == "Normal" else "NotSynchronized"
     lease = "Option" if status == "Normal" else "None"
     holder = ctx.org.mailboxes[0].name if ctx.org.mailboxes else ""
     props: dict[str, Any] = {
@@ -475,7 +479,7 @@ CMDLETS = [
             ),
             Param("TargetServer", sets=("Default",)),
             Param("ExcludeRecipientTest", "switch", sets=("Default",)),
-            Param("FullCompareMode", "switch", sets=("Default",)),  # the lab compares everything
+            Param("FullCompareMode", "switch", sets=("Default",)),
             Param("MaxReportSize", "any", sets=("Default",)),  # it reports no differences
             Param(
                 "MonitoringContext",
