@@ -2,8 +2,9 @@
 
 Certificates are collected without verification, exactly as the server sends them (pyOpenSSL:
 the standard library of Python 3.11 gives only the leaf), so bad certificates are seen too.
-Verification (OpenSSL path validation against a CA file or the system store, then the host
-name against the subjectAltName) is reported separately. Network trouble never raises: the
+Verification (edgebook.probe_verification: OpenSSL path validation against a CA file or the
+system store, then the host name against the subjectAltName) is reported separately. The wire
+dialogues (SMTP up to STARTTLS, the TLS handshake) live here. Network trouble never raises: the
 result carries the error. One timeout bounds the whole probe (connect, dialogue, handshake);
 only name resolution is left to the system resolver's own limits.
 """
@@ -13,17 +14,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import hashlib
-import ipaddress
 import select
 import socket
-import ssl
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -33,6 +30,7 @@ from OpenSSL import SSL, crypto
 
 from edgebook import certs
 from edgebook.errors import EdgebookError
+from edgebook.probe_verification import is_ip, trust_store, verification_error
 
 SMTP_PORT = 25
 LDAPS_PORT = 50636
@@ -279,14 +277,6 @@ def _handshake(sock: socket.socket, sni: str | None, deadline: _Deadline) -> SSL
             raise _Failure(f"TLS handshake failed: {_ssl_error_text(exc)}") from exc
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _bare(host: str) -> str:
     """An IPv6 literal without its URL brackets ([::1] -> ::1); other hosts unchanged."""
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -298,7 +288,7 @@ def _target(host: str, port: int) -> str:
 
 def _sni(host: str, server_name: str | None) -> str | None:
     name = server_name or host
-    return None if _is_ip(name) else name
+    return None if is_ip(name) else name
 
 
 def _collect(probe: TlsProbe, connection: SSL.Connection) -> None:
@@ -312,110 +302,12 @@ def _collect(probe: TlsProbe, connection: SSL.Connection) -> None:
         probe.error = "the server sent no certificate"
 
 
-@functools.lru_cache(maxsize=1)
-def _windows_roots() -> tuple[bytes, ...]:
-    """The Windows trusted roots as DER (OpenSSL's default paths do not reach that store)."""
-    return tuple(ssl.create_default_context().get_ca_certs(binary_form=True))
-
-
-TRUST_STORES = 8  # cached X509Stores: one per CA set and verification moment in use
-
-
-def _trust_store(ca_file: str | Path | None, verify_at: datetime | None) -> crypto.X509Store:
-    """The CA file given, else the system's trusted roots, checking validity at verify_at (None:
-    at verification); a bad CA file is a user error. Stores are shared: never changed once
-    built, cached on the CA files' paths and contents."""
-    cafile: str | None
-    capath: str | None
-    if ca_file is not None:
-        path = Path(ca_file)
-        if not path.is_file():
-            raise EdgebookError(f"CA file {path} does not exist: give a PEM file of trusted CAs")
-        cafile, capath = str(path), None
-    else:
-        paths = ssl.get_default_verify_paths()
-        cafile = paths.cafile if paths.cafile and Path(paths.cafile).is_file() else None
-        capath = paths.capath if paths.capath and Path(paths.capath).is_dir() else None
-    content = _digest(cafile) if cafile else b""
-    at = None if verify_at is None else verify_at.astimezone(UTC).replace(tzinfo=None)
-    return _built_store(cafile, capath, content, ca_file is None, at)
-
-
-def _digest(path: str) -> bytes:
-    """The CA file's SHA-256, read again only when the file's identity, size or times change
-    (a fleet's probes share one file: the system bundle is some 200 KB)."""
-    try:
-        status = Path(path).stat()
-        return _content_digest(
-            path, (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
-        )
-    except OSError as exc:
-        raise EdgebookError(f"cannot read the CA file {path}: {exc.strerror or exc}") from exc
-
-
-@functools.lru_cache(maxsize=TRUST_STORES)
-def _content_digest(path: str, _status: tuple[int, int, int, int]) -> bytes:
-    return hashlib.sha256(Path(path).read_bytes()).digest()
-
-
-@functools.lru_cache(maxsize=TRUST_STORES)
-def _built_store(
-    cafile: str | None, capath: str | None, content: bytes, system: bool, at: datetime | None
-) -> crypto.X509Store:
-    """A store of cafile and capath (content: cafile's digest, a cache key only), with the
-    Windows roots for the system store and the time fixed at `at` (naive UTC) if given."""
-    store = crypto.X509Store()
-    if not system:
-        try:
-            store.load_locations(cafile)
-        except crypto.Error as exc:
-            raise EdgebookError(
-                f"CA file {cafile} holds no PEM certificate ({exc}): give a PEM file of trusted CAs"
-            ) from exc
-    elif cafile or capath:
-        store.load_locations(cafile, capath)
-    if system and sys.platform == "win32":
-        for der in _windows_roots():
-            store.add_cert(crypto.X509.from_cryptography(x509.load_der_x509_certificate(der)))
-    if at is not None:  # pyOpenSSL reads the fields as UTC
-        store.set_time(at)
-    return store
-
-
-def hostname_error(leaf: x509.Certificate, name: str) -> str | None:
-    """Why leaf is not valid for host name or IP address name (subjectAltName only), or None."""
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return f"hostname mismatch: the certificate has no subjectAltName (wanted {name})"
-    ips = san.get_values_for_type(x509.IPAddress)
-    dns_names = san.get_values_for_type(x509.DNSName)
-    if _is_ip(name):
-        valid = ipaddress.ip_address(name) in ips
-    else:
-        valid = any(certs.matches_fqdn(pattern, name) for pattern in dns_names)
-    if valid:
-        return None
-    named = ", ".join([*dns_names, *map(str, ips)]) or "no DNS name or IP address"
-    return f"hostname mismatch: the certificate is not valid for {name} (it names {named})"
-
-
 def _verify(
     probe: TlsProbe, store: crypto.X509Store, name: str, connection: SSL.Connection
 ) -> None:
-    """Path validation of what the connection received (OpenSSL's own copies: no conversion),
-    then the host name."""
-    leaf = connection.get_peer_certificate()
-    assert leaf is not None and probe.leaf is not None
-    sent = (connection.get_peer_cert_chain() or [])[1:]
-    context = crypto.X509StoreContext(store, leaf, sent)
-    try:
-        context.verify_certificate()
-    except crypto.X509StoreContextError as exc:
-        where = exc.certificate.to_cryptography().subject if exc.certificate else None
-        probe.verify_error = f"{exc}" + (f" (at {certs.windows_name(where)})" if where else "")
-        return
-    probe.verify_error = hostname_error(probe.leaf, name)
+    """Path validation of what the connection received, then the host name."""
+    assert probe.leaf is not None
+    probe.verify_error = verification_error(store, name, connection, probe.leaf)
     probe.verified = probe.verify_error is None
 
 
@@ -449,7 +341,7 @@ def smtp_certificate(
 
     verify_at checks validity at another moment (the lab's clock); default now.
     """
-    store = _trust_store(ca_file, verify_at)
+    store = trust_store(ca_file, verify_at)
     host = _bare(host)
     probe = SmtpProbe(target=_target(host, port))
     deadline = _Deadline(timeout)
@@ -501,7 +393,7 @@ def ldaps_certificate(
     verify_at: datetime | None = None,
 ) -> LdapsProbe:
     """Direct TLS (LDAPS, AD LDS on 50636): the certificate chain as sent and its verification."""
-    store = _trust_store(ca_file, verify_at)
+    store = trust_store(ca_file, verify_at)
     host = _bare(host)
     probe = LdapsProbe(target=_target(host, port))
     deadline = _Deadline(timeout)

@@ -13,8 +13,9 @@ from pypsrp.serializer import Serializer
 
 from edgebook.config import WinRMEndpoint
 from edgebook.exchange.certificates import ExchangeView, parse_certificate
+from edgebook.exchange.command import Command
 from edgebook.exchange.normalize import PSRecord, normalize, tolerate_references
-from edgebook.exchange.shell import Command, ExchangeShell
+from edgebook.exchange.shell import ExchangeShell
 from edgebook.exchange.wire_types import EDGE_SHAPE, SERVICE_CONTROLLER
 from edgebook.facts import CertificateFact, EdgeFacts, ReceiveConnectorFact, SendConnectorFact
 from edgebook.lab.backend import LabBackend

@@ -21,10 +21,10 @@ from pypsrp.serializer import ObjectMeta, Serializer
 
 from edgebook.config import load_inventory
 from edgebook.exchange import control_messages
+from edgebook.exchange.command import Command
 from edgebook.exchange.connect import resolve_credentials, shell_factory
 from edgebook.exchange.normalize import ReferenceTolerantSerializer, command_error, normalize
 from edgebook.exchange.record import PSRecord
-from edgebook.exchange.shell import Command
 
 CIPHER = psrpcore.PSRemotingCrypto()
 OBJECT = "System.Object"

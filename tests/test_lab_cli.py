@@ -23,7 +23,7 @@ from pypsrp.wsman import WSMan
 from edgebook import certs
 from edgebook.cli import main
 from edgebook.lab import channel, control
-from edgebook.lab.org.mailflow import listener_state
+from edgebook.lab.org.listener_state import listener_state
 
 
 def edgebook(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ from edgebook.exchange import wire_types as T
 from edgebook.exchange.secure import SecureText
 from edgebook.lab.cmdlets.faults import set_fault, set_service_failure
 from edgebook.lab.org import mailflow, pki
+from edgebook.lab.org.listener_state import served_certificate
 from edgebook.lab.org.store import clock
 from edgebook.lab.winrm.protocol import CommandCall, Session
 from tests.support.lab import PASSWORD, Lab, lab_copy
@@ -234,9 +235,9 @@ def test_suspended_transport_refuses_mail_and_drains(lab):
     with pytest.raises(mailflow.MailRefused), lab.store.transaction() as org:
         mailflow.submit_mail(org, "EDGE01", 1, ["a@contoso.com"], clock(org))
     assert lab.queue("EDGE01", "Outbound to Office 365")["MessageCount"] == 0
-    assert mailflow.served_certificate(lab.store.read(), "EDGE01", "smtp", lab.store.now()) is None
+    assert served_certificate(lab.store.read(), "EDGE01", "smtp", lab.store.now()) is None
     lab.ok("EDGE01", "Resume-Service", "MSExchangeTransport")
-    assert mailflow.served_certificate(lab.store.read(), "EDGE01", "smtp", lab.store.now())
+    assert served_certificate(lab.store.read(), "EDGE01", "smtp", lab.store.now())
 
 
 def test_adam_restart_needs_force_and_leaves_transport_stopped(lab):

@@ -25,10 +25,11 @@ from edgebook.exchange.secure import SecureText
 from edgebook.lab.folder import lab_password
 from edgebook.lab.org import certstore, mailflow
 from edgebook.lab.org.edgesync import LDAP_UNAVAILABLE
+from edgebook.lab.org.listener_state import ListenerState, listener_state
 from edgebook.lab.org.model import ADAM, TRANSPORT
 from edgebook.lab.org.store import clock
-from edgebook.phases import resubscribe
 from edgebook.phases import resubscribe_steps as rs
+from edgebook.phases.resubscribe_checks import subscription_age_check
 from tests.support.lab import PASSWORD, Lab, lab_copy
 from tests.support.resubscribe import CHANGE, InProcessLab
 
@@ -70,7 +71,7 @@ def import_renewal(lab: Lab, server: str, edge: str) -> dict[str, Any]:
 def served(lab: Lab, edge: str, kind: Literal["smtp", "ldaps"]) -> str | None:
     """Thumbprint of the certificate the Edge's SMTP or LDAPS listener presents now."""
     org = lab.store.read()
-    state = mailflow.listener_state(org, edge, kind, clock(org))
+    state = listener_state(org, edge, kind, clock(org))
     if state.certificate is None:
         return None
     return thumbprint(x509.load_pem_x509_certificates(state.certificate[0])[0])
@@ -149,7 +150,7 @@ class EngineChange:
                 shells,
                 self.journal,
                 probe=self.inproc.probe,
-                check_kept=resubscribe.subscription_age_check,
+                check_kept=subscription_age_check,
                 sleep=lambda _s: self.lab.store.advance(1),
             )
             result = engine.apply()
@@ -234,9 +235,8 @@ def change_edge(change: EngineChange, edge: str) -> dict[str, Any]:
     assert list(map(str, rc["TlsDomainCapabilities"].items)) == [
         "mail.protection.outlook.com:AcceptCloudServicesMail"
     ]
-    assert mailflow.listener_state(
-        lab.store.read(), edge, "smtp", lab.store.now()
-    ) == mailflow.ListenerState(False, None)  # stopped: no new connections
+    smtp = listener_state(lab.store.read(), edge, "smtp", lab.store.now())
+    assert smtp == ListenerState(False, None)  # stopped: no new connections
     thumbs = {c["Thumbprint"] for c in lab.ok(edge, "Get-ExchangeCertificate")}
     assert thumbs == {default_thumbprint(lab, edge), thumb}
     mark = last_event_index(lab, edge)

@@ -37,9 +37,9 @@ from pypsrp.messages import CreatePipeline
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer, TaggedValue
 
+from edgebook.exchange.command import Command as EdgebookCommand
 from edgebook.exchange.pipeline_message import create_pipeline_xml
 from edgebook.exchange.secure import SecureText
-from edgebook.exchange.shell import Command as EdgebookCommand
 from edgebook.exchange.wire_values import NULL
 from edgebook.lab.winrm import runspace
 from edgebook.lab.winrm.inprocess import connect_in_process

@@ -10,6 +10,7 @@ from cryptography import x509
 from edgebook.certs import thumbprint, tls_certificate_name
 from edgebook.exchange.secure import SecureText
 from edgebook.lab.org import mailflow
+from edgebook.lab.org.listener_state import served_certificate
 from edgebook.lab.org.store import clock
 from edgebook.lab.winrm.protocol import CommandCall
 from tests.support.lab import PASSWORD, Lab, lab_copy
@@ -61,7 +62,7 @@ def default_thumbprint(lab: Lab, server: str) -> str:
 
 
 def served_thumbprint(lab: Lab, edge: str, kind: str) -> str | None:
-    served = mailflow.served_certificate(lab.store.read(), edge, kind, lab.store.now())
+    served = served_certificate(lab.store.read(), edge, kind, lab.store.now())
     return None if served is None else thumbprint(x509.load_pem_x509_certificates(served[0])[0])
 
 

@@ -31,6 +31,7 @@ from pypsrp.powershell import Fragmenter, PowerShell
 from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 
+from edgebook.exchange.command import Command, add_statements
 from edgebook.exchange.host import HostedRunspacePool, QuestionHost
 from edgebook.exchange.normalize import tolerate_references
 from edgebook.exchange.pipeline_message import (
@@ -39,7 +40,6 @@ from edgebook.exchange.pipeline_message import (
     write_pipelines,
 )
 from edgebook.exchange.secure import SecureText
-from edgebook.exchange.shell import Command, add_statements
 from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
 from edgebook.exchange.wire_values import NULL
 from edgebook.phases.inspect import MAILBOX_COMMANDS, edge_commands

@@ -19,8 +19,8 @@ from edgebook.certs import CertificateError
 from edgebook.change.journal import Journal
 from edgebook.errors import ConfigError
 from edgebook.evidence import layout
+from edgebook.exchange.command import Command
 from edgebook.exchange.connect import resolve_credentials, shell_factory
-from edgebook.exchange.shell import Command
 from edgebook.lab import control
 from edgebook.lab.org import certstore, pki
 from edgebook.lab.org.store import LabStore

@@ -18,10 +18,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from edgebook import certs, probes
+from edgebook import certs, probe_verification, probes
 from edgebook.errors import EdgebookError
 from edgebook.lab.net.listeners import LdapsListener, SmtpListener
-from edgebook.probes import ProbeTarget, hostname_error, ldaps_certificate, smtp_certificate
+from edgebook.probe_verification import hostname_error
+from edgebook.probes import ProbeTarget, ldaps_certificate, smtp_certificate
 from tests.support.certs import Issued, key_pem, make_ca, make_leaf, name, pem
 
 FQDN = "edge.contoso.test"
@@ -164,32 +165,32 @@ def test_trust_stores_are_shared_per_ca_content_and_moment(lab: Lab, tmp_path: P
             "127.0.0.1", lab.ldaps.port, 5, server_name=FQDN, ca_file=ca_file, verify_at=verify_at
         )
 
-    probes._built_store.cache_clear()
+    probe_verification._built_store.cache_clear()
     probes._client_context.cache_clear()
     assert [ldaps().verified, ldaps().verified] == [True, True]
     assert probes._client_context.cache_info()[:2] == (1, 1)  # one TLS context for both
-    assert probes._built_store.cache_info()[:2] == (1, 1)  # one store built, then reused
+    assert probe_verification._built_store.cache_info()[:2] == (1, 1)  # one store, reused
     later = ldaps(dt.datetime.now(dt.UTC) + dt.timedelta(days=60))
     assert "certificate has expired" in (later.verify_error or "")
     assert ldaps().verified  # the later moment stayed in its own store
     ca_file.write_bytes(lab.other_root_file.read_bytes())  # same path, other CA
     assert "unable to get local issuer" in (ldaps().verify_error or "")
-    assert probes._built_store.cache_info()[:2] == (2, 3)
+    assert probe_verification._built_store.cache_info()[:2] == (2, 3)
 
 
 def test_a_ca_file_is_read_again_only_when_it_changes(tmp_path: Path) -> None:
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(b"first")
-    probes._content_digest.cache_clear()
-    first = [probes._digest(str(ca_file)) for _ in range(3)]
-    assert probes._content_digest.cache_info()[:2] == (2, 1)  # read once
+    probe_verification._content_digest.cache_clear()
+    first = [probe_verification._digest(str(ca_file)) for _ in range(3)]
+    assert probe_verification._content_digest.cache_info()[:2] == (2, 1)  # read once
     ca_file.write_bytes(b"other")  # same size, same path, a later modification time
     later = ca_file.stat().st_mtime_ns + 1_000_000_000
     os.utime(ca_file, ns=(later, later))  # the clock's tick can be coarser than two writes
-    assert probes._digest(str(ca_file)) != first[0]
+    assert probe_verification._digest(str(ca_file)) != first[0]
     ca_file.unlink()
     with pytest.raises(EdgebookError, match=f"cannot read the CA file {ca_file}"):
-        probes._digest(str(ca_file))
+        probe_verification._digest(str(ca_file))
 
 
 def test_ldaps_probe_collects_and_verifies(lab: Lab) -> None:

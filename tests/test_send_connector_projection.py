@@ -11,9 +11,9 @@ import pytest
 
 from edgebook.config import load_inventory
 from edgebook.exchange import wire_types as T
+from edgebook.exchange.command import Command
 from edgebook.exchange.connect import resolve_credentials, shell_factory
 from edgebook.exchange.record import PSRecord
-from edgebook.exchange.shell import Command
 from edgebook.facts import SendConnectorFact
 from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
 from edgebook.lab.winrm.protocol import CommandCall

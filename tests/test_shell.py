@@ -13,14 +13,9 @@ import pytest
 
 from edgebook.config import WinRMEndpoint, load_inventory
 from edgebook.errors import ConfigError, EdgebookError
+from edgebook.exchange.command import Command, Result
 from edgebook.exchange.normalize import PSRecord
-from edgebook.exchange.shell import (
-    Command,
-    ExchangeCommandError,
-    ExchangeConnectionError,
-    ExchangeShell,
-    Result,
-)
+from edgebook.exchange.shell import ExchangeCommandError, ExchangeConnectionError, ExchangeShell
 from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE, EXCHANGE_SNAPIN
 from edgebook.lab.winrm.endpoint_tls import EndpointTls
 from edgebook.lab.winrm.httpserver import serve

@@ -18,7 +18,7 @@ from typing import Any
 
 from edgebook.change.journal import Journal
 from edgebook.errors import EdgebookError
-from edgebook.exchange.shell import Command
+from edgebook.exchange.command import Command
 
 LOCK_DIR = r"C:\ProgramData\edgebook"
 LOCK_PATH = LOCK_DIR + r"\change.lock"

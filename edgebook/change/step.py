@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edgebook.change import values
+from edgebook.exchange.command import Command
 from edgebook.exchange.questions import ExpectedQuestion
-from edgebook.exchange.shell import Command
 from edgebook.facts import values as v
 
 _STEP_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,79}$")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgebook.exchange.command import Command
 from edgebook.exchange.normalize import CommandError, PSRecord
-from edgebook.exchange.shell import Command, ExchangeShell
+from edgebook.exchange.shell import ExchangeShell
 
 
 def run_all(shell: ExchangeShell, commands: list[Command]) -> tuple[list[Any], list[CommandError]]:

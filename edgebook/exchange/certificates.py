@@ -23,7 +23,7 @@ from cryptography import x509
 from edgebook import certs
 from edgebook.certs.identity import CertificateIdentity
 from edgebook.errors import EdgebookError
-from edgebook.exchange.shell import Command
+from edgebook.exchange.command import Command
 from edgebook.exchange.wire_types import (
     EXCHANGE_CERTIFICATE,
     SELECTED_EXCHANGE_CERTIFICATE,

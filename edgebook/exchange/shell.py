@@ -8,17 +8,17 @@ Two endpoint shapes (docs/domain.md §3):
   snap-in is added once per runspace pool, as the first statement of the first pipeline.
 
 One runspace pool (min = max = 1, so session state persists) is opened lazily and reused for
-every call; `run_batch` sends several statements in ONE pipeline (principle 7). Outputs are
-normalised by edgebook.exchange.normalize. Errors written by cmdlets raise
-ExchangeCommandError (or are returned with ``errors="return"``); transport failures raise
-ExchangeConnectionError.
+every call; `run_batch` sends several statements (Commands, edgebook.exchange.command) in ONE
+pipeline (principle 7). Outputs are normalised by edgebook.exchange.normalize. Errors written
+by cmdlets raise ExchangeCommandError (or are returned with ``errors="return"``); transport
+failures raise ExchangeConnectionError.
 
 Time bounds: each HTTP request waits at most connection_timeout to connect and
-operation_timeout + 10 s for the answer, and is never retried (pypsrp would retry a Receive
-five times with growing pauses: minutes). Each call (`open`, `run`, `run_batch`, the session
-opening included; a password prompt excepted) ends within call_timeout plus a few seconds (a
-last poll, stopping the pipeline): a cmdlet that never finishes is stopped and reported as
-ExchangeConnectionError.
+operation_timeout + 10 s for the answer (edgebook.exchange.wsman_connection), and is never
+retried (pypsrp would retry a Receive five times with growing pauses: minutes). Each call
+(`open`, `run`, `run_batch`, the session opening included; a password prompt excepted) ends
+within call_timeout plus a few seconds (a last poll, stopping the pipeline): a cmdlet that
+never finishes is stopped and reported as ExchangeConnectionError.
 
 Questions: the shell declares a host UI (edgebook.exchange.host). A cmdlet that asks (Exchange's
 ShouldContinue / ShouldProcess) is answered only from the ``questions`` the call passes; any
@@ -36,10 +36,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, Literal, overload
 
 from pypsrp.complex_objects import PSInvocationState
@@ -47,8 +46,9 @@ from pypsrp.powershell import PowerShell
 from pypsrp.wsman import WSMan
 
 from edgebook.config import EDGE, MAILBOX, CredentialRef, Inventory, WinRMEndpoint
-from edgebook.errors import ConfigError, EdgebookError
+from edgebook.errors import EdgebookError
 from edgebook.exchange import wire_log
+from edgebook.exchange.command import Command, Result, add_statements
 from edgebook.exchange.counting import CountingTransport, ShellStats
 from edgebook.exchange.errors import (
     RESPONSE_ERRORS,
@@ -60,48 +60,19 @@ from edgebook.exchange.errors import (
     connection_error,
 )
 from edgebook.exchange.host import HostedRunspacePool, QuestionHost
-from edgebook.exchange.normalize import (
-    CommandError,
-    command_error,
-    normalize,
-    tolerate_references,
-)
+from edgebook.exchange.normalize import CommandError, command_error, normalize, tolerate_references
 from edgebook.exchange.pipeline_message import write_pipelines
 from edgebook.exchange.questions import AnsweredQuestion, ExpectedQuestion, UnexpectedQuestion
 from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
 from edgebook.exchange.wire_values import has_secret, wire_value
+from edgebook.exchange.wsman_connection import build_wsman, check_endpoint
 from edgebook.secrets import Credential
 
 log = logging.getLogger(__name__)
 wire_log.install()  # no NTLM token or PSRP payload in anybody's debug log
 
 ErrorMode = Literal["raise", "return"]
-READ_MARGIN_S = 10  # an answer may come this long after the WSMan OperationTimeout
 STOP_GRACE_S = 5.0  # time left to stop a pipeline that ran past the call timeout
-
-
-@dataclass(frozen=True)
-class Command:
-    """One cmdlet with its parameters (a statement of a batched pipeline); `then` pipes its
-    output into further cmdlets of the same statement (e.g. Select-Object)."""
-
-    name: str
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    then: tuple[Command, ...] = ()
-
-    def chain(self) -> tuple[Command, ...]:
-        """This command and the ones it pipes into, in order."""
-        return (self, *self.then)
-
-
-@dataclass(frozen=True)
-class Result:
-    """Outputs, errors, warnings and answered questions of one pipeline (``errors="return"``)."""
-
-    records: list[Any]
-    errors: list[CommandError]
-    warnings: list[str]
-    answers: list[AnsweredQuestion] = field(default_factory=list)
 
 
 class ExchangeShell:
@@ -142,7 +113,7 @@ class ExchangeShell:
         self._finished: PowerShell | None = None  # its Terminate not sent yet
         self._stats = ShellStats(name)
         self._busy = threading.Lock()
-        _check_endpoint(name, winrm, lab)
+        check_endpoint(name, winrm, lab)
 
     @classmethod
     def for_server(cls, inventory: Inventory, server_name: str, **kwargs: Any) -> ExchangeShell:
@@ -312,7 +283,13 @@ class ExchangeShell:
         if self._pool is not None:
             return self._pool
         if self._wsman is None:
-            self._wsman = self._build_wsman()
+            self._wsman = build_wsman(
+                self.name,
+                self.winrm,
+                self._credential,
+                operation_timeout=self.operation_timeout,
+                connection_timeout=self.connection_timeout,
+            )
             if self._deadline is not None:  # time spent at a password prompt does not count
                 self._deadline = time.monotonic() + self.call_timeout
         wsman = self._wsman
@@ -338,56 +315,6 @@ class ExchangeShell:
             raise self._connection_error(exc) from None
         self._pool = pool
         return pool
-
-    def _build_wsman(self) -> WSMan:
-        for key in ("ca_file", "certificate_pem", "certificate_key_pem"):
-            path: Path | None = getattr(self.winrm, key)
-            if path is not None and not path.is_file():
-                problem = "is a folder, not a file" if path.is_dir() else "does not exist"
-                raise ConfigError(f"{self.name}: winrm.{key} {path} {problem}")
-        username = password = None
-        credential = self._credential
-        if isinstance(credential, CredentialRef):
-            credential = credential.resolve(what=f"{self.name} ({self.url})")
-        if credential is not None:
-            username, password = credential.username, credential.password
-            if self.winrm.auth == "basic" and not f"{username}:{password}".isascii():
-                try:  # requests sends Basic credentials as Latin-1
-                    f"{username}:{password}".encode("latin-1")
-                except UnicodeEncodeError:
-                    raise ConfigError(
-                        f"{self.name}: the username or password of {username} has a character "
-                        "outside Latin-1, which Basic authentication cannot carry; use "
-                        "winrm.auth: ntlm (or negotiate) for this server, or such a password"
-                    ) from None
-        key_password = None
-        if self.winrm.certificate_key_password is not None:
-            key_password = (
-                CredentialRef("", self.winrm.certificate_key_password)
-                .resolve(what=f"{self.name} certificate key")
-                .password
-            )
-        http = self.winrm.scheme == "http"
-        return WSMan(
-            self.winrm.host,
-            port=self.winrm.port,
-            path=self.winrm.path,
-            ssl=not http,
-            auth=self.winrm.auth,
-            username=username,
-            password=password,
-            # pypsrp annotates bool, but also takes a CA bundle path (it goes to requests' verify)
-            cert_validation=self.winrm.cert_validation,  # type: ignore[arg-type]
-            encryption="never" if http and self.winrm.auth == "basic" else "auto",
-            operation_timeout=self.operation_timeout,
-            # pypsrp annotates int; the value goes to requests' timeout, which takes float seconds
-            connection_timeout=self.connection_timeout,  # type: ignore[arg-type]
-            read_timeout=self.operation_timeout + READ_MARGIN_S,
-            no_proxy=self.winrm.is_loopback,
-            certificate_pem=_str(self.winrm.certificate_pem),
-            certificate_key_pem=_str(self.winrm.certificate_key_pem),
-            certificate_key_password=key_password,
-        )
 
     def _invoke(self, commands: list[Command], questions: tuple[ExpectedQuestion, ...]) -> Result:
         pool = self._ensure_pool()
@@ -507,35 +434,7 @@ class ExchangeShell:
         )
 
 
-def add_statements(ps: PowerShell, statements: list[Command]) -> None:
-    """Add each statement (a Command and what it pipes into) to a pypsrp PowerShell, its
-    parameter values as the wire needs them."""
-    for statement in statements:
-        for command in statement.chain():
-            ps.add_cmdlet(command.name)
-            for parameter, value in command.parameters.items():
-                ps.add_parameter(parameter, wire_value(command.name, parameter, value))
-        ps.add_statement()
-
-
-def _check_endpoint(name: str, winrm: WinRMEndpoint, lab: bool) -> None:
-    """Refuse Basic or certificate authentication over plain http (lab loopback excepted)."""
-    if winrm.scheme != "http" or winrm.auth not in ("basic", "certificate"):
-        return
-    if winrm.auth == "basic" and lab and winrm.is_loopback:
-        return
-    raise ConfigError(
-        f"{name} ({winrm.url}): {winrm.auth} authentication over plain http is refused "
-        "(the credentials would cross the network readable); use scheme https, or kerberos/"
-        "ntlm/negotiate which encrypt the messages"
-    )
-
-
 def _is_snapin_error(error: CommandError) -> bool:
     return error.fully_qualified_error_id.startswith("AddPSSnapIn") or (
         EXCHANGE_SNAPIN.lower() in error.message.lower()
     )
-
-
-def _str(path: Path | None) -> str | None:
-    return str(path) if path is not None else None

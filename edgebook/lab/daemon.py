@@ -28,7 +28,8 @@ from edgebook.lab import folder, operations
 from edgebook.lab.backend import LabBackend
 from edgebook.lab.channel import ChannelServer
 from edgebook.lab.net.listeners import CertSource, LdapsListener, RunningSource, SmtpListener
-from edgebook.lab.org.mailflow import ListenerState, Materials, accept_mail, listener_state
+from edgebook.lab.org.listener_state import ListenerState, Materials, listener_state
+from edgebook.lab.org.mailflow import accept_mail
 from edgebook.lab.org.model import Org
 from edgebook.lab.org.store import ResidentStore
 from edgebook.lab.winrm.endpoint_tls import EndpointTls

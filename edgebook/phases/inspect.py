@@ -21,9 +21,10 @@ from edgebook.exchange import connect
 from edgebook.exchange import wire_types as types
 from edgebook.exchange.batch import by_type, run_all
 from edgebook.exchange.certificates import CERTIFICATE_TYPES, read_certificates
+from edgebook.exchange.command import Command
 from edgebook.exchange.connect import DEFAULT_TIMEOUT_S, ShellFactory, resolve_credentials
+from edgebook.exchange.errors import ExchangeConnectionError
 from edgebook.exchange.normalize import CommandError, PSRecord
-from edgebook.exchange.shell import Command, ExchangeConnectionError
 from edgebook.facts import (
     EdgeFacts,
     InspectSettings,

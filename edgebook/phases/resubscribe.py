@@ -15,13 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgebook import certs
 from edgebook.change.approval import approve, save_plan
 from edgebook.change.engine import Engine, Progress
 from edgebook.change.journal import Journal
@@ -35,21 +33,24 @@ from edgebook.change.values import snapshot
 from edgebook.config import Inventory, resolve_inventory
 from edgebook.errors import ConfigError, EdgebookError
 from edgebook.evidence import layout
+from edgebook.exchange.command import Command
 from edgebook.exchange.connect import ShellFactory
-from edgebook.exchange.shell import Command
-from edgebook.findings import Severity
 from edgebook.phases import inspect as inspect_phase
 from edgebook.phases import resubscribe_steps as rs
 from edgebook.phases.own_effects import NO_EFFECTS, OwnEffects, read_own_effects
-from edgebook.phases.prepare_certificate import CERTIFICATE_ONLY, RESUBSCRIBE, load_pfx, validate
+from edgebook.phases.prepare_certificate import CERTIFICATE_ONLY, RESUBSCRIBE
+from edgebook.phases.resubscribe_checks import (
+    certificate_problems,
+    f22_problems,
+    other_edges_busy,
+    subscription_age_check,
+)
 from edgebook.phases.resubscribe_source import (
     PreparedCertificate,
-    on_edge,
     prepared_certificate,
     put_on_edge,
 )
 from edgebook.phases.resubscribe_verify import Prober, probe_edge
-from edgebook.rules.edgesync import DECRYPT_FAILED
 
 PHASE = "resubscribe"
 F12_NOTE = (
@@ -122,81 +123,6 @@ def _refuse(problems: list[str], edge: str) -> None:
         )
 
 
-def _check_certificate(
-    cert: PreparedCertificate, inventory: Inventory, facts: Any, now: dt.datetime
-) -> list[str]:
-    """The PFX again: its names for this Edge, its validity (a wrong FQDN is refused here)."""
-    problems: list[str] = []
-    if cert.key_on_edge:  # route edge-request: phase 02 completed it on the Edge
-        problems, found = on_edge(cert, facts)
-        if found is None:
-            return problems
-        candidate = found
-    elif cert.pfx is None:
-        return ["phase 02 left no PFX to import on the Edge"]
-    else:
-        candidate = load_pfx(
-            Path(cert.pfx.path), cert.password.reference if cert.password else None, None
-        )
-        if candidate.thumbprint != cert.thumbprint:
-            problems.append(f"{cert.pfx.path} no longer holds {cert.thumbprint}")
-    for finding in validate(
-        candidate, inventory, facts, now, inspect_phase._trust_anchors(inventory)
-    ):
-        if finding.severity == Severity.ERROR:
-            problems.append(f"{finding.slug}: {finding.message}")
-    if len(cert.tls_name) > certs.TLS_NAME_MAX:
-        problems.append(
-            f"F4: TlsCertificateName {cert.tls_name[:60]}… has {len(cert.tls_name)} characters "
-            f"(more than {certs.TLS_NAME_MAX}): it would not replicate to the Edge; use a "
-            "certificate with a shorter issuer and subject, or the connector's Fqdn"
-        )
-    return problems
-
-
-def _f22(edge: Any, org: Any) -> list[str]:
-    """Mailbox servers that cannot decrypt their EdgeSync credentials for this Edge (F22): their
-    default certificate is newer than the subscription, or EdgeSync to the Edge fails to decrypt
-    the credential with that certificate (an older certificate made the default shows only so)."""
-    sub = next((s for s in org.subscriptions if edge.is_named(s.name)), None)
-    if sub is None:
-        return []
-    row = next((r for r in org.edgesync if edge.is_named(r.name)), None)
-    failure = (row.failure_detail or "") if row is not None else ""
-    decrypt = DECRYPT_FAILED in failure.casefold()
-    found = []
-    for mailbox in org.mailbox_servers:
-        thumb = mailbox.internal_thumbprint or ""
-        default = next((c for c in mailbox.certificates if c.thumbprint == thumb), None)
-        newer = bool(
-            default is not None
-            and default.not_before
-            and sub.create_utc
-            and default.not_before > sub.create_utc
-        )
-        named = decrypt and bool(thumb) and thumb.casefold() in failure.casefold()
-        if not (newer or named):
-            continue
-        why = (
-            f"is newer than {edge.name}'s subscription ({sub.create_utc:%Y-%m-%d %H:%M} UTC)"
-            if newer
-            else f"is not the one {edge.name}'s subscription was made with: EdgeSync from "
-            f"{mailbox.name} to {edge.name} fails to decrypt the credential with it"
-        )
-        found.append(
-            f"F22: {mailbox.name}'s default transport certificate {thumb} {why}: EdgeSync from it "
-            "fails until the Edge is subscribed again; this plan resubscribes (or restore "
-            f"{mailbox.name}'s previous default and plan again)"
-        )
-    if decrypt and not found:
-        found.append(
-            f"F22: EdgeSync to {edge.name} fails to decrypt the credential ({failure}): a Mailbox "
-            "server's default certificate changed after the subscription; this plan resubscribes "
-            "(or restore that server's previous default and plan again)"
-        )
-    return found
-
-
 def _facts(
     edge: Any,
     org: Any,
@@ -255,7 +181,7 @@ def plan(
             f"{edge} or the Mailbox side could not be read; see the inspect findings: "
             + "; ".join(f.message for f in inspected.findings if f.slug == "server-unreachable")
         )
-    problems = _check_certificate(cert, inventory, facts, org.settings.now)
+    problems = certificate_problems(cert, inventory, facts, org.settings.now)
     sub = next((s for s in org.subscriptions if facts.is_named(s.name)), None)
     if sub is not None and site and sub.site and sub.site.casefold() != site.casefold():
         problems.append(
@@ -274,7 +200,7 @@ def plan(
             f"F9: {mailbox} holds no certificate issued by {cert.issuer} to {cert.subject}: "
             "Set-SendConnector there could not name it; run phase 02 again (it stages it)"
         )
-    f22 = _f22(facts, org)
+    f22 = f22_problems(facts, org)
     route = cert.route or CERTIFICATE_ONLY
     if options.replace_default_certificate or f22:
         route = RESUBSCRIBE
@@ -383,43 +309,6 @@ def _steps(
     return out
 
 
-def _other_edges_busy(planned: Planned, shells: Any) -> list[str]:
-    """Never two Edges drained at once, and the next Edge only after this one verified."""
-    problems = []
-    for other in planned.inventory.edges:
-        if other.name == planned.edge:
-            continue
-        journal = Journal(layout.journal_path(planned.change, other.name)).read()
-        started = [r for r in journal.records if r["event"] in ("apply-started", "apply-completed")]
-        last = started[-1] if started else None
-        if last is not None and last["event"] == "apply-started":
-            stored = layout.edge_dir(planned.change, other.name) / "plans"
-            phase = json.loads((stored / f"{last['plan_sha256']}.json").read_text())["phase"]
-            if phase == PHASE:
-                problems.append(
-                    f"{other.name}'s phase 03 in change {planned.change} started and has not "
-                    f"completed: finish it (run again with its approval) or roll it back first"
-                )
-        shell = shells(other.name)
-        result = shell.run_batch(
-            [
-                Command(
-                    "Get-Service",
-                    {"Name": rs.TRANSPORT},
-                    (Command("Select-Object", {"Property": ["Name", "Status"]}),),
-                )
-            ],
-            errors="return",
-        )
-        status = next((str(r.get("Status")) for r in result.records if isinstance(r, dict)), "?")
-        if status != "Running" or result.errors:
-            problems.append(
-                f"{other.name}: {rs.TRANSPORT} is {status}: never two Edges drained at once; "
-                "bring it back first"
-            )
-    return problems
-
-
 def _snapshot(planned: Planned, shells: Any, journal: Journal, sha: str) -> None:
     """Every send connector as it was, journalled once per plan (F10)."""
     if any(journal.read().events("send-connectors-snapshot", plan=sha)):
@@ -452,26 +341,6 @@ def _snapshot(planned: Planned, shells: Any, journal: Journal, sha: str) -> None
     )
 
 
-def subscription_age_check(name: str, data: bytes, age_s: float) -> str | None:
-    """F8: the file's lifetime (Duration) against the time since it was read; nothing of its
-    content is returned."""
-    try:
-        root = ET.fromstring(data.decode("utf-8-sig"))
-        duration = next(c.text or "" for c in root if c.tag == "Duration")
-        days, _, clock = duration.rpartition(".")
-        hours, minutes, seconds = (int(p) for p in clock.split(":"))
-        lifetime = dt.timedelta(days=int(days or 0), hours=hours, minutes=minutes, seconds=seconds)
-    except (ET.ParseError, StopIteration, ValueError, UnicodeDecodeError):
-        return f"the {name} is not an Edge Subscription file"
-    margin = 120.0
-    if age_s + margin > lifetime.total_seconds():
-        return (
-            f"F8: the {name} was read {age_s / 60:.0f} min ago; its bootstrap account lives "
-            f"{lifetime.total_seconds() / 60:.0f} min: too old to import"
-        )
-    return None
-
-
 def apply(
     planned: Planned,
     approved_plan_sha256: str,
@@ -487,7 +356,8 @@ def apply(
     chosen = approve(planned.plan, approved_plan_sha256, planned.edge_dir, journal)
     servers = [planned.edge, planned.mailbox, *(e.name for e in planned.inventory.edges)]
     with ShellPool(planned.inventory, servers, shell_factory) as shells:
-        _refuse(_other_edges_busy(planned, shells), planned.edge)
+        busy = other_edges_busy(planned.inventory, planned.edge, planned.change, shells, PHASE)
+        _refuse(busy, planned.edge)
         with EdgeLock(
             shells(planned.edge),
             planned.change,

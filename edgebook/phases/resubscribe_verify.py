@@ -18,7 +18,7 @@ from typing import Any
 from edgebook import probes
 from edgebook.config import Inventory
 from edgebook.errors import EdgebookError
-from edgebook.exchange.shell import Command
+from edgebook.exchange.command import Command
 
 Prober = Callable[[str, str], "str | None"]  # (Edge, "smtp"|"ldaps") -> thumbprint presented
 PROBE_TIMEOUT_S = 10.0

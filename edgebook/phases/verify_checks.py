@@ -13,8 +13,8 @@ from edgebook.config import Inventory
 from edgebook.errors import ConfigError
 from edgebook.evidence import layout
 from edgebook.exchange import connect
+from edgebook.exchange.command import Command
 from edgebook.exchange.connect import ShellFactory, resolve_credentials
-from edgebook.exchange.shell import Command
 from edgebook.facts import CertificateFact, EdgeFacts, OrgFacts, QueueFact
 from edgebook.findings import Severity
 from edgebook.phases import inspect as inspect_phase

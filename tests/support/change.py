@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgebook.change.reads import OUTPUT_TYPES
+from edgebook.exchange.command import Command
 from edgebook.exchange.normalize import CommandError, PSRecord
 from edgebook.exchange.questions import AnsweredQuestion, UnexpectedQuestion
 from edgebook.exchange.secure import SecureText
-from edgebook.exchange.shell import Command
 from edgebook.exchange.wire_values import Null
 
 LOCK_FILE = r"c:\programdata\edgebook\change.lock"

@@ -16,7 +16,7 @@ from edgebook.exchange.wire_types import EDGE_SHAPE, MAILBOX_SHAPE
 from edgebook.lab import control
 from edgebook.lab.backend import LabBackend
 from edgebook.lab.folder import lab_password
-from edgebook.lab.org import mailflow
+from edgebook.lab.org.listener_state import listener_state
 from edgebook.lab.org.store import LabStore, clock
 from edgebook.lab.winrm.inprocess import connect_in_process
 from edgebook.lab.winrm.wsman import WSManEndpoint
@@ -60,7 +60,7 @@ class InProcessLab:
     def probe(self, edge: str, kind: str) -> str | None:
         """The thumbprint the Edge's SMTP or LDAPS listener presents now."""
         org = self.store.read()
-        state = mailflow.listener_state(org, edge, kind, clock(org))  # type: ignore[arg-type]
+        state = listener_state(org, edge, kind, clock(org))  # type: ignore[arg-type]
         if state.certificate is None:
             return None
         return thumbprint(x509.load_pem_x509_certificates(state.certificate[0])[0])
