@@ -11,14 +11,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pypsrp.host import PSHost, PSHostUserInterface
-from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.powershell import PowerShell
 from pypsrp.serializer import TaggedValue
 
-from edgebook.exchange.wire_types import EDGE_SHAPE, EXCHANGE_SNAPIN, MAILBOX_SHAPE
+from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
 from edgebook.lab.backend import LabBackend
-from edgebook.lab.winrm.inprocess import connect_in_process
-from edgebook.lab.winrm.wsman import WSManEndpoint
-from tests.support.lab import PASSWORD, lab_copy
+from tests.support.lab import lab_copy
+from tests.support.pypsrp_pools import close_pools, open_pools
 
 ARE_YOU_SURE = "Are you sure you want to perform this action?"
 
@@ -49,33 +48,14 @@ class Client:
     with a host UI that answers questions."""
 
     def __init__(self, backend: LabBackend) -> None:
-        self.endpoints: list[WSManEndpoint] = []
-        self.pools: dict[str, RunspacePool] = {}
         self.ui = AnsweringUI()
         host = PSHost(None, None, False, "audit", None, self.ui, "1.0")
-        for server, user, (path, configuration) in (
-            ("EDGE01", "EDGE01\\Administrator", EDGE_SHAPE),
-            ("EX01", "CONTOSO\\Administrator", MAILBOX_SHAPE),
-        ):
-            endpoint = WSManEndpoint(
-                backend, server, path=path, configuration_names={configuration}
-            )
-            self.endpoints.append(endpoint)
-            pool = RunspacePool(
-                connect_in_process(endpoint, user, PASSWORD),
-                configuration_name=configuration,
-                host=host,
-            )
-            pool.open()
-            pool.exchange_keys()  # SecureString parameters need the session key
-            self.pools[server] = pool
+        # SecureString parameters need the session key
+        self.endpoints, self.pools = open_pools(backend, host, exchange_keys=True)
         self.run("EDGE01", "Add-PSSnapin", Name=EXCHANGE_SNAPIN)
 
     def close(self) -> None:
-        for pool in self.pools.values():
-            pool.close()
-        for endpoint in self.endpoints:
-            endpoint.close()
+        close_pools(self.endpoints, self.pools)
 
     def run(self, server: str, cmdlet: str, **params: Any) -> tuple[list[Any], list[str]]:
         """(output, error messages) of one cmdlet; a value of None sends a bare switch."""

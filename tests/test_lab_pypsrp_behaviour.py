@@ -10,15 +10,14 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.powershell import PowerShell
 
-from edgebook.exchange.wire_types import EDGE_SHAPE, EXCHANGE_SNAPIN, MAILBOX_SHAPE
+from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
 from edgebook.lab.backend import LabBackend
 from edgebook.lab.cmdlets.binding import AMBIGUOUS_SET, INPUT_NOT_BOUND
 from edgebook.lab.org.store import LabStore
-from edgebook.lab.winrm.inprocess import connect_in_process
-from edgebook.lab.winrm.wsman import WSManEndpoint
 from tests.support.lab import PASSWORD, lab_copy
+from tests.support.pypsrp_pools import close_pools, open_pools
 
 HYBRID = "Outbound to Office 365"
 
@@ -28,30 +27,13 @@ class Client:
     (Microsoft.Exchange), as any PSRP client opens them."""
 
     def __init__(self, backend: LabBackend) -> None:
-        self.endpoints: list[WSManEndpoint] = []
-        self.pools: dict[str, RunspacePool] = {}
-        for server, user, (path, configuration) in (
-            ("EDGE01", "EDGE01\\Administrator", EDGE_SHAPE),
-            ("EX01", "CONTOSO\\Administrator", MAILBOX_SHAPE),
-        ):
-            endpoint = WSManEndpoint(
-                backend, server, path=path, configuration_names={configuration}
-            )
-            self.endpoints.append(endpoint)
-            pool = RunspacePool(
-                connect_in_process(endpoint, user, PASSWORD), configuration_name=configuration
-            )
-            pool.open()
-            self.pools[server] = pool
+        self.endpoints, self.pools = open_pools(backend)
         ps = PowerShell(self.pools["EDGE01"])
         ps.add_cmdlet("Add-PSSnapin").add_parameter("Name", EXCHANGE_SNAPIN).invoke()
         assert not ps.had_errors
 
     def close(self) -> None:
-        for pool in self.pools.values():
-            pool.close()
-        for endpoint in self.endpoints:
-            endpoint.close()
+        close_pools(self.endpoints, self.pools)
 
     def run(self, server: str, *commands: tuple[str, dict[str, Any]], input: Any = None) -> Any:
         """One pipeline of commands (a value of None sends the parameter as a bare switch)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from edgebook.exchange import wire_types as T
@@ -179,18 +179,20 @@ class _Parser:
         return test
 
     def either(self) -> Test:
-        tests = [self.both()]
-        while self.peek() == ("op", "or"):
-            self.take()
-            tests.append(self.both())
-        return tests[0] if len(tests) == 1 else lambda o: any(t(o) for t in tests)
+        return self.joined("or", self.both, any)
 
     def both(self) -> Test:
-        tests = [self.single()]
-        while self.peek() == ("op", "and"):
+        return self.joined("and", self.single, all)
+
+    def joined(
+        self, op: str, operand: Callable[[], Test], combine: Callable[[Iterable[bool]], bool]
+    ) -> Test:
+        """Operands joined by -op (-and binds tighter than -or: both() is either()'s operand)."""
+        tests = [operand()]
+        while self.peek() == ("op", op):
             self.take()
-            tests.append(self.single())
-        return tests[0] if len(tests) == 1 else lambda o: all(t(o) for t in tests)
+            tests.append(operand())
+        return tests[0] if len(tests) == 1 else lambda o: combine(t(o) for t in tests)
 
     def single(self) -> Test:
         kind, text = self.take()
