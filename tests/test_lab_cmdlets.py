@@ -240,10 +240,18 @@ def test_suspended_transport_refuses_mail_and_drains(lab):
     assert served_certificate(lab.store.read(), "EDGE01", "smtp", lab.store.now())
 
 
-def test_adam_restart_needs_force_and_leaves_transport_stopped(lab):
+def test_adam_restart_needs_force_and_restarts_running_transport_not_paused(lab):
+    """PowerShell's RestartServiceCommand starts again the dependents DoStopService stopped:
+    only those that were running; a paused (drained) transport stops and stays stopped."""
     result = lab.run("EDGE01", "Restart-Service", "ADAM_MSExchange")
     assert "has dependent services" in result.errors[0].message
-    lab.ok("EDGE01", "Restart-Service", "ADAM_MSExchange", Force=True)
+    restarted = lab.ok("EDGE01", "Restart-Service", "ADAM_MSExchange", Force=True, PassThru=True)
+    assert [s["Name"] for s in restarted] == ["MSExchangeTransport", "ADAM_MSExchange"]
+    states = {s["Name"]: s["Status"].text for s in lab.ok("EDGE01", "Get-Service")}
+    assert states == {"MSExchangeTransport": "Running", "ADAM_MSExchange": "Running"}
+    lab.ok("EDGE01", "Suspend-Service", "MSExchangeTransport")
+    restarted = lab.ok("EDGE01", "Restart-Service", "ADAM_MSExchange", Force=True, PassThru=True)
+    assert [s["Name"] for s in restarted] == ["ADAM_MSExchange"]
     states = {s["Name"]: s["Status"].text for s in lab.ok("EDGE01", "Get-Service")}
     assert states == {"MSExchangeTransport": "Stopped", "ADAM_MSExchange": "Running"}
     assert "Verify that the service is running" in lab.fails("EDGE01", "Get-Queue")

@@ -30,7 +30,7 @@ from edgebook.lab.org.model import ADAM, TRANSPORT
 from edgebook.lab.org.store import clock
 from edgebook.phases import resubscribe_steps as rs
 from edgebook.phases.resubscribe_checks import subscription_age_check
-from tests.support.lab import PASSWORD, Lab, lab_copy
+from tests.support.lab import PASSWORD, Lab, error_instance, lab_copy
 from tests.support.resubscribe import CHANGE, InProcessLab
 
 SITE = "Default-First-Site-Name"
@@ -311,7 +311,7 @@ def test_incident_certificate_changed_but_tls_certificate_name_left_on_the_old_i
     queue = lab.queue("EDGE01", HYBRID)
     assert queue["Status"].text == "Retry"
     assert queue["LastError"] == ERR_TLS_NAME
-    events = lab.ok("EDGE01", "Get-EventLog", "Application", InstanceId=["12014"])
+    events = lab.ok("EDGE01", "Get-EventLog", "Application", InstanceId=[error_instance(12014)])
     assert any("<I>CN=DigiCert Global CA G2" in e["Message"] for e in events)
     assert served(lab, "EDGE01", "smtp") is None  # the receive connector names the old one too
     health = lab.ok("EDGE01", "Get-ServerHealth", "EDGE01", HealthSet="EdgeTransport")
@@ -368,9 +368,9 @@ def test_f7_ad_lds_keeps_its_certificate_until_adam_restarts(tmp_path):
     assert served(lab, edge, "ldaps") == old_default
     lab.ok(edge, "Restart-Service", ADAM, Force=True)
     assert served(lab, edge, "ldaps") == new["Thumbprint"]
-    # transport depends on AD LDS: restarting it stopped transport too
-    assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Stopped"
-    lab.ok(edge, "Start-Service", TRANSPORT)
+    # transport depends on AD LDS: -Force stopped it, and Restart-Service started it again (it
+    # was running), binding its certificates anew
+    assert lab.ok(edge, "Get-Service", TRANSPORT)[0]["Status"].text == "Running"
     assert sync_status(lab, edge) == ("Normal", "")
     send_mail(lab, edge, INTERNAL_RECIPIENT)
     assert lab.queue(edge, INBOUND)["MessageCount"] == 0

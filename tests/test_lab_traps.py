@@ -13,7 +13,7 @@ from edgebook.lab.org import mailflow
 from edgebook.lab.org.listener_state import served_certificate
 from edgebook.lab.org.store import clock
 from edgebook.lab.winrm.protocol import CommandCall
-from tests.support.lab import PASSWORD, Lab, lab_copy
+from tests.support.lab import PASSWORD, Lab, error_instance, lab_copy
 
 SITE = "Default-First-Site-Name"
 HYBRID = "Outbound to Office 365"
@@ -286,8 +286,11 @@ def test_f14_default_certificate_deleted_breaks_edge_to_mailbox(tmp_path):
         "451 4.4.395 Target host responded with error. -> "
         "454 4.7.0 Temporary authentication failure"
     )
-    events = lab.ok("EDGE01", "Get-EventLog", "Application", InstanceId=["12013"])
+    events = lab.ok("EDGE01", "Get-EventLog", "Application", InstanceId=[error_instance(12013)])
     assert default in events[0]["Message"]
+    # PowerShell compares the whole InstanceId: the event ID alone matches nothing
+    alone = lab.run("EDGE01", "Get-EventLog", "Application", InstanceId=["12013"])
+    assert alone.output == [] and [e.message for e in alone.errors] == ["No matches found"]
 
 
 def test_f15_certificate_selected_by_fqdn_without_smtp(tmp_path):
@@ -342,7 +345,7 @@ def test_event_12018_when_the_smtp_certificate_expires_soon(tmp_path):
         "Get-EventLog",
         LogName="Application",
         Source=["MSExchangeTransport"],
-        InstanceId=["12018"],
+        InstanceId=[error_instance(12018)],
         Newest=1,
     )
     assert (

@@ -17,6 +17,14 @@ from edgebook.lab.org.store import LabStore
 from edgebook.lab.winrm.protocol import Choice, CommandCall, Invocation, Session
 
 PASSWORD = "Lab-Passw0rd!"
+
+
+def error_instance(event_id: int) -> str:
+    """The InstanceId Get-EventLog -InstanceId matches for an Error entry: the event ID with
+    the Error severity bits (PowerShell compares the whole InstanceId)."""
+    return str(0xC0000000 | event_id)
+
+
 _TEMPLATES: dict[str, tuple[Path, float]] = {}  # scenario: (folder, when it was built)
 
 

@@ -169,7 +169,7 @@ class Context:
     ) -> ErrorInfo:
         """An ErrorRecord as Exchange writes it (FullyQualifiedErrorId "<code>,<task class>")."""
         code = code or f"{zlib.crc32(message.encode()) & 0xFFFFFFFF:08X}"
-        task = f"{self.cmdlet.task}.{self.cmdlet.name.replace('-', '')}"
+        task = task_class(self.cmdlet)
         fqid = (
             f"[Server={self.server.name}] {code},{task}"
             if self.cmdlet.exchange
@@ -212,5 +212,13 @@ def binding_error(
     cmdlet: Cmdlet, message: str, error_id: str, category: str = "InvalidArgument"
 ) -> CmdletError:
     """A ParameterBindingException as PowerShell raises it (terminating)."""
-    task = f"{cmdlet.task}.{cmdlet.name.replace('-', '')}"
-    return CmdletError(ErrorInfo(message, f"{error_id},{task}", category, None, BINDING_EXCEPTION))
+    return CmdletError(
+        ErrorInfo(message, f"{error_id},{task_class(cmdlet)}", category, None, BINDING_EXCEPTION)
+    )
+
+
+def task_class(cmdlet: Cmdlet) -> str:
+    """The class an ErrorRecord names: Exchange's task (…SystemConfigurationTasks.
+    GetExchangeCertificate) or PowerShell's command (…Commands.GetServiceCommand)."""
+    name = f"{cmdlet.task}.{cmdlet.name.replace('-', '')}"
+    return name if cmdlet.exchange else f"{name}Command"

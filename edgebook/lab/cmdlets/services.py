@@ -1,204 +1,281 @@
-"""Windows services of the Edge (MSExchangeTransport, ADAM_MSExchange) and the snap-in cmdlets."""
+"""Get-Service and the service control cmdlets of Windows PowerShell 5.1 (Start-, Stop-,
+Restart-, Suspend-, Resume-Service) on the Edge's MSExchangeTransport and ADAM_MSExchange, with
+PowerShell's parameter sets (Name, DisplayName, InputObject), wildcards, -Include/-Exclude, and
+its error records (ServiceCommandBase); the ServiceController objects: serviceobjects."""
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
 from typing import Any
 
-from edgebook.exchange import wire_types as T
+from edgebook.lab.cmdlets import snapins
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.binding import display
+from edgebook.lab.cmdlets.serviceobjects import DISPLAY, dependents, service_object
 from edgebook.lab.org import mailflow
 from edgebook.lab.org.model import ADAM, PAUSED, RUNNING, STOPPED, TRANSPORT
-from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
 
-STATUS_VALUES = {"Stopped": 1, "Running": 4, "Paused": 7}
-DISPLAY = {TRANSPORT: "Microsoft Exchange Transport", ADAM: "Microsoft Exchange ADAM"}
-# On an Edge, MSExchangeTransport depends on the AD LDS instance (lab's simplification: no other
-# dependencies; docs/serialization.md).
-DEPENDS_ON = {TRANSPORT: (ADAM,), ADAM: ()}
 OS_TASK = "Microsoft.PowerShell.Commands"
 SERVICE_EXCEPTION = "Microsoft.PowerShell.Commands.ServiceCommandException"
-SERVICE_TYPES = [T.SERVICE_CONTROLLER, "System.ComponentModel.Component"]
-SERVICE_TYPES += ["System.MarshalByRefObject", "System.Object"]
-SERVICE_ARRAY = f"{T.SERVICE_CONTROLLER}[]"
-SAFE_HANDLE_TYPES = [
-    "SafeServiceHandle",
-    "Microsoft.Win32.SafeHandles.SafeHandleZeroOrMinusOneIsInvalid",
-    "System.Runtime.InteropServices.SafeHandle",
-    "System.Runtime.ConstrainedExecution.CriticalFinalizerObject",
-    "System.Object",
-]
-SERVICE_TYPE = "System.ServiceProcess.ServiceType"
-START_MODE = "System.ServiceProcess.ServiceStartMode"
+WILDCARDS = "*?["
+LOCAL = (".", "localhost", "127.0.0.1")
 
 
-def service_object(name: str, services: Mapping[str, str]) -> ExObject:
-    """A System.ServiceProcess.ServiceController as Get-Service writes it (capture
-    E19-GetService.xml): Name and RequiredServices are PowerShell's alias properties (<MS>),
-    ToString is the service name, the dependencies are ServiceControllers one level deep."""
-    status = services.get(name, STOPPED)
-    depended_on = ExList(SERVICE_ARRAY, [_related(n, services) for n in DEPENDS_ON[name]])
-    properties = {
-        **_common(name),
-        "DependentServices": ExList(
-            SERVICE_ARRAY, [_related(n, services) for n in _dependents(name)]
-        ),
-        "MachineName": ".",
-        "ServiceName": name,
-        "ServicesDependedOn": depended_on,
-        "ServiceHandle": ExObject(
-            SAFE_HANDLE_TYPES,
-            {"IsInvalid": False, "IsClosed": False},
-            to_string="SafeServiceHandle",
-        ),
-        "Status": ExEnum(T.SERVICE_CONTROLLER_STATUS, status, STATUS_VALUES[status]),
-        "ServiceType": ExEnum(SERVICE_TYPE, "Win32OwnProcess", 16),
-        "StartType": ExEnum(START_MODE, "Automatic", 2),
-        "Site": None,
-        "Container": None,
-        "Name": name,
-        "RequiredServices": depended_on,
-    }
-    return ExObject(SERVICE_TYPES, properties, to_string=name, notes=("Name", "RequiredServices"))
+def _label(name: str) -> str:
+    """How PowerShell names a service in its messages: 'Display Name (ServiceName)'."""
+    return f"{DISPLAY[name]} ({name})"
 
 
-def _common(name: str) -> dict[str, Any]:
-    return {
-        "CanPauseAndContinue": name == TRANSPORT,
-        "CanShutdown": True,
-        "CanStop": True,
-        "DisplayName": DISPLAY[name],
-    }
+def _error(ctx: Context, name: str, text: str, code: str, category: str) -> None:
+    ctx.write_error(text, exception=SERVICE_EXCEPTION, category=category, target=name, code=code)
 
 
-def _dependents(name: str) -> list[str]:
-    return [n for n, needs in DEPENDS_ON.items() if name in needs]
+def _wild(text: str) -> bool:
+    return any(c in text for c in WILDCARDS)
 
 
-def _related(name: str, services: Mapping[str, str]) -> ExObject:
-    """A dependency inside a ServiceController: serialised one level deeper, so its own
-    collections hold names and its enums their text (as in the capture)."""
-    depended_on = ExList(SERVICE_ARRAY, list(DEPENDS_ON[name]))
-    properties = {
-        **_common(name),
-        "DependentServices": ExList(SERVICE_ARRAY, _dependents(name)),
-        "MachineName": ".",
-        "ServiceName": name,
-        "ServicesDependedOn": depended_on,
-        "ServiceHandle": "SafeServiceHandle",
-        "Status": services.get(name, STOPPED),
-        "ServiceType": "Win32OwnProcess",
-        "StartType": "Automatic",
-        "Site": None,
-        "Container": None,
-        "Name": name,
-        "RequiredServices": depended_on,
-    }
-    return ExObject(SERVICE_TYPES, properties, to_string=name, notes=("Name", "RequiredServices"))
+def _like(value: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(value.casefold(), pattern.casefold())
 
 
-def _names(ctx: Context, params: dict[str, Any]) -> list[str]:
-    """The services -Name selects: names or wildcard patterns (* ? [...]), as PowerShell's
-    service cmdlets match them; a plain name that matches nothing is an error, a pattern is not."""
-    wanted = params.get("Name") or list(DISPLAY)
+def _check_computer(ctx: Context, params: dict[str, Any]) -> None:
+    """-ComputerName: the local server only (the lab has no remote service control)."""
+    local = {*LOCAL, ctx.server.name.casefold(), ctx.server.fqdn.casefold()}
+    remote = [c for c in params.get("ComputerName") or [] if c.casefold() not in local]
+    if remote:
+        raise ctx.fail(
+            f"The edgebook lab does not simulate the ComputerName parameter of "
+            f"{ctx.cmdlet.name} for another computer ('{remote[0]}'). Run the cmdlet on that "
+            "server, or leave -ComputerName out.",
+            exception="System.Management.Automation.PSNotSupportedException",
+            category="NotImplemented",
+            target=remote[0],
+            code="LabParameterNotSimulated",
+        )
+
+
+def _by_name(ctx: Context, patterns: list[str]) -> list[str]:
+    """-Name: service names or wildcard patterns; a plain name may also be a display name (as
+    ServiceController resolves it); a plain name that matches nothing is an error."""
     found: list[str] = []
-    for item in wanted:
-        text = str(item)
-        if pattern := any(c in text for c in "*?["):
-            matches = [n for n in DISPLAY if fnmatch.fnmatchcase(n.casefold(), text.casefold())]
+    for text in patterns:
+        if _wild(text):
+            matches = sorted((n for n in DISPLAY if _like(n, text)), key=str.casefold)
         else:
-            matches = [n for n in DISPLAY if n.casefold() == text.casefold()]
-        if not matches and not pattern:
-            ctx.write_error(
-                f"Cannot find any service with service name '{item}'.",
-                exception=SERVICE_EXCEPTION,
-                category="ObjectNotFound",
-                target=text,
+            matches = [
+                n for n in DISPLAY if text.casefold() in (n.casefold(), DISPLAY[n].casefold())
+            ]
+            if not matches:
+                _error(
+                    ctx,
+                    text,
+                    f"Cannot find any service with service name '{text}'.",
+                    "NoServiceFoundForGivenName",
+                    "ObjectNotFound",
+                )
+        found.extend(m for m in matches if m not in found)
+    return found
+
+
+def _by_display_name(ctx: Context, patterns: list[str]) -> list[str]:
+    found: list[str] = []
+    for text in patterns:
+        matches = sorted((n for n in DISPLAY if _like(DISPLAY[n], text)), key=str.casefold)
+        if not matches and not _wild(text):
+            _error(
+                ctx,
+                text,
+                f"Cannot find any service with display name '{text}'.",
+                "NoServiceFoundForGivenDisplayName",
+                "ObjectNotFound",
             )
         found.extend(m for m in matches if m not in found)
     return found
 
 
-def get_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Get-Service."""
-    return [service_object(n, ctx.server.services) for n in _names(ctx, params)]
-
-
-def _start(ctx: Context, name: str) -> bool:
-    server = ctx.server
-    if any(
-        f.server.casefold() == server.name.casefold() and f.service.casefold() == name.casefold()
-        for f in ctx.org.service_failures
-    ):
-        ctx.write_error(
-            f"Service '{DISPLAY[name]} ({name})' cannot be started due to the following error: "
-            f"Cannot start service {name} on computer '.'.",
-            exception=SERVICE_EXCEPTION,
-            category="OpenError",
-            target=name,
-        )
-        return False
-    if name == ADAM:
-        mailflow.start_adam(server, ctx.now)
-    elif server.services.get(ADAM) != RUNNING:
-        ctx.write_error(
-            f"Service '{DISPLAY[name]} ({name})' cannot be started due to the following error: "
-            f"Cannot start service {name} on computer '.'. The dependency service "
-            f"{ADAM} is stopped.",
-            exception=SERVICE_EXCEPTION,
-            category="OpenError",
-            target=name,
-        )
-        return False
-    else:
-        mailflow.start_transport(ctx.org, server, ctx.now)
-    return True
-
-
-def _control(ctx: Context, params: dict[str, Any], action: str) -> list[Any]:
-    out = []
-    for name in _names(ctx, params):
-        state = ctx.server.services.get(name, STOPPED)
-        if ctx.whatif:
+def _by_object(ctx: Context, items: list[Any]) -> list[str]:
+    """-InputObject: ServiceControllers (their ServiceName); a piped string is a name."""
+    found: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            found.extend(n for n in _by_name(ctx, [item]) if n not in found)
             continue
-        if action == "start" and state == STOPPED:
-            _start(ctx, name)
-        elif action in ("stop", "restart"):
-            dependents = name == ADAM and ctx.server.services.get(TRANSPORT) != STOPPED
-            if dependents and not params.get("Force"):
-                ctx.write_error(
-                    f"Cannot stop service '{DISPLAY[name]} ({name})' because it has dependent "
-                    "services. It can only be stopped if the Force flag is set.",
-                    exception=SERVICE_EXCEPTION,
-                    category="InvalidOperation",
-                    target=name,
-                )
-                continue
-            mailflow.stop_service(ctx.server, name)  # ADAM takes transport down with it
-            if action == "restart":
-                _start(ctx, name)  # like PowerShell, dependents stopped with -Force stay stopped
-        elif action in ("suspend", "resume"):
-            if name != TRANSPORT:
-                ctx.write_error(
-                    f"Service '{DISPLAY[name]} ({name})' cannot be suspended because the service "
-                    "does not support being suspended or resumed.",
-                    exception=SERVICE_EXCEPTION,
-                    category="CloseError",
-                    target=name,
-                )
-                continue
-            if action == "suspend" and state == RUNNING:
-                ctx.server.services[name] = PAUSED
-            elif action == "resume" and state == PAUSED:
-                ctx.server.services[name] = RUNNING
-        if params.get("PassThru"):
-            out.append(service_object(name, ctx.server.services))
+        properties = getattr(item, "properties", {})
+        name = str(properties.get("ServiceName") or properties.get("Name") or display(item))
+        known = next((n for n in DISPLAY if n.casefold() == name.casefold()), None)
+        if known is None:
+            _error(
+                ctx,
+                name,
+                f"Cannot find any service with service name '{name}'.",
+                "NoServiceFoundForGivenName",
+                "ObjectNotFound",
+            )
+        elif known not in found:
+            found.append(known)
+    return found
+
+
+def select(ctx: Context, params: dict[str, Any]) -> list[str]:
+    """The services a call selects (PowerShell's MatchingServices), -Include/-Exclude applied to
+    the service names (to the display names with -DisplayName)."""
+    if params.get("InputObject") is not None:
+        value = params["InputObject"]
+        names = _by_object(ctx, value if isinstance(value, list) else [value])
+    elif params.get("DisplayName"):
+        names = _by_display_name(ctx, params["DisplayName"])
+    else:
+        names = _by_name(ctx, params.get("Name") or ["*"])
+    by_display = bool(params.get("DisplayName"))
+
+    def key(name: str) -> str:
+        return DISPLAY[name] if by_display else name
+
+    if params.get("Include"):
+        names = [n for n in names if any(_like(key(n), p) for p in params["Include"])]
+    if params.get("Exclude"):
+        names = [n for n in names if not any(_like(key(n), p) for p in params["Exclude"])]
+    return names
+
+
+def get_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-Service (-DependentServices / -RequiredServices: those of the selected services)."""
+    _check_computer(ctx, params)
+    out: list[Any] = []
+    services = ctx.server.services
+    for name in select(ctx, params):
+        if not params.get("DependentServices") and not params.get("RequiredServices"):
+            out.append(service_object(name, services))
+            continue
+        if params.get("DependentServices"):
+            out.extend(service_object(n, services) for n in dependents(name))
+        if params.get("RequiredServices"):
+            out.extend(service_object(n, services) for n in _required(name))
     return out
 
 
+def _required(name: str) -> list[str]:
+    return [ADAM] if name == TRANSPORT else []
+
+
+def _start(ctx: Context, name: str) -> bool:
+    """StartService: the SCM starts a stopped dependency first; a paused service is not
+    started (PowerShell waits for Running and gives up)."""
+    server = ctx.server
+    state = server.services.get(name, STOPPED)
+    if state == RUNNING:
+        return True
+    if state == PAUSED:
+        _error(
+            ctx,
+            name,
+            f"Failed to start service '{_label(name)}'.",
+            "StartServiceFailed",
+            "OpenError",
+        )
+        return False
+    broken = {
+        f.service.casefold()
+        for f in ctx.org.service_failures
+        if f.server.casefold() == server.name.casefold()
+    }
+    chain = [*(r for r in _required(name) if server.services.get(r) != RUNNING), name]
+    if any(n.casefold() in broken for n in chain):
+        _error(
+            ctx,
+            name,
+            f"Service '{_label(name)}' cannot be started due to the following error: Cannot "
+            f"start service {name} on computer '.'.",
+            "CouldNotStartService",
+            "OpenError",
+        )
+        return False
+    for n in chain:
+        if n == ADAM:
+            mailflow.start_adam(server, ctx.now)
+        else:
+            mailflow.start_transport(ctx.org, server, ctx.now)
+    return True
+
+
+def _stop(ctx: Context, name: str, force: bool) -> list[str] | None:
+    """DoStopService: the services stopped (the running dependents first), None after an
+    error. Dependents that are not stopped need -Force; paused ones stop but are not listed."""
+    waiting = [n for n in dependents(name) if ctx.server.services.get(n, STOPPED) != STOPPED]
+    if waiting and not force:
+        _error(
+            ctx,
+            name,
+            f"Cannot stop service '{_label(name)}' because it has dependent services. It can "
+            "only be stopped if the Force flag is set.",
+            "ServiceHasDependentServices",
+            "InvalidOperation",
+        )
+        return None
+    running = [n for n in waiting if ctx.server.services.get(n) == RUNNING]
+    mailflow.stop_service(ctx.server, name)
+    return [*running, name]
+
+
+def _pause(ctx: Context, name: str, resume: bool) -> bool:
+    """DoPauseService / DoResumeService: PowerShell writes the specific error, then the
+    general one with the ServiceController's exception text."""
+    state = ctx.server.services.get(name, STOPPED)
+    verb, word, control = (
+        ("resumed", "Resume", "resume") if resume else ("suspended", "Suspend", "pause")
+    )
+    if state == STOPPED:
+        reason, why = "NotRunning", "it is not currently running"
+    elif name != TRANSPORT:
+        reason, why = "NotSupported", "the service does not support being suspended or resumed"
+    else:
+        ctx.server.services[name] = RUNNING if resume else PAUSED
+        return True
+    label = _label(name)
+    _error(
+        ctx,
+        name,
+        f"Service '{label}' cannot be {verb} because {why}.",
+        f"CouldNot{word}Service{reason}",
+        "CloseError",
+    )
+    _error(
+        ctx,
+        name,
+        f"Service '{label}' cannot be {verb} due to the following error: Cannot {control} "
+        f"{name} service on computer '.'.",
+        f"CouldNot{word}Service",
+        "CloseError",
+    )
+    return False
+
+
+def _control(ctx: Context, params: dict[str, Any], action: str) -> list[Any]:
+    out: list[str] = []
+    for name in select(ctx, params):
+        if not ctx.should_process(
+            f'Performing the operation "{ctx.cmdlet.name}" on target "{_label(name)}".'
+        ):
+            continue
+        if action == "start":
+            done = [name] if _start(ctx, name) else []
+        elif action in ("stop", "restart"):
+            done = _stop(ctx, name, bool(params.get("Force"))) or []
+            if action == "restart":
+                # PowerShell's RestartServiceCommand starts again every service DoStopService
+                # stopped: the dependents that were running (a paused one stops and stays
+                # stopped), then the service itself
+                done = [n for n in done if _start(ctx, n)]
+        else:
+            done = [name] if _pause(ctx, name, resume=action == "resume") else []
+        out.extend(done)
+    if not params.get("PassThru"):
+        return []
+    return [service_object(n, ctx.server.services) for n in out]
+
+
 def start_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Start-Service."""
+    """Start-Service (a running service: nothing to do, no error)."""
     return _control(ctx, params, "start")
 
 
@@ -208,7 +285,8 @@ def stop_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def restart_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Restart-Service (rebinds certificates)."""
+    """Restart-Service (rebinds certificates; with -Force the running dependents it stopped
+    start again, paused ones stay stopped)."""
     return _control(ctx, params, "restart")
 
 
@@ -222,101 +300,68 @@ def resume_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
     return _control(ctx, params, "resume")
 
 
-SNAPIN = T.EXCHANGE_SNAPIN
+def _selection(mandatory: bool) -> list[Param]:
+    """-Name / -DisplayName / -InputObject in their parameter sets, -Include, -Exclude."""
+    return [
+        Param(
+            "Name",
+            "strs",
+            position=0,
+            mandatory=mandatory,
+            pipeline=True,
+            aliases=("ServiceName",),
+            sets=("Default",),
+        ),
+        Param("DisplayName", "strs", mandatory=True, sets=("DisplayName",)),
+        Param(
+            "InputObject",
+            "any",
+            position=0,
+            mandatory=mandatory,
+            pipeline=True,
+            whole=True,
+            sets=("InputObject",),
+        ),
+        Param("Include", "strs"),
+        Param("Exclude", "strs"),
+    ]
 
 
-def snapin_object() -> ExObject:
-    """A PSSnapInInfo for the Exchange snap-in."""
-    return ExObject(
-        [T.PS_SNAPIN_INFO, "System.Object"],
-        {
-            "Name": SNAPIN,
-            "IsDefault": False,
-            "ApplicationBase": r"C:\Program Files\Microsoft\Exchange Server\V15\bin",
-            "Description": "Admin Tasks for the Exchange Server",
-            "PSVersion": "1.0",
-            "Version": "15.0.0.0",
-        },
-        to_string=SNAPIN,
+_CONTROL = [*_selection(mandatory=True), Param("PassThru", "switch")]
+NO_WAIT = (
+    "the lab's services stop at once; with -NoWait a real service may still be StopPending "
+    "when the next command runs"
+)
+
+
+def _control_cmdlet(name: str, func: Any, extra: list[Param]) -> Cmdlet:
+    return Cmdlet(
+        name, func, [*_CONTROL, *extra], task=OS_TASK, exchange=False, default_set="InputObject"
     )
 
 
-def add_pssnapin(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Add-PSSnapin (only the Exchange snap-in is installed)."""
-    for name in params.get("Name") or []:
-        if name.casefold() != SNAPIN.casefold():
-            ctx.write_error(
-                f"The Windows PowerShell snap-in '{name}' is not installed on this computer.",
-                exception="System.Management.Automation.PSArgumentException",
-                category="InvalidArgument",
-                target=name,
-            )
-        elif SNAPIN in ctx.session.snapins:
-            ctx.write_error(
-                f"Cannot add Windows PowerShell snap-in {SNAPIN} because it is already added. "
-                "Verify the name of the snap-in, and then try again.",
-                exception="System.Management.Automation.PSArgumentException",
-                category="InvalidArgument",
-                target=name,
-            )
-        else:
-            ctx.session.snapins.add(SNAPIN)
-    return [snapin_object()] if params.get("PassThru") else []
-
-
-def get_pssnapin(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Get-PSSnapin (loaded snap-ins; -Registered lists the installed one)."""
-    loaded = SNAPIN in ctx.session.snapins or bool(params.get("Registered"))
-    wanted = params.get("Name")
-    if wanted and not any(n.casefold() == SNAPIN.casefold() for n in wanted):
-        loaded = False
-    if wanted and not loaded:
-        ctx.write_error(
-            f"No Windows PowerShell snap-ins matching the pattern '{wanted[0]}' were found. Check "
-            "the pattern and then try the command again.",
-            exception="System.Management.Automation.PSArgumentException",
-            category="InvalidArgument",
-            target=wanted[0],
-        )
-    return [snapin_object()] if loaded else []
-
-
-_SVC = [
-    Param("Name", "strs", position=0, mandatory=True, pipeline=True, aliases=("ServiceName",)),
-    Param("PassThru", "switch"),
-    Param("Force", "switch"),
-]
 CMDLETS = [
     Cmdlet(
         "Get-Service",
         get_service,
-        [Param("Name", "strs", position=0, aliases=("ServiceName",)), Param("ComputerName")],
+        [
+            *_selection(mandatory=False),
+            Param("DependentServices", "switch", aliases=("DS",)),
+            Param("RequiredServices", "switch", aliases=("SDO", "ServicesDependedOn")),
+            Param("ComputerName", "strs", aliases=("Cn",)),
+        ],
         task=OS_TASK,
         exchange=False,
+        default_set="Default",
     ),
-    Cmdlet("Start-Service", start_service, _SVC, task=OS_TASK, exchange=False),
-    Cmdlet(
+    _control_cmdlet("Start-Service", start_service, []),
+    _control_cmdlet(
         "Stop-Service",
         stop_service,
-        [*_SVC, Param("NoWait", "switch")],
-        task=OS_TASK,
-        exchange=False,
+        [Param("Force", "switch"), Param("NoWait", "switch", unsimulated=NO_WAIT)],
     ),
-    Cmdlet("Restart-Service", restart_service, _SVC, task=OS_TASK, exchange=False),
-    Cmdlet("Suspend-Service", suspend_service, _SVC, task=OS_TASK, exchange=False),
-    Cmdlet("Resume-Service", resume_service, _SVC, task=OS_TASK, exchange=False),
-    Cmdlet(
-        "Add-PSSnapin",
-        add_pssnapin,
-        [Param("Name", "strs", position=0, mandatory=True), Param("PassThru", "switch")],
-        task=OS_TASK,
-        exchange=False,
-    ),
-    Cmdlet(
-        "Get-PSSnapin",
-        get_pssnapin,
-        [Param("Name", "strs", position=0), Param("Registered", "switch")],
-        task=OS_TASK,
-        exchange=False,
-    ),
+    _control_cmdlet("Restart-Service", restart_service, [Param("Force", "switch")]),
+    _control_cmdlet("Suspend-Service", suspend_service, []),
+    _control_cmdlet("Resume-Service", resume_service, []),
+    *snapins.CMDLETS,
 ]

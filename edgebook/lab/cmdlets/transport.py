@@ -6,7 +6,7 @@ import fnmatch
 from typing import Any
 
 from edgebook.exchange import wire_types as T
-from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.base import Cmdlet, CmdletError, Context, Param
 from edgebook.lab.cmdlets.common import enum, not_found, target_server
 from edgebook.lab.org import certstore, mailflow
 from edgebook.lab.org.model import PAUSED, RUNNING, TRANSPORT, Server
@@ -172,8 +172,77 @@ def event_object(server: Server, entry: Any) -> ExObject:
     )
 
 
+ENTRY_TYPE_SET = ("Error", "Information", "FailureAudit", "SuccessAudit", "Warning")
+LOCAL_COMPUTERS = (".", "localhost", "127.0.0.1")
+
+
+def _validation_error(ctx: Context, name: str, detail: str, value: Any) -> CmdletError:
+    return ctx.fail(
+        f"Cannot validate argument on parameter '{name}'. {detail}",
+        exception="System.Management.Automation.ParameterBindingValidationException",
+        category="InvalidData",
+        target=str(value),
+        code="ParameterArgumentValidationError",
+    )
+
+
+def _event_query(ctx: Context, params: dict[str, Any]) -> None:
+    """Refuse what PowerShell 5.1 refuses: another computer (not simulated), an entry type
+    outside its ValidateSet, a negative -Newest, an -InstanceId that is no Int64."""
+    local = {*LOCAL_COMPUTERS, ctx.server.name.casefold(), ctx.server.fqdn.casefold()}
+    remote = [c for c in params.get("ComputerName") or [] if c.casefold() not in local]
+    if remote:
+        raise ctx.fail(
+            "The edgebook lab does not simulate the ComputerName parameter of Get-EventLog for "
+            f"another computer ('{remote[0]}'). Run the cmdlet on that server.",
+            exception="System.Management.Automation.PSNotSupportedException",
+            category="NotImplemented",
+            target=remote[0],
+            code="LabParameterNotSimulated",
+        )
+    for kind in params.get("EntryType") or []:
+        if kind.casefold() not in (k.casefold() for k in ENTRY_TYPE_SET):
+            raise _validation_error(
+                ctx,
+                "EntryType",
+                f'The argument "{kind}" does not belong to the set "{",".join(ENTRY_TYPE_SET)}" '
+                "specified by the ValidateSet attribute. Supply an argument that is in the set "
+                "and then try the command again.",
+                kind,
+            )
+    newest = params.get("Newest")
+    if newest is not None and newest < 0:
+        raise _validation_error(
+            ctx,
+            "Newest",
+            f"The {newest} argument is less than the minimum allowed range of 0. Supply an "
+            "argument that is greater than or equal to 0 and then try the command again.",
+            newest,
+        )
+    numbers = [("InstanceId", "Int64", v) for v in params.get("InstanceId") or []]
+    numbers += [("Index", "Int32", v) for v in params.get("Index") or []]
+    for name, type_name, value in numbers:
+        if not str(value).strip().isdigit():
+            raise ctx.fail(
+                f"Cannot bind parameter '{name}'. Cannot convert value \"{value}\" to type "
+                f'"System.{type_name}". Error: "Input string was not in a correct format."',
+                exception="System.Management.Automation.ParameterBindingException",
+                category="InvalidArgument",
+                code="CannotConvertArgumentNoMessage",
+            )
+
+
+def _like_any(value: str | None, patterns: list[str]) -> bool:
+    text = (value or "").casefold()
+    return value is not None and any(fnmatch.fnmatchcase(text, p.casefold()) for p in patterns)
+
+
 def get_event_log(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Get-EventLog -LogName Application [-Source] [-After] [-Before] [-Newest] [-InstanceId]."""
+    """Get-EventLog -LogName Application [-Source] [-After] [-Before] [-Newest] [-InstanceId]
+    [-EntryType] [-Message] [-UserName] [-Index], newest first; "No matches found" when a
+    query finds nothing. -InstanceId is the whole InstanceId, severity bits included (an
+    Error's 12014 is 0xC0000000 | 12014), as PowerShell compares it: the event ID alone
+    matches nothing, on a server as here."""
     log = params["LogName"]
     if log.casefold() != "application":
         raise ctx.fail(
@@ -181,23 +250,24 @@ def get_event_log(ctx: Context, params: dict[str, Any]) -> list[Any]:
             exception="System.InvalidOperationException",
             category="ObjectNotFound",
         )
+    _event_query(ctx, params)
     entries = sorted(ctx.server.events, key=lambda e: e.index, reverse=True)
     if params.get("Source"):
-        patterns = [p.casefold() for p in params["Source"]]
-        entries = [
-            e for e in entries if any(fnmatch.fnmatch(e.source.casefold(), p) for p in patterns)
-        ]
+        entries = [e for e in entries if _like_any(e.source, params["Source"])]
+    if params.get("Message"):
+        entries = [e for e in entries if _like_any(e.message, [params["Message"]])]
+    if params.get("UserName"):
+        entries = [e for e in entries if _like_any(None, params["UserName"])]
+    if params.get("Index"):
+        wanted = {int(i) for i in params["Index"]}
+        entries = [e for e in entries if e.index in wanted]
     if params.get("After"):
         entries = [e for e in entries if e.time > params["After"]]
     if params.get("Before"):
         entries = [e for e in entries if e.time < params["Before"]]
     if params.get("InstanceId"):
         ids = {int(i) for i in params["InstanceId"]}
-        entries = [
-            e
-            for e in entries
-            if e.event_id in ids or (SEVERITY_BITS[e.entry_type] | e.event_id) in ids
-        ]
+        entries = [e for e in entries if (SEVERITY_BITS[e.entry_type] | e.event_id) in ids]
     if params.get("EntryType"):
         kinds = {k.casefold() for k in params["EntryType"]}
         entries = [e for e in entries if e.entry_type.casefold() in kinds]
@@ -205,7 +275,10 @@ def get_event_log(ctx: Context, params: dict[str, Any]) -> list[Any]:
         entries = entries[: params["Newest"]]
     if not entries:
         ctx.write_error(
-            "No matches found", exception="System.ArgumentException", category="ObjectNotFound"
+            "No matches found",
+            exception="System.ArgumentException",
+            category="ObjectNotFound",
+            code="GetEventLogNoEntriesFound",
         )
     return [event_object(ctx.server, e) for e in entries]
 
@@ -241,8 +314,15 @@ CMDLETS = [
             Param("After", "datetime"),
             Param("Before", "datetime"),
             Param("Newest", "int"),
-            Param("EntryType", "strs"),
-            Param("ComputerName"),
+            Param("EntryType", "strs", aliases=("ET",)),
+            Param("Message", aliases=("MSG",)),
+            Param("UserName", "strs"),
+            Param("Index", "strs"),
+            Param("ComputerName", "strs", aliases=("Cn",)),
+            *(
+                Param(name, "switch", unsimulated="the lab writes EventLogEntry objects only")
+                for name in ("AsBaseObject", "List", "AsString")
+            ),
         ],
         task=OS_TASK,
         exchange=False,

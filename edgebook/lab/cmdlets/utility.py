@@ -3,39 +3,225 @@ on Exchange's /PowerShell endpoint)."""
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
+import fnmatch
 from typing import Any
 
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.dateformat import net_format, u_format
 from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
 
 UTILITY_TASK = "Microsoft.PowerShell.Commands"
 PS_CUSTOM_OBJECT = ["System.Management.Automation.PSCustomObject", "System.Object"]
+ARGUMENT_EXCEPTION = "System.Management.Automation.PSArgumentException"
+VALIDATION_EXCEPTION = "System.Management.Automation.ParameterBindingValidationException"
+# Get-Date's ValidateRange of each part of the date
+RANGES = {
+    "Year": (1, 9999),
+    "Month": (1, 12),
+    "Day": (1, 31),
+    "Hour": (0, 23),
+    "Minute": (0, 59),
+    "Second": (0, 59),
+    "Millisecond": (0, 999),
+}
+ACROSS_OBJECTS = (
+    "the lab runs Select-Object once per input object, so it cannot count, skip or compare "
+    "across the objects of a pipeline"
+)
+
+
+def _check_range(ctx: Context, name: str, value: int) -> None:
+    low, high = RANGES[name]
+    if low <= value <= high:
+        return
+    if value < low:
+        detail = (
+            f"The {value} argument is less than the minimum allowed range of {low}. Supply an "
+            f"argument that is greater than or equal to {low} and then try the command again."
+        )
+    else:
+        detail = (
+            f"The {value} argument is greater than the maximum allowed range of {high}. Supply "
+            f"an argument that is less than or equal to {high} and then try the command again."
+        )
+    raise ctx.fail(
+        f"Cannot validate argument on parameter '{name}'. {detail}",
+        exception=VALIDATION_EXCEPTION,
+        category="InvalidData",
+        target=str(value),
+        code="ParameterArgumentValidationError",
+    )
+
+
+def _add_months(when: dt.datetime, months: int) -> dt.datetime:
+    """DateTime.AddMonths: the day is kept, or the month's last day when it has fewer."""
+    index = when.year * 12 + when.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(when.day, calendar.monthrange(year, month + 1)[1])
+    return when.replace(year=year, month=month + 1, day=day)
 
 
 def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Get-Date: the server's clock (the lab clock)."""
-    return [ctx.now]
+    """Get-Date: the server's clock (the lab clock, a server in UTC) or -Date, with -Year ..
+    -Millisecond set as PowerShell does (by adding the difference); -Format / -UFormat
+    return the text."""
+    when: dt.datetime = params.get("Date") or ctx.now
+    for name in RANGES:
+        if params.get(name) is not None:
+            _check_range(ctx, name, params[name])
+    if params.get("Year") is not None:
+        when = _add_months(when, 12 * (params["Year"] - when.year))
+    if params.get("Month") is not None:
+        when = _add_months(when, params["Month"] - when.month)
+    steps = {"Day": "days", "Hour": "hours", "Minute": "minutes", "Second": "seconds"}
+    for name, unit in steps.items():
+        if params.get(name) is not None:
+            current = getattr(when, name.lower())
+            when += dt.timedelta(**{unit: params[name] - current})
+    if params.get("Millisecond") is not None:
+        when = when.replace(microsecond=params["Millisecond"] * 1000)
+    if params.get("UFormat") is not None:
+        return [u_format(when, params["UFormat"])]
+    if params.get("Format") is not None:
+        try:
+            return [net_format(when, params["Format"])]
+        except ValueError as exc:
+            raise ctx.fail(
+                str(exc), exception="System.FormatException", category="NotSpecified"
+            ) from None
+    return [when]
+
+
+def _table(item: Any) -> tuple[str, dict[str, Any]]:
+    """(.NET type, properties) of an input object as Select-Object reads it."""
+    if isinstance(item, ExObject):
+        return item.type_names[0], item.properties
+    if isinstance(item, str):
+        return "System.String", {"Length": len(item)}
+    if isinstance(item, bool):
+        return "System.Boolean", {}
+    if isinstance(item, int):
+        return "System.Int32", {}
+    if isinstance(item, dt.datetime):
+        names = ("Year", "Month", "Day", "Hour", "Minute", "Second", "DayOfYear")
+        values = {n: getattr(item, n.lower(), None) for n in names}
+        values["DayOfYear"] = item.timetuple().tm_yday
+        values["Millisecond"] = item.microsecond // 1000
+        values["DayOfWeek"] = item.strftime("%A")
+        values["Date"] = item.replace(hour=0, minute=0, second=0, microsecond=0)
+        return "System.DateTime", values
+    if isinstance(item, bytes):
+        return "System.Byte[]", {"Length": len(item)}
+    return "System.Object", {}
+
+
+def _calculated(ctx: Context, spec: dict[Any, Any]) -> tuple[str, str]:
+    """(name, source property) of @{Name=..; Expression='Property'}: a script block
+    expression is refused, the lab runs no script."""
+    keys = {str(k).casefold(): v for k, v in spec.items()}
+    label = next((keys[k] for k in ("name", "n", "label", "l") if k in keys), None)
+    source = next((keys[k] for k in ("expression", "e") if k in keys), None)
+    if not isinstance(source, str):
+        raise ctx.fail(
+            "The edgebook lab does not simulate calculated properties of Select-Object whose "
+            "Expression is a script block; give the property name as a string "
+            "(@{Name='N'; Expression='Property'}), or select the property itself.",
+            exception="System.Management.Automation.PSNotSupportedException",
+            category="NotImplemented",
+            code="LabParameterNotSimulated",
+        )
+    return str(label if label is not None else source), source
+
+
+def _selected(ctx: Context, item: Any, wanted: list[Any], excluded: list[str]) -> ExObject:
+    type_name, table = _table(item)
+    properties: dict[str, Any] = {}
+    for entry in wanted:
+        if isinstance(entry, dict):
+            pairs = [_calculated(ctx, entry)]
+            explicit = True
+        elif any(c in str(entry) for c in "*?["):
+            pairs = [
+                (k, k) for k in table if fnmatch.fnmatchcase(k.casefold(), str(entry).casefold())
+            ]
+            explicit = False
+        else:
+            found = next((k for k in table if k.casefold() == str(entry).casefold()), str(entry))
+            pairs, explicit = [(found, found)], True
+        for label, source in pairs:
+            if any(fnmatch.fnmatchcase(label.casefold(), x.casefold()) for x in excluded):
+                continue
+            if label in properties:
+                if explicit:
+                    ctx.write_error(
+                        f'The property cannot be processed because the property "{label}" '
+                        "already exists.",
+                        exception="System.Management.Automation.PSArgumentException",
+                        category="InvalidOperation",
+                        target=display_text(item),
+                        code="AlreadyExistingUserSpecifiedPropertyNoExpand",
+                    )
+                continue
+            key = next((k for k in table if k.casefold() == source.casefold()), source)
+            properties[label] = depth_one(table.get(key))
+    return ExObject(
+        [f"Selected.{type_name}", *PS_CUSTOM_OBJECT], properties, notes=tuple(properties)
+    )
+
+
+def display_text(item: Any) -> str:
+    """An input object as an error record's target shows it."""
+    return item.to_string or "" if isinstance(item, ExObject) else str(item)
+
+
+def _expand(ctx: Context, item: Any, name: str) -> list[Any]:
+    """-ExpandProperty: the property's value; a collection's items one by one."""
+    _, table = _table(item)
+    key = next((k for k in table if k.casefold() == name.casefold()), None)
+    if key is None:
+        ctx.write_error(
+            f'Property "{name}" cannot be found.',
+            exception=ARGUMENT_EXCEPTION,
+            category="InvalidArgument",
+            target=display_text(item),
+            code="ExpandPropertyNotFound",
+        )
+        return []
+    value = table[key]
+    if isinstance(value, ExList):
+        return list(value.items)
+    if isinstance(value, list):
+        return value
+    return [value]
 
 
 def select_object(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Select-Object -Property: a PSCustomObject typed 'Selected.<type>' whose note properties
-    are those of the live object (what its serialised form may lack, as with certificates),
-    as remoting sends them (depth_one)."""
+    """Select-Object -Property (names, wildcards, @{Name=;Expression='Property'}) and
+    -ExcludeProperty: a PSCustomObject typed 'Selected.<type>' whose note properties are those
+    of the live object (what its serialised form may lack, as with certificates), as remoting
+    sends them (depth_one); -ExpandProperty: the value itself. Without either: the object."""
     item = params.get("InputObject")
-    names = params.get("Property") or []
-    if not isinstance(item, ExObject) or not names:
-        return [] if item is None else [item]
-    properties = {}
-    for name in names:
-        found = next((key for key in item.properties if key.casefold() == name.casefold()), name)
-        properties[found] = depth_one(item.properties.get(found))
-    return [
-        ExObject(
-            [f"Selected.{item.type_names[0]}", *PS_CUSTOM_OBJECT],
-            properties,
-            notes=tuple(properties),
-        )
-    ]
+    wanted = params.get("Property")
+    wanted = wanted if isinstance(wanted, list) else [] if wanted is None else [wanted]
+    expand = params.get("ExpandProperty")
+    if item is None:
+        return []
+    if expand is not None:
+        if wanted:
+            raise ctx.fail(
+                "The edgebook lab does not simulate -ExpandProperty together with -Property "
+                "(PowerShell adds the selected properties to the expanded object). Use one of "
+                "them.",
+                exception="System.Management.Automation.PSNotSupportedException",
+                category="NotImplemented",
+                code="LabParameterNotSimulated",
+            )
+        return _expand(ctx, item, expand)
+    if not wanted:
+        return [item]  # -ExcludeProperty alone has no effect in PowerShell 5.1
+    return [_selected(ctx, item, wanted, params.get("ExcludeProperty") or [])]
 
 
 def depth_one(value: Any) -> Any:
@@ -52,14 +238,52 @@ def depth_one(value: Any) -> Any:
     return value
 
 
+def _range(name: str) -> Param:
+    return Param(name, "int")
+
+
 CMDLETS = [
-    Cmdlet("Get-Date", get_date, [], task=UTILITY_TASK, exchange=False),
+    Cmdlet(
+        "Get-Date",
+        get_date,
+        [
+            # ValueFromPipeline in PowerShell; not here: the lab's binding would turn a piped
+            # non-date into a conversion error where PowerShell writes InputObjectNotBound.
+            Param("Date", "datetime", position=0, aliases=("LastWriteTime",)),
+            *(_range(n) for n in RANGES),
+            Param("Format", sets=("net",)),
+            Param("UFormat", sets=("UFormat",)),
+            Param(
+                "DisplayHint",
+                values=("Date", "Time", "DateTime"),
+                net_type="Microsoft.PowerShell.Commands.DisplayHintType",
+                unsimulated="the lab's DateTime carries no DisplayHint note property",
+            ),
+        ],
+        task=UTILITY_TASK,
+        exchange=False,
+        default_set="net",
+    ),
     Cmdlet(
         "Select-Object",
         select_object,
         [
-            Param("Property", "strs", position=0),
+            Param("Property", "any", position=0),
             Param("InputObject", "any", pipeline=True, whole=True),
+            Param("ExpandProperty"),
+            Param("ExcludeProperty", "strs"),
+            *(
+                Param(name, kind, unsimulated=ACROSS_OBJECTS)
+                for name, kind in (
+                    ("First", "int"),
+                    ("Last", "int"),
+                    ("Skip", "int"),
+                    ("SkipLast", "int"),
+                    ("Index", "strs"),
+                    ("Unique", "switch"),
+                    ("Wait", "switch"),
+                )
+            ),
         ],
         task=UTILITY_TASK,
         exchange=False,

@@ -1,0 +1,305 @@
+"""The lab's Windows PowerShell 5.1 service, file, utility and event log cmdlets against
+Microsoft's documentation and PowerShell's own error records, as an independent pypsrp client
+sees them (raw PowerShell over the lab's WSMan endpoints)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgebook.lab.backend import LabBackend
+from tests.support.lab import lab_copy
+from tests.test_lab_pypsrp_behaviour import Client, errors, prop
+
+TRANSPORT = "MSExchangeTransport"
+ADAM = "ADAM_MSExchange"
+TRANSPORT_LABEL = f"Microsoft Exchange Transport ({TRANSPORT})"
+ADAM_LABEL = f"Microsoft Exchange ADAM ({ADAM})"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[Client]:
+    client = Client(LabBackend(lab_copy("healthy", tmp_path / "lab")))
+    yield client
+    client.close()
+
+
+def edge(client: Client, *commands: tuple[str, dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """(output, [(message, FullyQualifiedErrorId)]) of one pipeline on EDGE01."""
+    ps, output = client.run("EDGE01", *commands)
+    return output, errors(ps)
+
+
+def states(client: Client) -> dict[str, str]:
+    output, _ = edge(client, ("Get-Service", {"Name": [TRANSPORT, ADAM]}))
+    return {prop(s, "Name"): str(prop(s, "Status")) for s in output}
+
+
+def codes(problems: list[Any]) -> list[str]:
+    return [fqid.split(",")[0] for _, fqid in problems]
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+def test_stop_service_force_passes_through_the_dependent_it_stopped(client):
+    output, problems = edge(
+        client, ("Stop-Service", {"Name": ADAM, "Force": True, "PassThru": True})
+    )
+    assert problems == []
+    assert [prop(s, "Name") for s in output] == [TRANSPORT, ADAM]
+    assert [str(prop(s, "Status")) for s in output] == ["Stopped", "Stopped"]
+
+
+def test_stop_without_force_names_powershells_error(client):
+    _, problems = edge(client, ("Stop-Service", {"Name": ADAM}))
+    assert problems == [
+        (
+            f"Cannot stop service '{ADAM_LABEL}' because it has dependent services. It can only "
+            "be stopped if the Force flag is set.",
+            "ServiceHasDependentServices,Microsoft.PowerShell.Commands.StopServiceCommand",
+        )
+    ]
+    assert states(client) == {TRANSPORT: "Running", ADAM: "Running"}
+
+
+def test_start_service_starts_the_stopped_dependency_first(client):
+    edge(client, ("Stop-Service", {"Name": ADAM, "Force": True}))
+    output, problems = edge(client, ("Start-Service", {"Name": TRANSPORT, "PassThru": True}))
+    assert problems == []
+    assert [prop(s, "Name") for s in output] == [TRANSPORT]
+    assert states(client) == {TRANSPORT: "Running", ADAM: "Running"}
+
+
+def test_start_service_on_a_paused_service_fails_and_leaves_it_paused(client):
+    edge(client, ("Suspend-Service", {"Name": TRANSPORT}))
+    output, problems = edge(client, ("Start-Service", {"Name": TRANSPORT, "PassThru": True}))
+    assert output == []
+    assert problems == [
+        (
+            f"Failed to start service '{TRANSPORT_LABEL}'.",
+            "StartServiceFailed,Microsoft.PowerShell.Commands.StartServiceCommand",
+        )
+    ]
+    assert states(client)[TRANSPORT] == "Paused"
+    edge(client, ("Resume-Service", {"Name": TRANSPORT}))
+    output, problems = edge(client, ("Start-Service", {"Name": TRANSPORT, "PassThru": True}))
+    assert problems == [] and [str(prop(s, "Status")) for s in output] == ["Running"]
+
+
+def test_suspend_and_resume_errors_are_powershells_two_records(client):
+    _, problems = edge(client, ("Suspend-Service", {"Name": ADAM}))
+    assert problems == [
+        (
+            f"Service '{ADAM_LABEL}' cannot be suspended because the service does not support "
+            "being suspended or resumed.",
+            "CouldNotSuspendServiceNotSupported,Microsoft.PowerShell.Commands.SuspendServiceCommand",
+        ),
+        (
+            f"Service '{ADAM_LABEL}' cannot be suspended due to the following error: Cannot "
+            f"pause {ADAM} service on computer '.'.",
+            "CouldNotSuspendService,Microsoft.PowerShell.Commands.SuspendServiceCommand",
+        ),
+    ]
+    _, problems = edge(client, ("Resume-Service", {"Name": ADAM}))
+    assert problems[0][0] == (
+        f"Service '{ADAM_LABEL}' cannot be resumed because the service does not support being "
+        "suspended or resumed."
+    )
+    edge(client, ("Stop-Service", {"Name": TRANSPORT}))
+    _, problems = edge(client, ("Suspend-Service", {"Name": TRANSPORT}))
+    assert codes(problems) == ["CouldNotSuspendServiceNotRunning", "CouldNotSuspendService"]
+    assert problems[0][0].endswith("cannot be suspended because it is not currently running.")
+
+
+def test_get_service_display_name_include_exclude_and_wildcards(client):
+    output, problems = edge(client, ("Get-Service", {"DisplayName": "Microsoft Exchange *"}))
+    assert problems == [] and [prop(s, "Name") for s in output] == [ADAM, TRANSPORT]
+    output, _ = edge(client, ("Get-Service", {"Name": "*", "Exclude": ["ADAM*"]}))
+    assert [prop(s, "Name") for s in output] == [TRANSPORT]
+    output, _ = edge(client, ("Get-Service", {"Include": ["*Transport"]}))
+    assert [prop(s, "Name") for s in output] == [TRANSPORT]
+    output, problems = edge(client, ("Get-Service", {"DisplayName": "No Such Service"}))
+    assert output == [] and problems == [
+        (
+            "Cannot find any service with display name 'No Such Service'.",
+            "NoServiceFoundForGivenDisplayName,Microsoft.PowerShell.Commands.GetServiceCommand",
+        )
+    ]
+    _, problems = edge(client, ("Get-Service", {"Name": "NoSuchService"}))
+    assert codes(problems) == ["NoServiceFoundForGivenName"]
+
+
+def test_get_service_dependent_and_required_services(client):
+    output, _ = edge(client, ("Get-Service", {"Name": ADAM, "DependentServices": True}))
+    assert [prop(s, "Name") for s in output] == [TRANSPORT]
+    output, _ = edge(client, ("Get-Service", {"Name": TRANSPORT, "RequiredServices": True}))
+    assert [prop(s, "Name") for s in output] == [ADAM]
+
+
+def test_service_controllers_bind_to_input_object(client):
+    output, problems = edge(
+        client,
+        ("Get-Service", {"DisplayName": "Microsoft Exchange Transport"}),
+        ("Suspend-Service", {"PassThru": True}),
+    )
+    assert problems == [] and [str(prop(s, "Status")) for s in output] == ["Paused"]
+    output, problems = edge(client, ("Get-Service", {"InputObject": TRANSPORT}))
+    assert problems == [] and [prop(s, "Name") for s in output] == [TRANSPORT]
+
+
+def test_what_the_lab_cannot_do_for_services_is_refused(client):
+    _, problems = edge(client, ("Stop-Service", {"Name": TRANSPORT, "NoWait": True}))
+    assert "does not simulate the NoWait parameter" in problems[0][0]
+    assert states(client)[TRANSPORT] == "Running"
+    _, problems = edge(client, ("Get-Service", {"Name": TRANSPORT, "ComputerName": "EX01"}))
+    assert "does not simulate the ComputerName parameter" in problems[0][0]
+    output, problems = edge(client, ("Get-Service", {"Name": TRANSPORT, "ComputerName": "."}))
+    assert problems == [] and len(output) == 1
+
+
+def test_snapin_patterns(client):
+    output, problems = edge(client, ("Get-PSSnapin", {"Name": "Microsoft.Exchange*"}))
+    assert problems == [] and len(output) == 1
+    _, problems = edge(client, ("Add-PSSnapin", {"Name": "NoSuch.*"}))
+    assert problems == []
+    _, problems = edge(client, ("Add-PSSnapin", {"Name": "NoSuch.*", "PassThru": True}))
+    assert codes(problems) == ["NoPSSnapInsFound"]
+    _, problems = edge(client, ("Add-PSSnapin", {"Name": "Microsoft.Exchange.*"}))
+    assert codes(problems) == ["AddPSSnapInRead"] and "already added" in problems[0][0]
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def write(client: Client, path: str, text: str) -> None:
+    _, problems = edge(client, ("New-Item", {"Path": path, "ItemType": "File", "Value": text}))
+    assert problems == []
+
+
+def test_get_content_read_count_total_count_and_tail(client):
+    write(client, r"C:\temp\three.txt", "one\r\ntwo\r\nthree")
+    output, _ = edge(client, ("Get-Content", {"Path": r"C:\temp\three.txt", "ReadCount": 0}))
+    assert output == [["one", "two", "three"]]
+    output, _ = edge(client, ("Get-Content", {"Path": r"C:\temp\three.txt", "ReadCount": 2}))
+    assert output == [["one", "two"], ["three"]]
+    output, _ = edge(client, ("Get-Content", {"LiteralPath": r"C:\temp\three.txt", "Tail": 1}))
+    assert output == ["three"]
+    output, _ = edge(client, ("Get-Content", {"Path": r"C:\temp\three.txt", "TotalCount": 1}))
+    assert output == ["one"]
+
+
+def test_get_content_takes_only_powershell_5_parameters_and_encodings(client):
+    write(client, r"C:\temp\a.txt", "x")
+    _, problems = edge(client, ("Get-Content", {"Path": r"C:\temp\a.txt", "AsByteStream": True}))
+    assert (
+        problems[0][0] == "A parameter cannot be found that matches parameter name 'AsByteStream'."
+    )
+    _, problems = edge(client, ("Get-Content", {"Path": r"C:\temp\a.txt", "Encoding": "Latin1"}))
+    assert "FileSystemCmdletProviderEncoding" in problems[0][0]
+    _, problems = edge(client, ("Get-Content", {"Path": r"C:\temp\*.txt"}))
+    assert "does not expand wildcards" in problems[0][0]
+    _, problems = edge(client, ("Get-Content", {"Path": r"C:\temp\none.txt"}))
+    assert problems == [
+        (
+            r"Cannot find path 'C:\temp\none.txt' because it does not exist.",
+            "PathNotFound,Microsoft.PowerShell.Commands.GetContentCommand",
+        )
+    ]
+
+
+def test_new_item_name_nested_directories_and_remove_recurse(client):
+    output, problems = edge(client, ("New-Item", {"Path": r"C:\temp\a\b", "ItemType": "Directory"}))
+    assert problems == [] and prop(output[0], "FullName") == r"C:\temp\a\b"
+    output, problems = edge(
+        client, ("New-Item", {"Path": r"C:\temp\a\b", "Name": "f.txt", "Value": "hi"})
+    )
+    assert problems == [] and prop(output[0], "FullName") == r"C:\temp\a\b\f.txt"
+    output, _ = edge(client, ("Get-Content", {"Path": r"C:\temp\a\b\f.txt"}))
+    assert output == ["hi"]
+    _, problems = edge(client, ("New-Item", {"Path": r"C:\temp\a", "ItemType": "Directory"}))
+    assert codes(problems) == ["DirectoryExist"]
+    _, problems = edge(client, ("Remove-Item", {"Path": r"C:\temp\a", "Recurse": True}))
+    assert problems == []
+    _, problems = edge(client, ("Get-Content", {"Path": r"C:\temp\a\b\f.txt"}))
+    assert codes(problems) == ["PathNotFound"]
+
+
+# --- Get-Date, Select-Object ---------------------------------------------------------------
+
+
+def test_get_date_format_uformat_and_parts(client):
+    (clock,), _ = edge(client, ("Get-Date", {}))  # pypsrp keeps a DateTime as its text
+    now = dt.datetime.fromisoformat(str(clock)[:19])
+    (text,), _ = edge(client, ("Get-Date", {"Format": "yyyy-MM-dd HH:mm"}))
+    assert text == now.strftime("%Y-%m-%d %H:%M")
+    (text,), _ = edge(client, ("Get-Date", {"UFormat": "%Y%m%d"}))
+    assert text == now.strftime("%Y%m%d")
+    (text,), _ = edge(client, ("Get-Date", {"Format": "FileDate"}))
+    assert text == now.strftime("%Y%m%d")
+    (text,), _ = edge(
+        client, ("Get-Date", {"Date": "2024-01-31T10:00:00Z", "Month": 2, "Format": "s"})
+    )
+    assert text == "2024-02-29T10:00:00"
+    _, problems = edge(client, ("Get-Date", {"Format": "s", "UFormat": "%Y"}))
+    assert codes(problems) == ["AmbiguousParameterSet"]
+    _, problems = edge(client, ("Get-Date", {"Month": 13}))
+    assert problems[0][0].startswith("Cannot validate argument on parameter 'Month'.")
+
+
+def test_select_object_wildcards_expand_and_calculated_properties(client):
+    (selected,), _ = edge(
+        client, ("Get-Service", {"Name": TRANSPORT}), ("Select-Object", {"Property": ["Can*"]})
+    )
+    assert sorted(selected.extended_properties) == [
+        "CanPauseAndContinue",
+        "CanShutdown",
+        "CanStop",
+    ]
+    output, problems = edge(
+        client,
+        ("Get-Service", {"Name": [TRANSPORT, ADAM]}),
+        ("Select-Object", {"ExpandProperty": "Name"}),
+    )
+    assert problems == [] and output == [TRANSPORT, ADAM]
+    (selected,), _ = edge(
+        client,
+        ("Get-Service", {"Name": TRANSPORT}),
+        ("Select-Object", {"Property": [{"Name": "Service", "Expression": "ServiceName"}]}),
+    )
+    assert prop(selected, "Service") == TRANSPORT
+    _, problems = edge(
+        client,
+        ("Get-Service", {"Name": TRANSPORT}),
+        ("Select-Object", {"ExpandProperty": "Nothing"}),
+    )
+    assert problems[0][0] == 'Property "Nothing" cannot be found.'
+
+
+def test_select_object_across_objects_is_refused_not_ignored(client):
+    _, problems = edge(client, ("Get-Service", {}), ("Select-Object", {"First": 1}))
+    assert "does not simulate the First parameter of Select-Object" in problems[0][0]
+
+
+# --- Get-EventLog --------------------------------------------------------------------------
+
+
+def test_get_event_log_validates_and_refuses_like_powershell(client):
+    log = {"LogName": "Application"}
+    _, problems = edge(client, ("Get-EventLog", {**log, "EntryType": ["Critical"]}))
+    assert problems[0][0].startswith("Cannot validate argument on parameter 'EntryType'.")
+    _, problems = edge(client, ("Get-EventLog", {**log, "ComputerName": "EX01"}))
+    assert "does not simulate the ComputerName parameter" in problems[0][0]
+    _, problems = edge(client, ("Get-EventLog", {**log, "InstanceId": ["twelve"]}))
+    assert 'Cannot convert value "twelve" to type "System.Int64"' in problems[0][0]
+    output, problems = edge(client, ("Get-EventLog", {**log, "Message": "no such text*"}))
+    assert output == [] and problems == [
+        (
+            "No matches found",
+            "GetEventLogNoEntriesFound,Microsoft.PowerShell.Commands.GetEventLogCommand",
+        )
+    ]
