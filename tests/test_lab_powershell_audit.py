@@ -303,3 +303,26 @@ def test_get_event_log_validates_and_refuses_like_powershell(client):
             "GetEventLogNoEntriesFound,Microsoft.PowerShell.Commands.GetEventLogCommand",
         )
     ]
+
+
+def test_get_event_log_names_entries_as_powershell_does(tmp_path):
+    """GetEventLogCommand puts <class>#<log>/<source>/<InstanceId> and <class>#<log>/<source>
+    before the class's own name; Select-Object then names its object Selected.<the first>."""
+    store = lab_copy("expired", tmp_path / "lab")
+    client = Client(LabBackend(store))
+    try:
+        log = {"LogName": "Application", "InstanceId": [str(0xC0000000 | 12014)], "Newest": 1}
+        (entry,), _ = edge(client, ("Get-EventLog", log))
+        assert entry.types[:3] == [
+            "System.Diagnostics.EventLogEntry#Application/MSExchangeTransport/3221237486",
+            "System.Diagnostics.EventLogEntry#Application/MSExchangeTransport",
+            "System.Diagnostics.EventLogEntry",
+        ]
+        (selected,), _ = edge(
+            client, ("Get-EventLog", log), ("Select-Object", {"Property": ["EventID"]})
+        )
+        assert selected.types[0] == (
+            "Selected.System.Diagnostics.EventLogEntry#Application/MSExchangeTransport/3221237486"
+        )
+    finally:
+        client.close()

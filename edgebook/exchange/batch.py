@@ -28,9 +28,11 @@ def run_all(shell: ExchangeShell, commands: list[Command]) -> tuple[list[Any], l
 
 
 def by_type(records: list[Any]) -> dict[str, list[PSRecord]]:
-    """Batched outputs grouped by their first wire type name."""
+    """Batched outputs grouped by their first wire type name without PowerShell's view suffix:
+    Get-EventLog names each entry System.Diagnostics.EventLogEntry#<log>/<source>/<id> (and
+    Select-Object Selected.<that>), so its entries group as Selected.…EventLogEntry."""
     grouped: dict[str, list[PSRecord]] = {}
     for record in records:
         names = getattr(record, "type_names", None) or [type(record).__name__]
-        grouped.setdefault(names[0], []).append(record)
+        grouped.setdefault(names[0].partition("#")[0], []).append(record)
     return grouped

@@ -148,9 +148,19 @@ def get_server_health(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def event_object(server: Server, entry: Any) -> ExObject:
-    """A System.Diagnostics.EventLogEntry."""
+    """A System.Diagnostics.EventLogEntry as Get-EventLog writes it: PowerShell's
+    GetEventLogCommand puts two type names before the class's, <class>#<log>/<source>/<id> and
+    <class>#<log>/<source> (what Select-Object then names Selected.<the first>)."""
+    instance = SEVERITY_BITS[entry.entry_type] | entry.event_id
+    view = f"{T.EVENT_LOG_ENTRY}#Application/{entry.source}"
     return ExObject(
-        [T.EVENT_LOG_ENTRY, "System.ComponentModel.Component", "System.Object"],
+        [
+            f"{view}/{instance}",
+            view,
+            T.EVENT_LOG_ENTRY,
+            "System.ComponentModel.Component",
+            "System.Object",
+        ],
         {
             "EventID": entry.event_id,
             "MachineName": server.fqdn,
@@ -163,7 +173,7 @@ def event_object(server: Server, entry: Any) -> ExObject:
             "Message": entry.message,
             "Source": entry.source,
             "ReplacementStrings": [],
-            "InstanceId": SEVERITY_BITS[entry.entry_type] | entry.event_id,
+            "InstanceId": instance,
             "TimeGenerated": entry.time,
             "TimeWritten": entry.time,
             "UserName": None,
