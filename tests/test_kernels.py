@@ -8,6 +8,7 @@ import contextlib
 import gc
 import itertools
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import nbformat
 import psutil
 import pytest
 
+from edgebook.evidence import kernels, runner
 from edgebook.evidence.kernels import KernelPool, warm_modules
 from edgebook.evidence.runner import execute_phase
 from tests.test_runner import _notebook
@@ -309,4 +311,34 @@ def test_forking_can_be_turned_off_from_the_environment(tmp_path, monkeypatch):
     assert run.ok
     kernel = nbformat.read(str(run.notebook), as_version=4).metadata.edgebook.kernel
     assert "forked" not in kernel
+    assert _kernels_running() == []
+
+
+class _CountingLock:
+    """A lock that counts the times it is taken (and checks that it is free again)."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        assert self._lock.acquire(timeout=30)
+        self.taken += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
+def test_the_html_warm_up_and_a_kernel_start_import_ipython_one_at_a_time(tmp_path, monkeypatch):
+    """Both threads import IPython (nbconvert's highlighting; the kernel spec's ipykernel): side
+    by side, one of them found it half initialised and the demo failed (seen in CI)."""
+    lock = _CountingLock()
+    monkeypatch.setattr(kernels, "IPYTHON_IMPORT", lock)
+    runner._warm_exporter()
+    assert lock.taken == 1
+    with KernelPool(runs=1, fork=False) as pool:
+        km = pool.take()
+        assert km.has_kernel
+        pool.release(km)
+    assert lock.taken == 2
     assert _kernels_running() == []

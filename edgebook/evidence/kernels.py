@@ -53,6 +53,20 @@ del __edgebook_importlib, __edgebook_module
 
 T = TypeVar("T")
 
+# This process imports IPython from two threads: nbconvert's highlighting in the HTML warm-up
+# (runner) and jupyter_client's kernel spec (ipykernel) when a kernel starts here. Entering one
+# package from two modules at once, each thread can find it half initialised ("cannot import
+# name ... from partially initialized module 'IPython.paths'", then KeyError 'IPython': a
+# failed demo, seen in CI), so both import it first under this lock.
+IPYTHON_IMPORT = threading.Lock()
+
+
+def import_ipython() -> None:
+    """Import IPython and ipykernel's kernel spec in this thread, one thread at a time."""
+    with IPYTHON_IMPORT:
+        import ipykernel.kernelspec  # noqa: F401
+        import IPython  # noqa: F401
+
 
 def warm_modules(
     notebooks: Iterable[Path],
@@ -295,6 +309,7 @@ class KernelPool:
         ):
             zygote = None  # started elsewhere, or no zygote: the usual start
         km = _PooledKernelManager(zygote=zygote, kernel_name=self.kernel_name)
+        import_ipython()  # what the kernel spec lookup imports, not beside the HTML warm-up
         await km.start_kernel(
             extra_arguments=list(KERNEL_ARGUMENTS), env=dict(context.env), cwd=context.cwd
         )

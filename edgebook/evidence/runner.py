@@ -22,7 +22,7 @@ import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from edgebook.errors import ConfigError, EdgebookError
-from edgebook.evidence.kernels import KernelPool
+from edgebook.evidence.kernels import KernelPool, import_ipython
 from edgebook.evidence.records import read_records
 from edgebook.secrets import REFERENCE_HELP, is_secret_name, looks_like_reference
 
@@ -263,6 +263,7 @@ def warm_rendering() -> threading.Thread:
 
 
 def _warm_exporter() -> None:
+    import_ipython()  # nbconvert's highlighting imports it, as a kernel start does
     sample = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_markdown_cell("#"), nbformat.v4.new_code_cell("pass")]
     )
