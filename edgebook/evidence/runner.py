@@ -245,6 +245,7 @@ def render_run(run: PhaseRun) -> Path:
 
 def render_html(nb: nbformat.NotebookNode, output: Path) -> Path:
     """Write a self-contained HTML rendering next to the notebook (never over a file)."""
+    import_ipython()  # nbconvert's highlighting imports it (the writer's thread, too)
     with _RENDERING:
         body, _ = _html_exporter().from_notebook_node(nb)
     html = reserve(output.with_suffix(".html"))
