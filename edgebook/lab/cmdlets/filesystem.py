@@ -249,7 +249,8 @@ def _create_file(ctx: Context, params: dict[str, Any], path: str, key: str) -> A
 
 
 def _create_folder(ctx: Context, params: dict[str, Any], path: str, key: str) -> Any:
-    if key in ctx.server.files:
+    folder = _folder_exists(ctx, key)
+    if key in ctx.server.files or (folder and not params.get("Force")):
         ctx.write_error(
             f"An item with the specified name {path} already exists.",
             exception="System.IO.IOException",
@@ -258,17 +259,8 @@ def _create_folder(ctx: Context, params: dict[str, Any], path: str, key: str) ->
             code="DirectoryExist",
         )
         return None
-    if _folder_exists(ctx, key):
-        if params.get("Force"):
-            return _item(ctx, "directory", path)
-        ctx.write_error(
-            f"An item with the specified name {path} already exists.",
-            exception="System.IO.IOException",
-            category="ResourceExists",
-            target=path,
-            code="DirectoryExist",
-        )
-        return None
+    if folder:  # -Force: the folder that is there
+        return _item(ctx, "directory", path)
     if not ctx.should_process(
         f'Performing the operation "Create Directory" on target "Destination: {path}".'
     ):
