@@ -23,7 +23,8 @@ _CERT_PROPS = ("Thumbprint", "Services", "Subject", "Issuer")
 
 # Restart-Service -Force is what this step means, not an answer to a question: it restarts a
 # service that others depend on (MSExchangeTransport and the other Exchange services depend on
-# AD LDS), which Restart-Service otherwise refuses; Exchange asks nothing here.
+# AD LDS), which Restart-Service otherwise refuses; Exchange asks nothing here. PowerShell then
+# starts again the dependents that were running; transport, paused by the drain, stays stopped.
 _RESTART_ADAM = Call("Restart-Service", {"Name": ADAM, "Force": True})
 
 
