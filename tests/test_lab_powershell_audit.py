@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pypsrp.powershell import PowerShell
 
+from edgebook.config import load_inventory
+from edgebook.exchange.command import Command
+from edgebook.exchange.connect import resolve_credentials, shell_factory
+from edgebook.exchange.wire_types import EXCHANGE_SNAPIN
 from edgebook.lab.backend import LabBackend
+from edgebook.lab.cmdlets.binding import INPUT_NOT_BOUND
+from edgebook.lab.org.store import LabStore, clock
+from edgebook.phases.inspect import _server_clock
 from tests.support.lab import lab_copy
+from tests.support.pypsrp_pools import close_pools, open_pools
 from tests.test_lab_pypsrp_behaviour import Client, errors, prop
 
 TRANSPORT = "MSExchangeTransport"
@@ -164,13 +173,46 @@ def test_what_the_lab_cannot_do_for_services_is_refused(client):
 
 def test_snapin_patterns(client):
     output, problems = edge(client, ("Get-PSSnapin", {"Name": "Microsoft.Exchange*"}))
-    assert problems == [] and len(output) == 1
+    assert problems == [] and [str(s) for s in output] == [EXCHANGE_SNAPIN]
     _, problems = edge(client, ("Add-PSSnapin", {"Name": "NoSuch.*"}))
     assert problems == []
     _, problems = edge(client, ("Add-PSSnapin", {"Name": "NoSuch.*", "PassThru": True}))
     assert codes(problems) == ["NoPSSnapInsFound"]
     _, problems = edge(client, ("Add-PSSnapin", {"Name": "Microsoft.Exchange.*"}))
     assert codes(problems) == ["AddPSSnapInRead"] and "already added" in problems[0][0]
+
+
+CORE_SNAPIN = "Microsoft.PowerShell.Core"
+
+
+def test_get_pssnapin_lists_the_core_snapin_before_added_ones(client):
+    """Windows PowerShell 5.1 loads Microsoft.PowerShell.Core in every session (Get-PSSnapin's
+    documentation); it is not a registered snap-in."""
+    output, problems = edge(client, ("Get-PSSnapin", {}))
+    assert problems == [] and [prop(s, "Name") for s in output] == [CORE_SNAPIN, EXCHANGE_SNAPIN]
+    core = output[0]
+    assert core.types[0] == "System.Management.Automation.PSSnapInInfo"
+    assert prop(core, "IsDefault") is True and prop(output[1], "IsDefault") is False
+    assert prop(core, "Description") == (
+        "This Windows PowerShell snap-in contains cmdlets used to manage components of Windows "
+        "PowerShell."
+    )
+    output, _ = edge(client, ("Get-PSSnapin", {"Name": ["Microsoft.PowerShell.*"]}))
+    assert [prop(s, "Name") for s in output] == [CORE_SNAPIN]
+    output, problems = edge(client, ("Get-PSSnapin", {"Registered": True}))
+    assert problems == [] and [prop(s, "Name") for s in output] == [EXCHANGE_SNAPIN]
+    _, problems = edge(client, ("Get-PSSnapin", {"Name": CORE_SNAPIN, "Registered": True}))
+    assert codes(problems) == ["NoPSSnapInsFound"]
+
+
+def test_a_session_without_the_exchange_snapin_lists_only_the_core_one(tmp_path):
+    endpoints, pools = open_pools(LabBackend(lab_copy("healthy", tmp_path / "lab")))
+    try:
+        ps = PowerShell(pools["EDGE01"])
+        output = ps.add_cmdlet("Get-PSSnapin").invoke()
+        assert not ps.had_errors and [str(s) for s in output] == [CORE_SNAPIN]
+    finally:
+        close_pools(endpoints, pools)
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -232,9 +274,16 @@ def test_new_item_name_nested_directories_and_remove_recurse(client):
 # --- Get-Date, Select-Object ---------------------------------------------------------------
 
 
+def date_text(obj: Any) -> str:
+    """The <DT> of Get-Date's output: an <Obj> holding the DateTime and its note property, which
+    pypsrp keeps as an object whose one unnamed value is the DateTime's text."""
+    (text,) = obj.property_sets
+    return str(text)
+
+
 def test_get_date_format_uformat_and_parts(client):
-    (clock,), _ = edge(client, ("Get-Date", {}))  # pypsrp keeps a DateTime as its text
-    now = dt.datetime.fromisoformat(str(clock)[:19])
+    (when,), _ = edge(client, ("Get-Date", {}))
+    now = dt.datetime.fromisoformat(date_text(when)[:19])
     (text,), _ = edge(client, ("Get-Date", {"Format": "yyyy-MM-dd HH:mm"}))
     assert text == now.strftime("%Y-%m-%d %H:%M")
     (text,), _ = edge(client, ("Get-Date", {"UFormat": "%Y%m%d"}))
@@ -249,6 +298,94 @@ def test_get_date_format_uformat_and_parts(client):
     assert codes(problems) == ["AmbiguousParameterSet"]
     _, problems = edge(client, ("Get-Date", {"Month": 13}))
     assert problems[0][0].startswith("Cannot validate argument on parameter 'Month'.")
+
+
+DISPLAY_HINT_TYPE = [
+    "Microsoft.PowerShell.Commands.DisplayHintType",
+    "System.Enum",
+    "System.ValueType",
+    "System.Object",
+]
+
+
+@pytest.mark.parametrize(
+    ("given", "hint", "value"),
+    [
+        ({}, "DateTime", 2),
+        ({"DisplayHint": "date"}, "Date", 0),
+        ({"DisplayHint": "Time"}, "Time", 1),
+    ],
+)
+def test_get_date_sends_the_datetime_with_its_display_hint(client, given, hint, value):
+    """GetDateCommand wraps the DateTime in a PSObject with a DisplayHint note property, which
+    remoting writes as <Obj> with the <DT> and <MS><Obj N="DisplayHint"> (an enum)."""
+    (when,), problems = edge(client, ("Get-Date", given))
+    assert problems == []
+    assert when.types == []  # the DateTime's own type names are not written
+    assert dt.datetime.fromisoformat(date_text(when)).tzinfo is not None
+    assert list(when.adapted_properties) == [] and list(when.extended_properties) == ["DisplayHint"]
+    note = when.extended_properties["DisplayHint"]
+    assert note.types == DISPLAY_HINT_TYPE
+    assert (note.to_string, note.property_sets) == (hint, [value])
+
+
+def test_get_date_display_hint_is_checked_and_formats_ignore_it(client):
+    _, problems = edge(client, ("Get-Date", {"DisplayHint": "Week"}))
+    assert codes(problems) == ["CannotConvertArgumentNoMessage"]
+    assert '"Microsoft.PowerShell.Commands.DisplayHintType"' in problems[0][0]
+    (text,), problems = edge(
+        client, ("Get-Date", {"Date": "2024-01-02T03:04:05Z", "DisplayHint": "Date", "Format": "s"})
+    )
+    assert problems == [] and text == "2024-01-02T03:04:05"
+
+
+def test_edgebook_reads_the_server_clock_from_get_date(start_lab):
+    """edgebook's own reader (the inspect phase's clock) still gets an aware datetime."""
+    directory = start_lab("healthy")
+    inventory = load_inventory(directory / "inventory.yaml")
+    edge_name = inventory.edges[0].name
+    with shell_factory(resolve_credentials(inventory.servers))(inventory, edge_name) as shell:
+        records = shell.run_batch(
+            [Command("Get-Date"), Command("Get-Date", {"DisplayHint": "Time"})]
+        )
+    lab_now = clock(LabStore(directory).read())
+    assert all(isinstance(r, dt.datetime) and r.tzinfo is not None for r in records)
+    server_clock = _server_clock(records)
+    assert server_clock is not None
+    assert abs(server_clock - lab_now) < dt.timedelta(minutes=1)
+
+
+# Get-Date -Date is ValueFromPipeline and ValueFromPipelineByPropertyName (alias LastWriteTime;
+# GetDateCommand.cs). Piped input that does not convert is not bound (BindValueFromPipeline
+# ignores the conversion's ParameterBindingException) and CommandProcessor writes
+# InputObjectNotBound, non-terminating; binding.bind_input does the same.
+
+
+def test_get_date_binds_a_piped_date(client):
+    ps, output = client.run(
+        "EDGE01", ("Get-Date", {"Format": "yyyy-MM-dd"}), input=["2024-01-02", "2024-03-04"]
+    )
+    assert errors(ps) == [] and output == ["2024-01-02", "2024-03-04"]
+    (item,), _ = edge(client, ("New-Item", {"Path": r"C:\temp\first.txt", "ItemType": "File"}))
+    (text,), problems = edge(
+        client,
+        ("New-Item", {"Path": r"C:\temp\second.txt", "ItemType": "File"}),
+        ("Get-Date", {"Format": "s"}),  # by property name: the alias LastWriteTime
+    )
+    written = dt.datetime.fromisoformat(str(prop(item, "LastWriteTime"))[:19])
+    assert problems == []
+    assert abs(dt.datetime.fromisoformat(text) - written) < dt.timedelta(minutes=1)
+
+
+def test_piped_input_that_is_no_date_is_input_object_not_bound(client):
+    ps, output = client.run(
+        "EDGE01", ("Get-Date", {"Format": "yyyy"}), input=["2024-01-02", "no date", "2025-01-01"]
+    )
+    assert output == ["2024", "2025"]  # the error is not terminating
+    assert errors(ps) == [
+        (INPUT_NOT_BOUND, "InputObjectNotBound,Microsoft.PowerShell.Commands.GetDateCommand")
+    ]
+    assert [e.target_object for e in ps.streams.error] == ["no date"]
 
 
 def test_select_object_wildcards_expand_and_calculated_properties(client):

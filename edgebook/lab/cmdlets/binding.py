@@ -177,10 +177,14 @@ def bind_input(ctx: Context, params: dict[str, Any], item: Any) -> dict[str, Any
         if param.sets and sets is not None and not set(param.sets) & sets:
             continue
         value = _pipeline_value(item, param, first=param is piped[0])
-        if value is not None:
+        if value is None:
+            continue
+        try:
             bound[param.name] = convert(ctx.cmdlet, param, value)
-            if param.whole:
-                break
+        except CmdletError:
+            continue  # PowerShell leaves a piped value that does not convert unbound
+        if param.whole:
+            break
     if len(bound) == len(params):
         ctx.errors.append(
             ctx.error_info(

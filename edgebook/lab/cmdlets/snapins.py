@@ -1,5 +1,5 @@
 """Add-PSSnapin and Get-PSSnapin of Windows PowerShell 5.1 on the Edge (the Exchange snap-in
-is the one registered)."""
+is the one registered; Microsoft.PowerShell.Core is always loaded)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,35 @@ from edgebook.lab.winrm.objects import ExObject
 
 OS_TASK = "Microsoft.PowerShell.Commands"
 SNAPIN = T.EXCHANGE_SNAPIN
+# Since Windows PowerShell 3.0 the one core snap-in, loaded in every session and not registered
+# (Get-PSSnapin's documentation: "By default, only the Microsoft.PowerShell.Core snap-in is
+# added to the session")
+CORE_SNAPIN = "Microsoft.PowerShell.Core"
 ARGUMENT_EXCEPTION = "System.Management.Automation.PSArgumentException"
 NO_MATCH = (
     "No Windows PowerShell snap-ins matching the pattern '{0}' were found. Check the pattern "
     "and then try the command again."
 )
+
+
+def core_snapin_object() -> ExObject:
+    """A PSSnapInInfo for Microsoft.PowerShell.Core as Windows PowerShell 5.1 describes it (the
+    PSVersion is the engine's; the lab names no Windows build: 5.1 alone, lab's choice)."""
+    return ExObject(
+        [T.PS_SNAPIN_INFO, "System.Object"],
+        {
+            "Name": CORE_SNAPIN,
+            "IsDefault": True,
+            "ApplicationBase": r"C:\Windows\System32\WindowsPowerShell\v1.0",
+            "Description": (
+                "This Windows PowerShell snap-in contains cmdlets used to manage components of "
+                "Windows PowerShell."
+            ),
+            "PSVersion": "5.1",
+            "Version": "3.0.0.0",
+        },
+        to_string=CORE_SNAPIN,
+    )
 
 
 def snapin_object() -> ExObject:
@@ -39,6 +63,11 @@ def _matches(pattern: str, names: list[str]) -> list[str]:
     if any(c in pattern for c in "*?["):
         return [n for n in names if fnmatch.fnmatchcase(n.casefold(), pattern.casefold())]
     return [n for n in names if n.casefold() == pattern.casefold()]
+
+
+def _loaded(ctx: Context) -> list[str]:
+    """The snap-ins in the session, in the order Get-PSSnapin lists them."""
+    return [CORE_SNAPIN, *(n for n in [SNAPIN] if n in ctx.session.snapins)]
 
 
 def _no_match(ctx: Context, pattern: str) -> None:
@@ -90,22 +119,18 @@ def add_pssnapin(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def get_pssnapin(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Get-PSSnapin: the Exchange snap-in once added (-Registered: installed); -Name takes
-    names and wildcard patterns, one that matches nothing is an error."""
-    # PowerShell 5.1 lists Microsoft.PowerShell.Core among the loaded snap-ins too; the lab
-    # leaves it out (lab's choice, pinned by tests/test_lab_cmdlets.py).
-    loaded = SNAPIN in ctx.session.snapins or bool(params.get("Registered"))
-    available = [SNAPIN] if loaded else []
+    """Get-PSSnapin: the loaded snap-ins, Microsoft.PowerShell.Core first, then the Exchange
+    snap-in once added; -Registered: the registered ones (the Exchange snap-in, never the core
+    one). -Name takes names and wildcard patterns; one that matches nothing is an error."""
+    available = [SNAPIN] if params.get("Registered") else _loaded(ctx)
     wanted = params.get("Name")
-    if not wanted:
-        return [snapin_object() for _ in available]
-    out: list[Any] = []
-    for pattern in wanted:
-        found = _matches(pattern, available)
-        if not found:
+    found = list(available) if not wanted else []
+    for pattern in wanted or []:
+        matched = _matches(pattern, available)
+        if not matched:
             _no_match(ctx, pattern)
-        out.extend(snapin_object() for _ in found)
-    return out
+        found.extend(matched)
+    return [core_snapin_object() if n == CORE_SNAPIN else snapin_object() for n in found]
 
 
 CMDLETS = [

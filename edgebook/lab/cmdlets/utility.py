@@ -8,9 +8,12 @@ import datetime as dt
 import fnmatch
 from typing import Any
 
+from psrpcore.types import PSDateTime, PSNoteProperty
+
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.cmdlets.dateformat import net_format, u_format
 from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
+from edgebook.lab.winrm.wire import to_wire
 
 UTILITY_TASK = "Microsoft.PowerShell.Commands"
 PS_CUSTOM_OBJECT = ["System.Management.Automation.PSCustomObject", "System.Object"]
@@ -26,6 +29,10 @@ RANGES = {
     "Second": (0, 59),
     "Millisecond": (0, 999),
 }
+# Microsoft.PowerShell.Commands.DisplayHintType: its members in order (Date = 0, Time = 1,
+# DateTime = 2; GetDateCommand.cs)
+DISPLAY_HINT_TYPE = "Microsoft.PowerShell.Commands.DisplayHintType"
+DISPLAY_HINTS = ("Date", "Time", "DateTime")
 ACROSS_OBJECTS = (
     "the lab runs Select-Object once per input object, so it cannot count, skip or compare "
     "across the objects of a pipeline"
@@ -63,10 +70,22 @@ def _add_months(when: dt.datetime, months: int) -> dt.datetime:
     return when.replace(year=year, month=month + 1, day=day)
 
 
+def with_display_hint(when: dt.datetime, hint: str) -> dt.datetime:
+    """The DateTime Get-Date writes: PowerShell wraps it in a PSObject with a DisplayHint note
+    property (GetDateCommand.ProcessRecord), which remoting sends as <Obj> holding the <DT> and
+    the note in <MS> (serialization.cs, WritePrimitiveTypePSObjectWithNotes). psrpcore's
+    PSDateTime is that wrapper: still an aware datetime for the lab's cmdlets, and written so
+    on the wire (a value the lab's own objects cannot express: they have no primitive base)."""
+    out = PSDateTime(when)
+    hint_value = ExEnum(DISPLAY_HINT_TYPE, hint, DISPLAY_HINTS.index(hint))
+    out.PSObject.extended_properties.append(PSNoteProperty("DisplayHint", to_wire(hint_value)))
+    return out
+
+
 def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Get-Date: the server's clock (the lab clock, a server in UTC) or -Date, with -Year ..
     -Millisecond set as PowerShell does (by adding the difference); -Format / -UFormat
-    return the text."""
+    return the text, else the DateTime with its DisplayHint (default DateTime)."""
     when: dt.datetime = params.get("Date") or ctx.now
     for name in RANGES:
         if params.get(name) is not None:
@@ -91,7 +110,7 @@ def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
             raise ctx.fail(
                 str(exc), exception="System.FormatException", category="NotSpecified"
             ) from None
-    return [when]
+    return [with_display_hint(when, params.get("DisplayHint") or "DateTime")]
 
 
 def _table(item: Any) -> tuple[str, dict[str, Any]]:
@@ -247,18 +266,12 @@ CMDLETS = [
         "Get-Date",
         get_date,
         [
-            # ValueFromPipeline in PowerShell; not here: the lab's binding would turn a piped
-            # non-date into a conversion error where PowerShell writes InputObjectNotBound.
-            Param("Date", "datetime", position=0, aliases=("LastWriteTime",)),
+            # ValueFromPipeline and ValueFromPipelineByPropertyName (alias LastWriteTime)
+            Param("Date", "datetime", position=0, pipeline=True, aliases=("LastWriteTime",)),
             *(_range(n) for n in RANGES),
             Param("Format", sets=("net",)),
             Param("UFormat", sets=("UFormat",)),
-            Param(
-                "DisplayHint",
-                values=("Date", "Time", "DateTime"),
-                net_type="Microsoft.PowerShell.Commands.DisplayHintType",
-                unsimulated="the lab's DateTime carries no DisplayHint note property",
-            ),
+            Param("DisplayHint", values=DISPLAY_HINTS, net_type=DISPLAY_HINT_TYPE),
         ],
         task=UTILITY_TASK,
         exchange=False,
