@@ -101,10 +101,17 @@ def no_verify() -> ssl.SSLContext:
     return context
 
 
+def peer_leaf(sock: socket.socket | None) -> bytes:
+    assert isinstance(sock, ssl.SSLSocket)
+    leaf = sock.getpeercert(binary_form=True)
+    assert leaf is not None
+    return leaf
+
+
 def starttls_leaf(port: int) -> bytes:
     with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
         client.starttls(context=no_verify())
-        return client.sock.getpeercert(binary_form=True)
+        return peer_leaf(client.sock)
 
 
 def ldaps_leaf(port: int) -> bytes:
@@ -112,7 +119,7 @@ def ldaps_leaf(port: int) -> bytes:
         socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
         no_verify().wrap_socket(raw) as tls,
     ):
-        return tls.getpeercert(binary_form=True)
+        return peer_leaf(tls)
 
 
 # --- SMTP -------------------------------------------------------------------------------------
@@ -152,7 +159,7 @@ def test_swapping_the_certificate_changes_the_next_handshake(
         before.ehlo()
         service.material = pki.material(pki.new)  # e.g. MSExchangeTransport restarted
         before.starttls(context=no_verify())
-        assert before.sock.getpeercert(binary_form=True) == der(pki.new.cert)
+        assert peer_leaf(before.sock) == der(pki.new.cert)
     assert starttls_leaf(smtp.port) == der(pki.new.cert)
     service.material = pki.material(pki.old)
     assert starttls_leaf(smtp.port) == der(pki.old.cert)
@@ -243,6 +250,7 @@ def test_clients_that_drop_mid_handshake_leave_no_noise(
                 raw.recv(1024)
     with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
         client.ehlo()
+        assert client.sock is not None
         client.sock.close()  # vanish without QUIT
     assert starttls_leaf(smtp.port) == der(pki.old.cert)
     assert ldaps_leaf(ldaps.port) == der(pki.old.cert)
@@ -273,6 +281,177 @@ def test_busy_port_is_a_clear_error(service: Service) -> None:
             listener.start()
     with pytest.raises(EdgebookError, match="not started"):
         listener.port  # noqa: B018
+
+
+class Dialogue:
+    """A raw SMTP client: commands sent as they are, replies read line by line."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.reader = self.sock.makefile("rb")
+        self.reply()  # the banner
+
+    def reply(self) -> list[str]:
+        lines = [self.reader.readline().decode().rstrip("\r\n")]
+        while lines[-1][3:4] == "-":
+            lines.append(self.reader.readline().decode().rstrip("\r\n"))
+        return lines
+
+    def say(self, *commands: bytes) -> list[list[str]]:
+        """Send the commands in one write (pipelined) and read one reply for each."""
+        self.sock.sendall(b"".join(command + b"\r\n" for command in commands))
+        return [self.reply() for _ in commands]
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def dialogue(smtp: SmtpListener) -> Iterator[Dialogue]:
+    client = Dialogue(smtp.port)
+    yield client
+    client.close()
+
+
+def test_ehlo_offers_what_exchange_offers_an_anonymous_client(dialogue: Dialogue) -> None:
+    [reply] = dialogue.say(b"EHLO client.test")
+    assert reply == [
+        f"250-{FQDN} Hello [127.0.0.1]",
+        f"250-SIZE {SmtpListener.max_message_size}",
+        "250-PIPELINING",
+        "250-ENHANCEDSTATUSCODES",
+        "250-STARTTLS",
+        "250 8BITMIME",
+    ]
+    [helo] = dialogue.say(b"HELO client.test")
+    assert helo == [f"250 {FQDN} Hello [127.0.0.1]"]
+
+
+def test_commands_out_of_order_are_refused_with_exchanges_codes(dialogue: Dialogue) -> None:
+    replies = dialogue.say(
+        b"MAIL FROM:<a@contoso.test>",  # before EHLO
+        b"STARTTLS",  # before EHLO
+        b"EHLO client.test",
+        b"RCPT TO:<b@fabrikam.test>",  # before MAIL
+        b"DATA",  # before MAIL
+        b"MAIL FROM:<a@contoso.test>",
+        b"MAIL FROM:<c@contoso.test>",  # a second sender
+        b"DATA",  # before RCPT
+        b"RSET",
+        b"RCPT TO:<b@fabrikam.test>",  # the transaction was reset
+        b"XYZZY",
+        b"AUTH NTLM",
+        b"VRFY b",
+        b"NOOP",
+    )
+    assert [reply[-1][:9] for reply in replies] == [
+        "503 5.5.2",
+        "503 5.5.2",
+        "250 8BITM",
+        "503 5.5.2",
+        "503 5.5.2",
+        "250 2.1.0",
+        "503 5.5.2",
+        "503 5.5.2",
+        "250 2.0.0",
+        "503 5.5.2",
+        "500 5.3.3",
+        "504 5.7.4",
+        "252 2.1.5",
+        "250 2.0.0",
+    ]
+    assert replies[10] == ["500 5.3.3 Unrecognized command 'XYZZY'"]
+
+
+def test_mail_parameters_and_addresses_are_checked(dialogue: Dialogue) -> None:
+    too_big = SmtpListener.max_message_size + 1
+    replies = dialogue.say(
+        b"EHLO client.test",
+        b"MAIL FROM:a@contoso.test",  # no angle brackets
+        b"MAIL FROM:<a@contoso.test> SIZE=%d" % too_big,
+        b"MAIL FROM:<a@contoso.test> XYZ=1",
+        b"MAIL FROM:<> SIZE=100 BODY=8BITMIME",  # the null sender of a bounce is fine
+        b"RCPT TO:<>",
+        b"RCPT TO:<b@fabrikam.test> NOTIFY=NEVER",  # no DSN offered
+        b"RCPT TO:<b@fabrikam.test>",
+    )
+    assert [reply[-1] for reply in replies[1:]] == [
+        "501 5.5.4 Invalid arguments",
+        "552 5.3.4 Message size exceeds fixed maximum message size",
+        "555 5.5.4 Unsupported option: XYZ=1",
+        "250 2.1.0 Sender OK",
+        "501 5.5.4 Invalid arguments",
+        "555 5.5.4 Unsupported option: NOTIFY=NEVER",
+        "250 2.1.5 Recipient OK",
+    ]
+
+
+def test_data_is_unstuffed_and_pipelined_commands_are_answered_in_order(
+    dialogue: Dialogue, service: Service
+) -> None:
+    replies = dialogue.say(
+        b"EHLO client.test",
+        b"MAIL FROM:<a@contoso.test>",
+        b"RCPT TO:<b@fabrikam.test>",
+        b"DATA",
+    )
+    assert replies[-1] == ["354 Start mail input; end with <CRLF>.<CRLF>"]
+    dialogue.sock.sendall(b"Subject: dots\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n")
+    assert dialogue.reply()[0].endswith("Queued mail for delivery")
+    assert dialogue.reply() == ["221 2.0.0 Service closing transmission channel"]
+    assert dialogue.reader.read() == b""  # and the server hangs up
+    assert service.messages == [
+        ("a@contoso.test", ["b@fabrikam.test"], b"Subject: dots\r\n\r\n.leading dot\r\n")
+    ]
+
+
+def test_an_overlong_line_is_refused_and_the_session_goes_on(dialogue: Dialogue) -> None:
+    [long, noop] = dialogue.say(b"NOOP " + b"x" * 600, b"NOOP")
+    assert long == ["500 5.5.6 Line too long"]
+    assert noop == ["250 2.0.0 OK"]
+
+
+def test_a_client_that_hangs_up_inside_an_overlong_line_ends_its_session(
+    dialogue: Dialogue,
+) -> None:
+    dialogue.sock.sendall(b"NOOP " + b"x" * 600)  # no line end, then gone
+    dialogue.sock.shutdown(socket.SHUT_WR)
+    assert dialogue.reader.read() == b""  # the server hangs up too (within the 5 s timeout)
+
+
+def test_a_message_over_the_size_limit_is_refused_and_not_delivered(
+    dialogue: Dialogue, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SmtpListener, "max_message_size", 100)
+    dialogue.say(b"EHLO client.test", b"MAIL FROM:<a@contoso.test>", b"RCPT TO:<b@fabrikam.test>")
+    [data] = dialogue.say(b"DATA")
+    assert data[0].startswith("354")
+    dialogue.sock.sendall(b"x" * 80 + b"\r\n" + b"y" * 80 + b"\r\n.\r\n")
+    assert dialogue.reply() == ["552 5.3.4 Message size exceeds fixed maximum message size"]
+    assert service.messages == []
+    [after] = dialogue.say(b"RCPT TO:<b@fabrikam.test>")  # the transaction is over
+    assert after == ["503 5.5.2 Need mail command"]
+
+
+def test_after_starttls_the_client_greets_again_and_tls_is_not_offered_twice(
+    smtp: SmtpListener,
+) -> None:
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=5) as client:
+        client.starttls(context=no_verify())
+        assert client.mail("a@contoso.test")[0] == 503  # RFC 3207: EHLO again first
+        client.ehlo()
+        assert client.docmd("STARTTLS") == (503, b"5.5.1 TLS already active")
+        assert client.mail("a@contoso.test")[0] == 250
+
+
+def test_starttls_without_a_certificate_at_that_moment_is_a_454(
+    dialogue: Dialogue, service: Service
+) -> None:
+    dialogue.say(b"EHLO client.test")
+    service.material = None  # e.g. the certificate was removed after the EHLO
+    [reply] = dialogue.say(b"STARTTLS")
+    assert reply == ["454 4.7.0 TLS not available due to temporary reason"]
 
 
 # --- LDAPS ------------------------------------------------------------------------------------

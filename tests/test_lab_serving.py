@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from edgebook.lab.winrm import serving
-from edgebook.lab.winrm.serving import QuietServer
+from edgebook.lab import serving
+from edgebook.lab.serving import QuietServer
 
 
 class _Echo(socketserver.StreamRequestHandler):

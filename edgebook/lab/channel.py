@@ -22,7 +22,7 @@ from typing import Any
 
 from edgebook.errors import EdgebookError
 from edgebook.fileio import write_atomic
-from edgebook.lab.winrm.serving import QuietServer
+from edgebook.lab.serving import QuietServer
 
 log = logging.getLogger(__name__)
 

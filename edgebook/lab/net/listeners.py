@@ -12,41 +12,41 @@ and the connection is closed) and ``cert_source()`` at every EHLO (STARTTLS is o
 with a certificate) and at every STARTTLS, just before the handshake. LDAPS asks both when a
 client connects (stopped or no certificate: the connection is closed before any TLS). So
 restarting a service in the simulation changes what the next handshake presents, without
-restarting the listener. Sources and ``on_message`` are called from the listener's own
-event-loop thread: they must be thread-safe and quick.
+restarting the listener. Sources and ``on_message`` are called from the connections' threads:
+they must be thread-safe and quick.
+
+Each connection has a thread and a blocking ssl socket: the handshake's work is OpenSSL's,
+done without the interpreter lock, which the daemon's WSMan endpoints need meanwhile (asyncio's
+TLS, which the listeners used before, ran a handshake's records through Python: a 20-Edge
+inspect's 40 probes held the lock about 1.4 ms each instead of a fraction of that).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
+import contextlib
 import logging
-import os
-import secrets
+import socket
+import socketserver
 import ssl
-import tempfile
 import threading
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
-from typing import Any
-
-from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
-from cryptography.hazmat.primitives import serialization
+from typing import Any, Protocol
 
 from edgebook.errors import EdgebookError
 from edgebook.lab.net.ldap_lite import LdapProtocolError, LdapResponder, split_message
+from edgebook.lab.net.smtp_session import HANDSHAKE_TIMEOUT_S, SmtpSession
+from edgebook.lab.net.tls_contexts import CertSource, ContextCache, server_handshake
+from edgebook.lab.serving import QuietServer
 
 log = logging.getLogger(__name__)
 
-CertSource = Callable[[], tuple[bytes, bytes] | None]
 RunningSource = Callable[[], bool]
 MessageSink = Callable[[str, list[str], bytes], None]
 Clock = Callable[[], datetime]
 
-HANDSHAKE_TIMEOUT_S = 10.0
 LDAP_IDLE_TIMEOUT_S = 900.0  # AD LDS MaxConnIdleTime
+CLOSE_NOTIFY_WAIT_S = 1.0
 SERVICE_UNAVAILABLE = b"421 4.3.2 Service not available\r\n"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -65,268 +65,128 @@ def exchange_date(moment: datetime) -> str:
     )
 
 
-class _ContextCache:
-    """Server SSLContexts for the source's current (chain, key), cached by a hash of the PEM."""
+class _Connection(Protocol):
+    """A connection as stop() sees it: the socket of the moment (TLS once upgraded)."""
 
-    def __init__(self, source: CertSource, size: int = 16) -> None:
-        self._source = source
-        self._size = size
-        self._cache: OrderedDict[str, ssl.SSLContext | None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def current(self) -> ssl.SSLContext | None:
-        """The context presenting the source's certificate now, or None without a usable one."""
-        material = self._source()
-        if material is None:
-            return None
-        chain_pem, key_pem = material
-        digest = hashlib.sha256(chain_pem + b"\0" + key_pem).hexdigest()
-        with self._lock:
-            if digest in self._cache:
-                self._cache.move_to_end(digest)
-                return self._cache[digest]
-        context = _build_context(chain_pem, key_pem)
-        with self._lock:
-            self._cache[digest] = context
-            while len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        return context
+    sock: socket.socket
 
 
-def _build_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext | None:
-    """A server context for this chain and key (None, logged, when they do not load).
+class _Server(QuietServer, socketserver.ThreadingTCPServer):
+    """Accepts connections and runs each in its own thread; stop() also ends open ones."""
 
-    The stdlib loads keys only from files: the key is written encrypted with a one-time
-    password into a private temporary directory that is removed at once.
-    """
-    try:
-        # the lab's own key (load_cert_chain below still checks it against the certificate);
-        # OpenSSL's RSA key check would cost 40 ms a context
-        key = serialization.load_pem_private_key(
-            key_pem, password=None, unsafe_skip_rsa_key_validation=True
-        )
-    except (ValueError, TypeError) as exc:
-        log.warning("lab listener: the private key does not load: %s", exc)
-        return None
-    password = secrets.token_bytes(32)
-    encrypted = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(password),
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with tempfile.TemporaryDirectory(prefix="edgebook-tls-") as folder:
-        chain_file, key_file = Path(folder, "chain.pem"), Path(folder, "key.pem")
-        chain_file.write_bytes(chain_pem)
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(encrypted)
+    daemon_threads = True  # stop() ends them: no connection keeps the daemon from exiting
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], serve: Callable[[socket.socket, str], None]):
+        self._serve = serve
+        self._open: set[_Connection] = set()
+        self._open_lock = threading.Lock()
+        self._closing = False
+        super().__init__(address, socketserver.BaseRequestHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection (in its own thread)."""
+        self._serve(request, client_address[0])
+
+    @contextlib.contextmanager
+    def tracked(self, connection: _Connection) -> Iterator[None]:
+        """While the block runs, closing the server ends the connection."""
+        with self._open_lock:
+            self._open.add(connection)
+            closing = self._closing
+        if closing:  # accepted just before the port closed
+            _end(connection)
         try:
-            context.load_cert_chain(chain_file, key_file, password=password)
-        except ssl.SSLError as exc:
-            log.warning("lab listener: the certificate chain and key do not load: %s", exc)
-            return None
-    return context
+            yield
+        finally:
+            with self._open_lock:
+                self._open.discard(connection)
+
+    def server_close(self) -> None:
+        """Close the port and end every open connection (their threads then finish)."""
+        super().server_close()
+        with self._open_lock:
+            self._closing = True
+            still_open = list(self._open)
+        for connection in still_open:
+            _end(connection)
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A session that fails is logged by the session; keep the rest off stderr."""
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
 
-def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Keep normal disconnects and failed handshakes off stderr; report anything else."""
-    exception = context.get("exception")
-    if isinstance(exception, OSError | EOFError):
-        log.debug("lab listener: %s: %s", context.get("message"), exception)
-        return
-    loop.default_exception_handler(context)
+def _end(connection: _Connection) -> None:
+    """Shut a connection's socket down: the thread blocked reading it wakes up and ends."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
 
 
-class _LoopListener:
-    """An asyncio server running in its own thread; subclasses create the server."""
+class _Listener:
+    """A TCP listener with a thread per connection; subclasses serve the connections."""
 
     def __init__(self, host: str, port: int, running: RunningSource | None) -> None:
         self.host = host
         self._requested_port = port
-        self._port: int | None = None
         self._running = running or _always_running
-        self._transports: set[asyncio.Transport] = set()
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._start_error: OSError | None = None
 
     @property
     def port(self) -> int:
         """The port listened on (the one chosen by the system when created with port 0)."""
-        if self._port is None:
+        if self._server is None:
             raise EdgebookError(f"{type(self).__name__} is not started: call start() first")
-        return self._port
+        port: int = self._server.server_address[1]
+        return port
 
     def start(self) -> None:
         """Start listening; returns once the port accepts connections."""
-        if self._thread is not None:
+        if self._server is not None:
             raise EdgebookError(f"{type(self).__name__} on {self.host} is already started")
-        self._ready.clear()
-        self._start_error = None
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(self._main(),), name=type(self).__name__, daemon=True
-        )
-        self._thread.start()
-        self._ready.wait()
-        if self._start_error is not None:
-            self._thread.join()
-            self._thread = None
+        try:
+            server = _Server((self.host, self._requested_port), self._accepted)
+        except OSError as exc:
             raise EdgebookError(
                 f"{type(self).__name__} cannot listen on {self.host}:{self._requested_port}: "
-                f"{self._start_error.strerror or self._start_error}; choose another port"
-            )
+                f"{exc.strerror or exc}; choose another port"
+            ) from None
+        self._server = server
+        self._thread = threading.Thread(target=server.serve, name=type(self).__name__, daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        """Close the port and every open connection; returns when the thread has ended."""
-        if self._thread is None:
+        """Close the port and end every open connection."""
+        if self._server is None or self._thread is None:
             return
-        if self._loop is not None and self._stop_event is not None:
-            self._loop.call_soon_threadsafe(self._stop_event.set)
+        self._server.stop()
         self._thread.join()
-        self._thread = None
-        self._port = None
+        self._server = self._thread = None
 
-    def __enter__(self) -> _LoopListener:
+    def __enter__(self) -> _Listener:
         self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    async def _create_server(self) -> asyncio.Server:
+    def _accepted(self, sock: socket.socket, peer: str) -> None:
         raise NotImplementedError
 
-    def _track(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # a stream connection, never datagrams
-        self._transports.add(transport)
-
-    def _untrack(self, transport: asyncio.BaseTransport | None) -> None:
-        if isinstance(transport, asyncio.Transport):
-            self._transports.discard(transport)
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._loop.set_exception_handler(_quiet_exception_handler)
-        try:
-            server = await self._create_server()
-        except OSError as exc:
-            self._start_error = exc
-            self._ready.set()
-            return
-        self._port = server.sockets[0].getsockname()[1]
-        self._stop_event = asyncio.Event()
-        self._ready.set()
-        await self._stop_event.wait()
-        server.close()
-        for transport in list(self._transports):
-            transport.abort()
-        await server.wait_closed()
+    def _tracked(self, connection: _Connection) -> contextlib.AbstractContextManager[None]:
+        """While the block runs, stop() ends the connection."""
+        assert self._server is not None  # connections come only while started
+        return self._server.tracked(connection)
 
 
 # --- SMTP -------------------------------------------------------------------------------------
 
 
-class _ServiceUnavailable(asyncio.Protocol):
-    """What a stopped transport service answers: 421 and the connection closes."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(SERVICE_UNAVAILABLE)
-        transport.close()
-
-
-class _EdgeHandler:
-    """aiosmtpd hooks: Exchange's EHLO greeting, delivery to on_message, quiet failures."""
-
-    def __init__(self, fqdn: str, on_message: MessageSink) -> None:
-        self._fqdn = fqdn
-        self._on_message = on_message
-
-    async def handle_EHLO(
-        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        """Exchange's first line ``250-<fqdn> Hello [<client ip>]``; no AUTH (none is served)."""
-        session.host_name = hostname
-        peer = session.peer[0] if session.peer else "unknown"
-        kept = [line for line in responses[1:] if not line.startswith("250-AUTH")]
-        return [f"250-{self._fqdn} Hello [{peer}]", *kept]
-
-    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
-        """Hand the message to on_message and answer as Exchange does when it queues mail."""
-        data = envelope.original_content or b""
-        try:
-            self._on_message(envelope.mail_from or "", list(envelope.rcpt_tos), data)
-        except Exception:
-            log.exception("lab SMTP listener: on_message failed")
-            return "451 4.3.0 Message not queued: local error in processing"
-        message_id = secrets.token_hex(8).upper()
-        return f"250 2.6.0 <{message_id}@{self._fqdn}> Queued mail for delivery"
-
-    async def handle_exception(self, error: Exception) -> str:
-        """A failed STARTTLS handshake is normal on the internet; anything else is logged."""
-        if isinstance(error, TLSSetupException):
-            log.debug("lab SMTP listener: TLS handshake failed: %r", error.__cause__)
-        else:
-            log.exception("lab SMTP listener: session error", exc_info=error)
-        return "451 4.3.0 Local error in processing"
-
-
-class _EdgeSmtp(SMTP):
-    """aiosmtpd's SMTP that asks the service for its certificate at each EHLO and STARTTLS."""
-
-    def __init__(
-        self,
-        listener: SmtpListener,
-        handler: _EdgeHandler,
-        banner: str,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self._listener = listener
-        super().__init__(
-            handler,
-            hostname=listener.fqdn,
-            ident=banner,
-            tls_context=listener._contexts.current(),
-            data_size_limit=listener.max_message_size,
-            loop=loop,
-        )
-
-    def _refresh_tls_offer(self) -> None:
-        if not self._tls_protocol:
-            self.tls_context = self._listener._contexts.current()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Track the raw connection so stop() can close it."""
-        if self._original_transport is None:
-            self._listener._track(transport)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        """Forget the connection."""
-        self._listener._untrack(self._original_transport or self.transport)
-        super().connection_lost(error)
-
-    @syntax("EHLO hostname")
-    async def smtp_EHLO(self, hostname: str) -> None:
-        """EHLO, offering STARTTLS only while the service has a usable certificate."""
-        self._refresh_tls_offer()
-        await super().smtp_EHLO(hostname)
-
-    @syntax("STARTTLS", when="tls_context")
-    async def smtp_STARTTLS(self, arg: str) -> None:
-        """STARTTLS presenting the certificate the service has at this very moment."""
-        self._refresh_tls_offer()
-        await super().smtp_STARTTLS(arg)
-
-
-class SmtpListener(_LoopListener):
+class SmtpListener(_Listener):
     """An Edge's SMTP receive port: Exchange's banner, opportunistic STARTTLS, real sockets.
 
     Mail is accepted with or without STARTTLS (Exchange's default) and handed to
-    ``on_message(mail_from, rcpt_tos, data)``.
+    ``on_message(mail_from, rcpt_tos, data)``. The dialogue: edgebook.lab.net.smtp_session.
     """
 
     max_message_size = 37_748_736  # Exchange's default MaxMessageSize (36 MB)
@@ -344,116 +204,73 @@ class SmtpListener(_LoopListener):
     ) -> None:
         super().__init__(host, port, running)
         self.fqdn = fqdn
-        self._contexts = _ContextCache(cert_source)
-        self._handler = _EdgeHandler(fqdn, on_message)
+        self._contexts = ContextCache(cert_source)
+        self._on_message = on_message
         self._clock = clock or (lambda: datetime.now().astimezone())
 
     def banner(self) -> str:
         """The 220 greeting text after the FQDN, with the (lab) clock's current date."""
         return f"Microsoft ESMTP MAIL Service ready at {exchange_date(self._clock())}"
 
-    def _new_protocol(self) -> asyncio.BaseProtocol:
-        if not self._running():
-            return _ServiceUnavailable()
-        loop = asyncio.get_running_loop()
-        return _EdgeSmtp(self, self._handler, self.banner(), loop)
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The context of the certificate the service presents now (None: no usable one)."""
+        return self._contexts.current()
 
-    async def _create_server(self) -> asyncio.Server:
-        loop = asyncio.get_running_loop()
-        return await loop.create_server(self._new_protocol, self.host, self._requested_port)
+    def deliver(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
+        """Hand one accepted message to on_message."""
+        self._on_message(mail_from, rcpt_tos, data)
+
+    def _accepted(self, sock: socket.socket, peer: str) -> None:
+        if not self._running():
+            with contextlib.suppress(OSError):
+                sock.sendall(SERVICE_UNAVAILABLE)
+            return
+        session = SmtpSession(self, sock, peer)
+        with self._tracked(session):
+            session.run()
 
 
 # --- LDAPS ------------------------------------------------------------------------------------
 
 
-class _LdapsConnection(asyncio.Protocol):
+class _LdapsConnection:
     """One LDAPS client: TLS with the certificate of the moment, then LDAP messages."""
 
-    def __init__(self, listener: LdapsListener) -> None:
-        self._listener = listener
-        self._raw: asyncio.Transport | None = None
-        self._tls: asyncio.Transport | None = None
-        self._buffer = b""
-        self._idle: asyncio.TimerHandle | None = None
-        self._handshake: asyncio.Task[None] | None = None
+    def __init__(self, listener: LdapsListener, sock: socket.socket) -> None:
+        self.listener = listener
+        self.sock = sock
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Close at once when the service is stopped or has no certificate; else start TLS."""
-        assert isinstance(transport, asyncio.Transport)
-        self._raw = transport
-        transport.pause_reading()
-        self._listener._track(transport)
-        listener = self._listener
-        context = listener._contexts.current() if listener._running() else None
-        if context is None:
-            self.connection_lost(None)
-            transport.close()
-            return
-        self._handshake = asyncio.get_running_loop().create_task(
-            self._start_tls(transport, context)
-        )
-
-    async def _start_tls(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
-        loop = asyncio.get_running_loop()
+    def run(self, context: ssl.SSLContext) -> None:
+        """Handshake, then answer every LDAP message until unbind, hang-up or idle timeout."""
+        self.sock.settimeout(HANDSHAKE_TIMEOUT_S)
         try:
-            tls = await loop.start_tls(
-                transport,
-                self,
-                context,
-                server_side=True,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S,
-            )
-        except (OSError, TimeoutError) as exc:
+            self.sock = server_handshake(context, self.sock)
+        except OSError as exc:
             log.debug("lab LDAPS listener: TLS handshake failed: %r", exc)
-            self.connection_lost(exc)
-            transport.abort()
             return
-        self._tls = tls
-        self._answer_buffered()
-
-    def _reset_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(LDAP_IDLE_TIMEOUT_S, self._close)
-
-    def _close(self) -> None:
-        if self._tls is not None:
-            self._tls.close()
-
-    def data_received(self, data: bytes) -> None:
-        """Collect LDAP bytes; they are answered once the TLS transport is known."""
-        self._buffer += data
-        if self._tls is not None:
-            self._answer_buffered()
-
-    def _answer_buffered(self) -> None:
-        """Answer every complete LDAP message; close on unbind or on anything not LDAP."""
-        assert self._tls is not None
-        self._reset_idle()
+        self.sock.settimeout(LDAP_IDLE_TIMEOUT_S)
+        buffer = b""
         try:
-            while (split := split_message(self._buffer)) is not None:
-                message, self._buffer = split
-                reply = self._listener.responder.answer(message)
-                if reply is None:
-                    self._close()
-                    return
-                self._tls.write(reply)
+            while data := self.sock.recv(65536):
+                buffer += data
+                while (split := split_message(buffer)) is not None:
+                    message, buffer = split
+                    reply = self.listener.responder.answer(message)
+                    if reply is None:  # unbind
+                        return
+                    self.sock.sendall(reply)
         except LdapProtocolError as exc:
             log.debug("lab LDAPS listener: closing: %s", exc)
-            self._close()
-
-    def eof_received(self) -> bool:
-        """The client closed its side: close ours."""
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the connection."""
-        if self._idle is not None:
-            self._idle.cancel()
-        self._listener._untrack(self._raw)
+        except OSError as exc:  # the client went away, or the idle timeout
+            log.debug("lab LDAPS listener: connection ended: %r", exc)
+        finally:
+            with contextlib.suppress(OSError, ValueError):  # close_notify, as AD LDS sends it
+                self.sock.settimeout(CLOSE_NOTIFY_WAIT_S)
+                self.sock.unwrap()
+            self.sock.close()
 
 
-class LdapsListener(_LoopListener):
+class LdapsListener(_Listener):
     """AD LDS's LDAPS port (50636 on an Edge): direct TLS, then edgebook.lab.net.ldap_lite."""
 
     def __init__(
@@ -467,13 +284,16 @@ class LdapsListener(_LoopListener):
         clock: Clock | None = None,
     ) -> None:
         super().__init__(host, port, running)
-        self._contexts = _ContextCache(cert_source)
+        self._contexts = ContextCache(cert_source)
         self.responder = LdapResponder(
             dns_host_name=dns_host_name, clock=clock or (lambda: datetime.now().astimezone())
         )
 
-    async def _create_server(self) -> asyncio.Server:
-        loop = asyncio.get_running_loop()
-        return await loop.create_server(
-            lambda: _LdapsConnection(self), self.host, self._requested_port
-        )
+    def _accepted(self, sock: socket.socket, peer: str) -> None:
+        """Closed at once when the service is stopped or has no certificate; else TLS."""
+        context = self._contexts.current() if self._running() else None
+        if context is None:
+            return
+        connection = _LdapsConnection(self, sock)
+        with self._tracked(connection):
+            connection.run(context)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from edgebook.lab.serving import QuietServer
 from edgebook.lab.winrm import ntlm
-from edgebook.lab.winrm.serving import QuietServer
 from edgebook.lab.winrm.wsman import WSManEndpoint
 
 log = logging.getLogger(__name__)
