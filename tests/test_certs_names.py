@@ -345,7 +345,7 @@ def test_parse_tls_certificate_name_ignores_tags_inside_quoted_values():
         parse_tls_certificate_name('<I>O="a<S>CN=x')  # the quote never closes
 
 
-def test_parse_tls_certificate_name_is_cached_on_the_text():
+def test_parse_tls_certificate_name_is_cached_on_the_text() -> None:
     text = "<I>CN=R11, O=Let's Encrypt, C=US<S>CN=cached.contoso.com"
     names._parse_tls_certificate_name.cache_clear()
     first = parse_tls_certificate_name(text)

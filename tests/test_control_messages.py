@@ -64,8 +64,10 @@ def assert_same(fast: Any, slow: Any, kind: type) -> None:
         for name in ("protocol_version", "ps_version", "serialization_version", "time_zone"):
             assert getattr(fast, name) == getattr(slow, name), name
     elif kind is ApplicationPrivateData:
+        assert isinstance(fast, ApplicationPrivateData)
         assert fast.data == normalize(slow.data)
     else:
+        assert isinstance(fast, RunspacePoolStateMessage | PipelineState)
         assert (fast.state, fast.error_record) == (slow.state, None)
 
 

@@ -102,7 +102,9 @@ def test_a_file_with_a_wrong_password_fails_the_initial_replication(lab):
 
 def test_a_file_without_credentials_is_not_a_subscription_file(lab):
     root = ET.fromstring(subscription_file(lab))
-    root.remove(root.find("ESRAPassword"))  # type: ignore[arg-type]
+    password = root.find("ESRAPassword")
+    assert password is not None
+    root.remove(password)
     message = lab.fails("EX01", "New-EdgeSubscription", FileData=ET.tostring(root), Site=SITE)
     assert "isn't a valid Edge Subscription file ('ESRAPassword')" in message
     assert lab.store.read().subscription("EDGE01").esra_password is None  # nothing changed

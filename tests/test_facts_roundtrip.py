@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ def _set(path: str, value: object) -> Callable[[dict], None]:
 
     def change(facts: dict) -> None:
         *parents, last = path.split(".")
-        node: object = facts
+        node: Any = facts  # a JSON object or list
         for key in parents:
             node = node[int(key)] if isinstance(node, list) else node[key]
         if value is KeyError:
@@ -132,7 +133,7 @@ def test_bad_saved_facts_are_refused_naming_the_place(change, message):
     assert str(caught.value).endswith("of notebook 01's records, unchanged")
 
 
-def test_a_whole_inspect_document_is_refused_with_the_way_out():
+def test_a_whole_inspect_document_is_refused_with_the_way_out() -> None:
     org, edges = clean_world().facts()
     document = {"findings": [], "facts": facts_to_dict(org, edges)}
     with pytest.raises(FactsError, match="whole `inspect --json` document: give its 'facts'"):

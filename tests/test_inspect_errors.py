@@ -8,12 +8,20 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
 
 from edgebook.cli import main
-from edgebook.config import CredentialRef, Inventory, load_inventory, resolve_inventory
+from edgebook.config import (
+    CredentialRef,
+    EdgeServer,
+    Inventory,
+    MailboxServer,
+    load_inventory,
+    resolve_inventory,
+)
 from edgebook.errors import ConfigError
 from edgebook.phases.inspect import inspect
 from edgebook.secrets import SecretError
@@ -62,10 +70,14 @@ def inventory_file(tmp_path: Path, port: int, **change: object) -> Path:
     return path
 
 
+_Server = TypeVar("_Server", MailboxServer, EdgeServer)
+
+
 def replace_references(inventory: Inventory, reference: str) -> Inventory:
     """The inventory with every password reference replaced."""
 
-    def server(item):  # type: ignore[no-untyped-def]
+    def server(item: _Server) -> _Server:
+        assert item.credential is not None, f"{item.name} has no credential to replace"
         credential = CredentialRef(item.credential.username, reference)
         return dataclasses.replace(item, credential=credential)
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import nbformat
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from edgebook.evidence import kernels, runner

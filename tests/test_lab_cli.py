@@ -265,8 +265,8 @@ def test_edges_also_speak_ntlm(lab):
 def _banner_date(server: dict) -> dt.datetime:
     host, port = server["smtp"].rsplit(":", 1)
     with smtplib.SMTP(timeout=10) as smtp:
-        _, banner = smtp.connect(host, int(port))
-    banner = banner.decode()
+        _, reply = smtp.connect(host, int(port))
+    banner = reply.decode()
     return email.utils.parsedate_to_datetime(banner.split(" at ", 1)[1])
 
 

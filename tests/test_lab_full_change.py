@@ -144,6 +144,10 @@ class EngineChange:
         """Apply these steps as one approved plan; lab time passes while a step waits."""
         plan = Plan(CHANGE, edge, "full-change", {}, steps)
         servers = [edge, "EX01"]
+
+        def sleep(_seconds: float) -> None:
+            self.lab.store.advance(1)
+
         with ShellPool(self.inproc.inventory, servers, self.inproc.factory) as shells:
             engine = Engine(
                 plan,
@@ -151,7 +155,7 @@ class EngineChange:
                 self.journal,
                 probe=self.inproc.probe,
                 check_kept=subscription_age_check,
-                sleep=lambda _s: self.lab.store.advance(1),
+                sleep=sleep,
             )
             result = engine.apply()
         assert result.completed, result.error

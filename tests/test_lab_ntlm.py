@@ -106,6 +106,7 @@ def test_ntlm_over_http_encrypts_every_message(
     spy = Spy(monkeypatch)
     with connect(server, encryption="auto") as wsman, RunspacePool(wsman) as pool:
         result = echo(pool, FileData=BIG)
+        assert wsman.transport.encryption is not None
         assert wsman.transport.encryption.protocol == WinRMEncryption.SPNEGO
     assert result["Parameters"]["FileData"] == BIG
     assert backend.calls[0].statements[0][0].parameters["FileData"] == BIG
@@ -244,6 +245,7 @@ def handshake(
     )
     token = client.step()
     while True:
+        assert token is not None, "the NTLM client has a token to send until it is authenticated"
         auth = {"Authorization": f"Negotiate {base64.b64encode(token).decode()}"}
         status, headers, body = endpoint.handle(b"", auth, session)
         if status != 401:
@@ -320,7 +322,7 @@ def test_a_backend_without_credential_cannot_offer_negotiate() -> None:
             pass
 
     with pytest.raises(ValueError, match="credential"):
-        WSManEndpoint(BasicOnly(), "EDGE01", path="wsman", auth=("negotiate",))  # type: ignore[arg-type]
+        WSManEndpoint(BasicOnly(), "EDGE01", path="wsman", auth=("negotiate",))
     with pytest.raises(ValueError, match="auth must name"):
         WSManEndpoint(FakeBackend(), "EDGE01", path="wsman", auth=("kerberos",))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from cryptography import x509
@@ -58,10 +59,12 @@ def submit(lab: Lab, edge: str, recipient: str, count: int = 5) -> None:
 
 
 def default_thumbprint(lab: Lab, server: str) -> str:
-    return lab.store.read().server(server).internal_transport_thumbprint
+    thumb = lab.store.read().server(server).internal_transport_thumbprint
+    assert thumb is not None, f"{server} has no internal transport certificate"
+    return thumb
 
 
-def served_thumbprint(lab: Lab, edge: str, kind: str) -> str | None:
+def served_thumbprint(lab: Lab, edge: str, kind: Literal["smtp", "ldaps"]) -> str | None:
     served = served_certificate(lab.store.read(), edge, kind, lab.store.now())
     return None if served is None else thumbprint(x509.load_pem_x509_certificates(served[0])[0])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import xml.etree.ElementTree as ET
+from typing import Any
 
 import psrpcore
 import pytest
@@ -21,8 +22,11 @@ def wire_xml(value: object) -> str:
     return ET.tostring(serialize(to_wire(value), CRYPTO), encoding="unicode")
 
 
-def round_trip(value: object) -> object:
-    """What a PowerShell client deserialises from what the lab puts on the wire."""
+def round_trip(value: object) -> Any:
+    """What a PowerShell client deserialises from what the lab puts on the wire.
+
+    Any: deserialised objects expose their PowerShell properties as dynamic attributes.
+    """
     return deserialize(ET.fromstring(wire_xml(value)), CRYPTO)
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from typing import Any, cast
 
 import psrpcore
 import pytest
@@ -31,18 +32,22 @@ NO_LANGUAGE = (
 )
 
 
-def rich(obj: object) -> object:
-    """Re-parse a pypsrp object with psrpcore, as edgebook's shell does."""
+def rich(obj: object) -> Any:
+    """Re-parse a pypsrp object with psrpcore, as edgebook's shell does.
+
+    Any: deserialised objects expose their PowerShell properties as dynamic attributes.
+    """
     assert isinstance(obj, GenericComplexObject)
+    assert obj._xml is not None, "pypsrp keeps the CLIXML of every object it deserialised"
     return deserialize(ET.fromstring(obj._xml), psrpcore.PSRemotingCrypto())
 
 
-def mailbox(backend: FakeBackend, **kwargs: object) -> WSManEndpoint:
-    return WSManEndpoint(backend, "MBX01", path="PowerShell", **kwargs)
+def mailbox(backend: FakeBackend) -> WSManEndpoint:
+    return WSManEndpoint(backend, "MBX01", path="PowerShell")
 
 
-def edge(backend: FakeBackend, **kwargs: object) -> WSManEndpoint:
-    return WSManEndpoint(backend, "EDGE01", path="wsman", **kwargs)
+def edge(backend: FakeBackend, *, latency_s: float = 0.0) -> WSManEndpoint:
+    return WSManEndpoint(backend, "EDGE01", path="wsman", latency_s=latency_s)
 
 
 def run(pool: RunspacePool, cmdlet: str, **parameters: object) -> PowerShell:
@@ -76,7 +81,8 @@ def https_wsman(port: int, ca: str, password: str = PASSWORD, path: str = "wsman
         auth="basic",
         username=USERNAME,
         password=password,
-        cert_validation=ca,
+        # pypsrp annotates bool, but passes it on as requests' verify: a CA bundle path works.
+        cert_validation=cast(bool, ca),
         no_proxy=True,
     )
 
@@ -275,7 +281,9 @@ def test_large_bytes_both_ways_and_pipeline_input(backend: FakeBackend) -> None:
         big = run(pool, "Big", Size=len(blob))
         ps = PowerShell(pool)
         ps.add_cmdlet("Consume")
-        ps.invoke(input=["one", 2])
+        # pypsrp annotates Iterator, but documents and handles a list of inputs (an iterator
+        # that is not a generator would be sent as one object).
+        ps.invoke(input=cast("Iterator[object]", ["one", 2]))
     assert backend.calls[0].statements[0][0].parameters["FileData"] == blob
     assert big.output == [blob]
     assert backend.calls[2].input == ["one", 2]

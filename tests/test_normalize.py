@@ -55,6 +55,7 @@ def test_type_names_are_wire_names(certificate: PSRecord):
     assert certificate.type_names[0] == EXCHANGE_CERTIFICATE
     assert certificate.is_type("System.Security.Cryptography.X509Certificates.X509Certificate2")
     assert not any(name.startswith("Deserialized.") for name in certificate.type_names)
+    assert certificate.to_string is not None
     assert certificate.to_string.startswith("[Subject]")
 
 

@@ -21,7 +21,7 @@ MODULES = sorted(f"edgebook.notebook.{path.stem}" for path in PACKAGE.glob("[!_]
 
 def _imports_inside_functions(module: str) -> set[str]:
     tree = ast.parse((PACKAGE / f"{module.rpartition('.')[2]}.py").read_text())
-    found = set()
+    found: set[str] = set()
     for function in ast.walk(tree):
         if not isinstance(function, ast.FunctionDef):
             continue

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -23,6 +24,7 @@ from edgebook.exchange.command import Command
 from edgebook.exchange.connect import resolve_credentials, shell_factory
 from edgebook.lab import control
 from edgebook.lab.org import certstore, pki
+from edgebook.lab.org.model import CertEntry
 from edgebook.lab.org.store import LabStore
 from edgebook.phases import prepare
 from edgebook.phases.prepare_certificate import PrepareRefused
@@ -192,9 +194,11 @@ def test_edge_request_plans_the_request_on_the_edge_with_the_f5_consequence(lab)
     assert pending(lab) == []  # planning changes nothing
 
 
-def key_of(directory: Path, entry) -> object:
+def key_of(directory: Path, entry: CertEntry) -> rsa.RSAPrivateNumbers:
     """The private numbers of a lab store entry's key (sealed anew on every save)."""
-    return certstore.key_of(LabStore(directory).read(), entry).private_numbers()
+    key = certstore.key_of(LabStore(directory).read(), entry)
+    assert key is not None, f"{entry.thumbprint} has no private key"
+    return key.private_numbers()
 
 
 def journalled(step: str) -> list[dict]:

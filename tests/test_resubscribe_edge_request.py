@@ -44,6 +44,7 @@ def prepared_on_edge(lab: InProcessLab, folder: Path) -> str:
     )
     result = prepare.apply(staged, staged.plan.sha256, shell_factory=factory)
     assert result.completed, result.error
+    assert staged.candidate is not None
     return staged.candidate.thumbprint
 
 

@@ -7,6 +7,7 @@ import io
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keyring
 import pytest
@@ -21,13 +22,16 @@ from edgebook.secrets import (
     resolve_secret,
 )
 
+if TYPE_CHECKING:
+    from _typeshed import StrOrBytesPath
+
 SECRET = "Sup3r-S3cret!"
 
 
 class MemoryKeyring(KeyringBackend):
     """An in-memory keyring backend for tests."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
         super().__init__()
@@ -194,10 +198,12 @@ def test_file_reference_unreadable_is_a_clear_error(tmp_path: Path, monkeypatch)
 
     real_open = os.open
 
-    def denied(path: object, *args: object, **kwargs: object) -> int:
+    def denied(
+        path: StrOrBytesPath, flags: int, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> int:
         if Path(str(path)) == secret_file:
             raise PermissionError(13, "Permission denied")
-        return real_open(path, *args, **kwargs)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
 
     monkeypatch.setattr(os, "open", denied)
     with pytest.raises(SecretError, match=r"cannot be read \(Permission denied\)"):

@@ -20,8 +20,21 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric import (
+    dsa,
+    ec,
+    ed448,
+    ed25519,
+    padding,
+    rsa,
+    x448,
+    x25519,
+)
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+    PrivateKeyTypes,
+)
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -71,12 +84,58 @@ def _as_name(spec: NameSpec) -> x509.Name:
     return spec if isinstance(spec, x509.Name) else name(*spec)
 
 
-def make_key(key_type: str = "p256") -> PrivateKeyTypes:
+def make_key(key_type: str = "p256") -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     """A new key: 'rsa1024'..'rsa4096', 'p192', 'p256', 'p384'."""
-    curves = {"p192": ec.SECP192R1, "p256": ec.SECP256R1, "p384": ec.SECP384R1}
+    curves = {"p192": ec.SECP192R1(), "p256": ec.SECP256R1(), "p384": ec.SECP384R1()}
     if key_type in curves:
-        return ec.generate_private_key(curves[key_type]())
+        return ec.generate_private_key(curves[key_type])
     return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+
+
+# Private keys that sign certificates here; PKCS#12 holds exactly these kinds too.
+_SIGNING_KEYS = (
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+    dsa.DSAPrivateKey,
+)
+# Public keys a certificate here may carry: the signing kinds plus X25519/X448.
+_SUBJECT_KEYS = (
+    rsa.RSAPublicKey,
+    ec.EllipticCurvePublicKey,
+    ed25519.Ed25519PublicKey,
+    ed448.Ed448PublicKey,
+    dsa.DSAPublicKey,
+    x25519.X25519PublicKey,
+    x448.X448PublicKey,
+)
+# The hashes cryptography signs certificates with (SHA-1 and MD5 are re-signed by hand).
+_SIGNATURE_HASHES = (
+    hashes.SHA224,
+    hashes.SHA256,
+    hashes.SHA384,
+    hashes.SHA512,
+    hashes.SHA3_224,
+    hashes.SHA3_256,
+    hashes.SHA3_384,
+    hashes.SHA3_512,
+)
+
+
+def _signing_key(key: PrivateKeyTypes) -> CertificateIssuerPrivateKeyTypes:
+    """The key as a certificate signer; ValueError for kinds that cannot sign (X25519, DH...)."""
+    if not isinstance(key, _SIGNING_KEYS):
+        raise ValueError(f"a {type(key).__name__} cannot sign certificates")
+    return key
+
+
+def _subject_key(key: PrivateKeyTypes) -> CertificatePublicKeyTypes:
+    """The public key a certificate carries for this private key."""
+    public = key.public_key()
+    if not isinstance(public, _SUBJECT_KEYS):
+        raise ValueError(f"a certificate here cannot carry a {type(public).__name__}")
+    return public
 
 
 def _builder(
@@ -91,10 +150,10 @@ def _builder(
     return certificate_builder(
         subject,
         issuer.cert.subject if issuer else subject,
-        key.public_key(),
+        _subject_key(key),
         not_before,
         not_before + dt.timedelta(days=days_valid),
-        issuer.key if issuer else key,
+        _signing_key(issuer.key if issuer else key),
     )
 
 
@@ -118,7 +177,9 @@ def _sign(
 ) -> x509.Certificate:
     """Sign normally, or re-sign with SHA-1/MD5 (which cryptography refuses) for RSA signers."""
     if algorithm.name not in {"sha1", "md5"}:
-        return builder.sign(signer, algorithm)
+        if not isinstance(algorithm, _SIGNATURE_HASHES):
+            raise ValueError(f"certificates are not signed with {algorithm.name} here")
+        return builder.sign(_signing_key(signer), algorithm)
     if not isinstance(signer, rsa.RSAPrivateKey):
         raise ValueError("legacy signature hashes are only built for RSA issuers")
     modern = builder.sign(signer, hashes.SHA256())
@@ -232,6 +293,8 @@ def write_pfx(
         else serialization.NoEncryption()
     )
     cas = [c.cert if isinstance(c, Issued) else c for c in chain]
+    if not isinstance(leaf.key, _SIGNING_KEYS):
+        raise ValueError(f"a PFX cannot hold a {type(leaf.key).__name__}")
     path.write_bytes(
         pkcs12.serialize_key_and_certificates(b"test", leaf.key, leaf.cert, cas or None, encryption)
     )

@@ -15,17 +15,19 @@ import base64
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from edgebook.change.journal import Journal
 from edgebook.change.step import Step
+from edgebook.config import Inventory
 from edgebook.evidence import layout
+from edgebook.exchange.connect import ShellFactory
 from edgebook.exchange.errors import ExchangeConnectionError
+from edgebook.exchange.shell import ExchangeShell
 from edgebook.lab.cmdlets.faults import clear_faults, set_fault
 from edgebook.lab.org import edgesync
 from edgebook.lab.org.model import mail_ledger
@@ -137,11 +139,12 @@ class FaultyShell:
         return result
 
 
-def factory(lab: InProcessLab, wire: Wire) -> Callable[[Any, str], FaultyShell]:
+def factory(lab: InProcessLab, wire: Wire) -> ShellFactory:
     """A shell factory whose shells share `wire`."""
 
-    def make(inventory: Any, name: str) -> FaultyShell:
-        return FaultyShell(lab.factory(inventory, name), wire)
+    def make(inventory: Inventory, name: str) -> ExchangeShell:
+        # A FaultyShell stands in for the ExchangeShell it wraps (__getattr__ delegates the rest).
+        return cast(ExchangeShell, FaultyShell(lab.factory(inventory, name), wire))
 
     return make
 

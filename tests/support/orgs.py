@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,9 +225,11 @@ def _edge_records(server: str, p: Pki) -> dict[str, Any]:
     }
 
 
-def smtp_probe(server: str, leaf: Issued | None, chain: list[Issued] = (), **kw: Any) -> SmtpProbe:
+def smtp_probe(
+    server: str, leaf: Issued | None, chain: Sequence[Issued] = (), **kw: Any
+) -> SmtpProbe:
     """An SMTP STARTTLS probe result that collected this leaf."""
-    fields = {
+    fields: dict[str, Any] = {
         "ok": leaf is not None,
         "leaf": leaf.cert if leaf else None,
         "chain": [leaf.cert, *(c.cert for c in chain)] if leaf else [],
@@ -240,7 +243,7 @@ def smtp_probe(server: str, leaf: Issued | None, chain: list[Issued] = (), **kw:
 
 def ldaps_probe(server: str, leaf: Issued | None, **kw: Any) -> LdapsProbe:
     """An LDAPS probe result on 50636 that collected this leaf."""
-    fields = {"ok": leaf is not None, "leaf": leaf.cert if leaf else None}
+    fields: dict[str, Any] = {"ok": leaf is not None, "leaf": leaf.cert if leaf else None}
     fields["chain"] = [leaf.cert] if leaf else []
     fields.update(kw)
     return LdapsProbe(target=f"{server.lower()}.contoso.com:50636", **fields)
