@@ -326,6 +326,8 @@ def test_ehlo_offers_what_exchange_offers_an_anonymous_client(dialogue: Dialogue
     ]
     [helo] = dialogue.say(b"HELO client.test")
     assert helo == [f"250 {FQDN} Hello [127.0.0.1]"]
+    [help_] = dialogue.say(b"HELP")
+    assert help_[-1] == "214 HELO EHLO STARTTLS RCPT DATA RSET MAIL QUIT HELP"
 
 
 def test_commands_out_of_order_are_refused_with_exchanges_codes(dialogue: Dialogue) -> None:

@@ -35,8 +35,14 @@ from typing import Any, Protocol
 
 from edgebook.errors import EdgebookError
 from edgebook.lab.net.ldap_lite import LdapProtocolError, LdapResponder, split_message
-from edgebook.lab.net.smtp_session import HANDSHAKE_TIMEOUT_S, SmtpSession
-from edgebook.lab.net.tls_contexts import CertSource, ContextCache, server_handshake
+from edgebook.lab.net.smtp_session import SmtpSession
+from edgebook.lab.net.tls_contexts import (
+    HANDSHAKE_TIMEOUT_S,
+    CertSource,
+    ContextCache,
+    close,
+    server_handshake,
+)
 from edgebook.lab.serving import QuietServer
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,6 @@ MessageSink = Callable[[str, list[str], bytes], None]
 Clock = Callable[[], datetime]
 
 LDAP_IDLE_TIMEOUT_S = 900.0  # AD LDS MaxConnIdleTime
-CLOSE_NOTIFY_WAIT_S = 1.0
 SERVICE_UNAVAILABLE = b"421 4.3.2 Service not available\r\n"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -264,10 +269,7 @@ class _LdapsConnection:
         except OSError as exc:  # the client went away, or the idle timeout
             log.debug("lab LDAPS listener: connection ended: %r", exc)
         finally:
-            with contextlib.suppress(OSError, ValueError):  # close_notify, as AD LDS sends it
-                self.sock.settimeout(CLOSE_NOTIFY_WAIT_S)
-                self.sock.unwrap()
-            self.sock.close()
+            close(self.sock)  # with close_notify, as AD LDS sends it
 
 
 class LdapsListener(_Listener):

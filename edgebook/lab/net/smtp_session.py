@@ -18,19 +18,23 @@ import ssl
 from collections.abc import Callable
 from typing import Protocol
 
-from edgebook.lab.net.tls_contexts import server_handshake
+from edgebook.lab.net.tls_contexts import HANDSHAKE_TIMEOUT_S, close, server_handshake
 
 log = logging.getLogger(__name__)
 
 MAX_COMMAND_LINE = 512  # RFC 5321 4.5.3.1.4, with the CRLF
 IDLE_TIMEOUT_S = 300.0  # a receive connector's ConnectionInactivityTimeout (00:05:00)
-HANDSHAKE_TIMEOUT_S = 10.0
-CLOSE_NOTIFY_WAIT_S = 1.0
 _ADDRESS = re.compile(r"(?i)(FROM|TO):\s*<([^<>]*)>\s*(.*)")
-_HELP = (
-    "214-This server supports the following commands:",
-    "214 HELO EHLO STARTTLS RCPT DATA RSET MAIL QUIT HELP",
-)
+# commands whose reply is always the same
+_FIXED_REPLIES = {
+    "NOOP": ("250 2.0.0 OK",),
+    "VRFY": ("252 2.1.5 Cannot VRFY user",),
+    "AUTH": ("504 5.7.4 Unrecognized authentication type",),
+    "HELP": (
+        "214-This server supports the following commands:",
+        "214 HELO EHLO STARTTLS RCPT DATA RSET MAIL QUIT HELP",
+    ),
+}
 
 
 class SmtpService(Protocol):
@@ -94,6 +98,10 @@ class SmtpSession:
             self._reply("500 5.5.6 Line too long")
             return True
         verb, _, argument = line.rstrip(b"\r\n").decode("utf-8", "replace").partition(" ")
+        fixed = _FIXED_REPLIES.get(verb.upper())
+        if fixed is not None:
+            self._reply(*fixed)
+            return True
         answer = _COMMANDS.get(verb.upper())
         if answer is None:
             self._reply(f"500 5.3.3 Unrecognized command '{verb}'")
@@ -228,22 +236,6 @@ class SmtpSession:
         self._reply("250 2.0.0 Resetting")
         return True
 
-    def _noop(self, _argument: str) -> bool:
-        self._reply("250 2.0.0 OK")
-        return True
-
-    def _vrfy(self, _argument: str) -> bool:
-        self._reply("252 2.1.5 Cannot VRFY user")
-        return True
-
-    def _help(self, _argument: str) -> bool:
-        self._reply(*_HELP)
-        return True
-
-    def _auth(self, _argument: str) -> bool:
-        self._reply("504 5.7.4 Unrecognized authentication type")
-        return True
-
     def _quit(self, _argument: str) -> bool:
         self._reply("221 2.0.0 Service closing transmission channel")
         return False
@@ -283,12 +275,8 @@ class SmtpSession:
         self.sock.sendall("".join(f"{line}\r\n" for line in lines).encode("utf-8"))
 
     def _close(self) -> None:
-        """Close the connection; over TLS, say close_notify first (as Exchange does)."""
-        if isinstance(self.sock, ssl.SSLSocket):
-            with contextlib.suppress(OSError, ValueError):  # the peer went away
-                self.sock.settimeout(CLOSE_NOTIFY_WAIT_S)
-                self.sock.unwrap()
-        self.sock.close()
+        """Close the connection (over TLS with close_notify, as Exchange does)."""
+        close(self.sock)
 
 
 def _address(argument: str, keyword: str) -> tuple[str, list[str]] | None:
@@ -307,9 +295,5 @@ _COMMANDS: dict[str, Callable[[SmtpSession, str], bool]] = {
     "RCPT": SmtpSession._rcpt,
     "DATA": SmtpSession._data,
     "RSET": SmtpSession._rset,
-    "NOOP": SmtpSession._noop,
-    "VRFY": SmtpSession._vrfy,
-    "HELP": SmtpSession._help,
-    "AUTH": SmtpSession._auth,
     "QUIT": SmtpSession._quit,
 }

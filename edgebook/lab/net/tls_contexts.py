@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives import serialization
 log = logging.getLogger(__name__)
 
 CertSource = Callable[[], tuple[bytes, bytes] | None]
+HANDSHAKE_TIMEOUT_S = 10.0
 DRAIN_WAIT_S = 0.5  # for the rest of what a client whose handshake failed had sent
+CLOSE_NOTIFY_WAIT_S = 1.0
 
 
 class ContextCache:
@@ -104,3 +106,12 @@ def server_handshake(context: ssl.SSLContext, sock: socket.socket) -> ssl.SSLSoc
         tls.close()
         raise
     return tls
+
+
+def close(sock: socket.socket) -> None:
+    """Close a connection; over TLS, say close_notify first (a peer that went away is fine)."""
+    if isinstance(sock, ssl.SSLSocket):
+        with contextlib.suppress(OSError, ValueError):
+            sock.settimeout(CLOSE_NOTIFY_WAIT_S)
+            sock.unwrap()
+    sock.close()
