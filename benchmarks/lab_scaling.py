@@ -163,13 +163,18 @@ def main() -> None:
     """Measure a one-Edge lab and an N-Edge lab and print the figures and their ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edges", type=int, default=20, help="Edges of the large lab")
-    parser.add_argument("--latency-ms", type=int, default=100, help="delay per WSMan request")
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        default=100,
+        help="round trip per WSMan request and per SMTP/LDAPS turn",
+    )
     parser.add_argument("--repeat", type=int, default=7, help="inspects per lab (median)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="edgebook-scaling-"))
     small_lab, large_lab, paired = measure(args.edges, args.latency_ms, args.repeat, workdir)
     small, large = small_lab.figures(), large_lab.figures()
-    print(f"inspect of the whole lab, {args.latency_ms} ms per WSMan request")
+    print(f"inspect of the whole lab, {args.latency_ms} ms per round trip")
     print(
         f"{'Edges':>6}{'seconds':>10}{'requests':>10}{'CPU ms/request':>16}"
         f"{'without probes':>16}{'CPU ms/probe':>14}{'client CPU s':>14}{'probe-failed':>14}"

@@ -36,6 +36,10 @@ SMTP_PORT = 25
 LDAPS_PORT = 50636
 _MAX_REPLY = 64 * 1024
 QUIT_WAIT_S = 1.0
+# Probes wait on the network, not the CPU: an SMTP probe is five round trips (banner, EHLO,
+# STARTTLS, the handshake, QUIT), so over a WAN 16 workers made a 20-Edge fleet's 40 probes
+# queue behind each other (2.0x the 1-Edge inspect at 100 ms, against 1.5x with one each).
+PROBE_WORKERS = 64
 
 
 def certificate_dict(cert: x509.Certificate) -> dict[str, Any]:
@@ -432,7 +436,7 @@ def probe(target: ProbeTarget, timeout: float = 10.0) -> TlsProbe:
 
 
 def probe_many(
-    targets: Sequence[ProbeTarget], timeout: float = 10.0, *, max_workers: int = 16
+    targets: Sequence[ProbeTarget], timeout: float = 10.0, *, max_workers: int = PROBE_WORKERS
 ) -> list[TlsProbe]:
     """Run probes concurrently; results in the order of targets."""
     if not targets:

@@ -20,7 +20,7 @@ from cryptography import x509
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from edgebook import certs
+from edgebook import certs, probes
 from edgebook.cli import main
 from edgebook.lab import channel, control
 from edgebook.lab.org.listener_state import listener_state
@@ -303,3 +303,18 @@ def test_reset_of_a_running_lab_restarts_it_with_the_new_state(tmp_path):
         assert control.require_state(directory).read().faults == []
     finally:
         control.stop(directory)
+
+
+def test_latency_applies_to_the_edges_smtp_and_ldaps_too(start_lab):
+    """--latency-ms is the network's: the probes pay it per turn, as the WSMan requests do."""
+    directory = start_lab("healthy", latency_ms=100)
+    description = control.running_description(directory)
+    edge = next(s for s in description["servers"] if s["role"] == "Edge")
+    smtp_host, smtp_port = edge["smtp"].rsplit(":", 1)
+    ldaps_host, ldaps_port = edge["ldaps"].rsplit(":", 1)
+    smtp = probes.smtp_certificate(smtp_host, int(smtp_port), 5)
+    ldaps = probes.ldaps_certificate(ldaps_host, int(ldaps_port), 5)
+    assert smtp.leaf is not None and ldaps.leaf is not None
+    # banner, EHLO, STARTTLS, the handshake (the QUIT is said, its 221 not awaited over TLS 1.3)
+    assert smtp.elapsed_s >= 4 * 0.1
+    assert 0.1 <= ldaps.elapsed_s < 0.5

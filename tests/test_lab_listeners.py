@@ -10,7 +10,8 @@ import smtplib
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -596,3 +597,83 @@ def test_openssl_sees_leaf_and_intermediate_on_both_ports(
     chain, text = s_client("-connect", f"127.0.0.1:{ldaps.port}", *ca)
     assert chain == expected
     assert "Verify return code: 0 (ok)" in text
+
+
+# --- simulated latency (edgebook lab start --latency-ms) ---------------------------------------
+
+LATENCY_S = 0.2
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started
+
+
+def test_smtp_charges_one_round_trip_per_turn(service: Service, pki: Pki) -> None:
+    listener = SmtpListener(
+        lambda: service.material,
+        lambda *message: service.messages.append(message),
+        fqdn=FQDN,
+        latency_s=LATENCY_S,
+    )
+    with listener:
+        opened = time.monotonic()
+        client = Dialogue(listener.port)  # reads the banner
+        try:
+            banner = time.monotonic() - opened
+            ehlo = timed(lambda: client.say(b"EHLO client.test"))
+            # pipelined commands travel together: one round trip, not three
+            pipelined = timed(
+                lambda: client.say(b"MAIL FROM:<a@b.test>", b"RCPT TO:<c@d.test>", b"DATA")
+            )
+
+            # a message body streamed in pieces is one turn, however many writes it takes
+            def body() -> None:
+                for piece in (b"Subject: x\r\n\r\n", b"line\r\n" * 200, b".\r\n"):
+                    client.sock.sendall(piece)
+                    time.sleep(0.02)
+                assert client.reply()[0].startswith("250 ")
+
+            streamed = timed(body)
+        finally:
+            client.close()
+    for elapsed in (banner, ehlo, pipelined):
+        assert LATENCY_S <= elapsed < 2 * LATENCY_S
+    assert LATENCY_S <= streamed < 2 * LATENCY_S + 0.06
+    assert len(service.messages) == 1
+
+
+def test_starttls_handshake_and_ldaps_cost_a_round_trip_each(service: Service) -> None:
+    smtp = SmtpListener(lambda: service.material, lambda *_: None, fqdn=FQDN, latency_s=LATENCY_S)
+    ldaps = LdapsListener(lambda: service.material, dns_host_name=FQDN, latency_s=LATENCY_S)
+    with smtp, ldaps:
+        # smtplib: banner, EHLO, STARTTLS, the handshake, QUIT (on leaving): five turns
+        assert 5 * LATENCY_S <= timed(lambda: starttls_leaf(smtp.port)) < 7 * LATENCY_S
+        with (
+            socket.create_connection(("127.0.0.1", ldaps.port), timeout=5) as raw,
+            no_verify().wrap_socket(raw, do_handshake_on_connect=False) as tls,
+        ):
+            # the ClientHello goes the moment the connection is up (timed from a little later)
+            assert 0.9 * LATENCY_S <= timed(tls.do_handshake) < 2 * LATENCY_S
+            anonymous_bind = ber(
+                0x30,
+                ber(0x02, b"\x01")
+                + ber(0x60, ber(0x02, b"\x03") + ber(0x04, b"") + ber(0x80, b"")),
+            )
+            assert LATENCY_S <= timed(lambda: exchange(tls, anonymous_bind)) < 2 * LATENCY_S
+
+
+def test_a_stopped_service_answers_after_the_round_trip_too(service: Service) -> None:
+    service.running = False
+    smtp = SmtpListener(
+        lambda: service.material,
+        lambda *_: None,
+        fqdn=FQDN,
+        running=lambda: service.running,
+        latency_s=LATENCY_S,
+    )
+    with smtp, socket.create_connection(("127.0.0.1", smtp.port), timeout=5) as sock:
+        started = time.monotonic()
+        assert sock.recv(100) == b"421 4.3.2 Service not available\r\n"
+        assert time.monotonic() - started >= LATENCY_S

@@ -294,6 +294,15 @@ def test_probe_many_runs_concurrently_and_keeps_the_order(
     assert all((r.error or "").startswith("timed out after 1.0 s") for r in results[:4])
 
 
+def test_a_fleets_probes_all_wait_at_once(silent_ports: list[int]) -> None:
+    """Probes wait on the network: 40 targets (a 20-Edge fleet) do not queue behind 16 workers."""
+    targets = [ProbeTarget("smtp", "127.0.0.1", silent_ports[i % 4]) for i in range(40)]
+    started = time.monotonic()
+    results = probes.probe_many(targets, timeout=0.5)
+    assert time.monotonic() - started < 1.2  # 16 workers: three waves, 1.5 s
+    assert all((r.error or "").startswith("timed out after 0.5 s") for r in results)
+
+
 def test_bad_ca_file_and_kind_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(EdgebookError, match=r"missing\.pem does not exist"):
         smtp_certificate("127.0.0.1", 1, 1, ca_file=tmp_path / "missing.pem")

@@ -27,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     start = command("start", _start, "start a lab in the background and print its endpoints")
     start.add_argument("--scenario", help="a shipped scenario name or a YAML file")
-    start.add_argument("--latency-ms", type=int, default=0, help="delay per WSMan request")
+    start.add_argument(
+        "--latency-ms",
+        type=int,
+        default=0,
+        help="round trip of the simulated network: per WSMan request, per SMTP/LDAPS turn",
+    )
     status = command("status", _status, "show the lab's servers, clock and request counts")
     status.add_argument("--json", action="store_true", help="print JSON")
     command("stop", _stop, "stop the lab running in DIR")

@@ -135,8 +135,13 @@ class LabProcess:
         smtp_cert, smtp_running = source("smtp")
         ldaps_cert, ldaps_running = source("ldaps")
         clock = self.store.now
-        smtp = SmtpListener(smtp_cert, deliver, fqdn=fqdn, running=smtp_running, clock=clock)
-        ldaps = LdapsListener(ldaps_cert, running=ldaps_running, dns_host_name=fqdn, clock=clock)
+        latency_s = self.latency_s
+        smtp = SmtpListener(
+            smtp_cert, deliver, fqdn=fqdn, running=smtp_running, clock=clock, latency_s=latency_s
+        )
+        ldaps = LdapsListener(
+            ldaps_cert, running=ldaps_running, dns_host_name=fqdn, clock=clock, latency_s=latency_s
+        )
         smtp.start()
         ldaps.start()
         self._stoppers += [smtp, ldaps]

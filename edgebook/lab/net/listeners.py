@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from edgebook.errors import EdgebookError
+from edgebook.lab.net.latency import Turns
 from edgebook.lab.net.ldap_lite import LdapProtocolError, LdapResponder, split_message
 from edgebook.lab.net.smtp_session import SmtpSession
 from edgebook.lab.net.tls_contexts import (
@@ -130,8 +131,11 @@ def _end(connection: _Connection) -> None:
 class _Listener:
     """A TCP listener with a thread per connection; subclasses serve the connections."""
 
-    def __init__(self, host: str, port: int, running: RunningSource | None) -> None:
+    def __init__(
+        self, host: str, port: int, running: RunningSource | None, latency_s: float
+    ) -> None:
         self.host = host
+        self.latency_s = latency_s  # the simulated round trip (edgebook.lab.net.latency)
         self._requested_port = port
         self._running = running or _always_running
         self._server: _Server | None = None
@@ -206,8 +210,9 @@ class SmtpListener(_Listener):
         fqdn: str,
         running: RunningSource | None = None,
         clock: Clock | None = None,
+        latency_s: float = 0.0,
     ) -> None:
-        super().__init__(host, port, running)
+        super().__init__(host, port, running, latency_s)
         self.fqdn = fqdn
         self._contexts = ContextCache(cert_source)
         self._on_message = on_message
@@ -227,6 +232,7 @@ class SmtpListener(_Listener):
 
     def _accepted(self, sock: socket.socket, peer: str) -> None:
         if not self._running():
+            Turns(self.latency_s).arrived()
             with contextlib.suppress(OSError):
                 sock.sendall(SERVICE_UNAVAILABLE)
             return
@@ -241,9 +247,10 @@ class SmtpListener(_Listener):
 class _LdapsConnection:
     """One LDAPS client: TLS with the certificate of the moment, then LDAP messages."""
 
-    def __init__(self, listener: LdapsListener, sock: socket.socket) -> None:
+    def __init__(self, listener: LdapsListener, sock: socket.socket, turns: Turns) -> None:
         self.listener = listener
         self.sock = sock
+        self.turns = turns
 
     def run(self, context: ssl.SSLContext) -> None:
         """Handshake, then answer every LDAP message until unbind, hang-up or idle timeout."""
@@ -253,10 +260,12 @@ class _LdapsConnection:
         except OSError as exc:
             log.debug("lab LDAPS listener: TLS handshake failed: %r", exc)
             return
+        self.turns.sent()
         self.sock.settimeout(LDAP_IDLE_TIMEOUT_S)
         buffer = b""
         try:
             while data := self.sock.recv(65536):
+                self.turns.arrived()
                 buffer += data
                 while (split := split_message(buffer)) is not None:
                     message, buffer = split
@@ -264,6 +273,7 @@ class _LdapsConnection:
                     if reply is None:  # unbind
                         return
                     self.sock.sendall(reply)
+                    self.turns.sent()
         except LdapProtocolError as exc:
             log.debug("lab LDAPS listener: closing: %s", exc)
         except OSError as exc:  # the client went away, or the idle timeout
@@ -284,8 +294,9 @@ class LdapsListener(_Listener):
         running: RunningSource | None = None,
         dns_host_name: str | None = None,
         clock: Clock | None = None,
+        latency_s: float = 0.0,
     ) -> None:
-        super().__init__(host, port, running)
+        super().__init__(host, port, running, latency_s)
         self._contexts = ContextCache(cert_source)
         self.responder = LdapResponder(
             dns_host_name=dns_host_name, clock=clock or (lambda: datetime.now().astimezone())
@@ -293,9 +304,11 @@ class LdapsListener(_Listener):
 
     def _accepted(self, sock: socket.socket, peer: str) -> None:
         """Closed at once when the service is stopped or has no certificate; else TLS."""
+        turns = Turns(self.latency_s)
+        turns.arrived()  # the connection's opening (the ClientHello)
         context = self._contexts.current() if self._running() else None
         if context is None:
             return
-        connection = _LdapsConnection(self, sock)
+        connection = _LdapsConnection(self, sock, turns)
         with self._tracked(connection):
             connection.run(context)

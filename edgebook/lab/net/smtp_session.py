@@ -18,6 +18,7 @@ import ssl
 from collections.abc import Callable
 from typing import Protocol
 
+from edgebook.lab.net.latency import Turns, turn_reader
 from edgebook.lab.net.tls_contexts import HANDSHAKE_TIMEOUT_S, close, server_handshake
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class SmtpService(Protocol):
 
     fqdn: str
     max_message_size: int
+    latency_s: float  # the simulated round trip (edgebook.lab.net.latency)
 
     def banner(self) -> str:
         """The 220 greeting text after the FQDN."""
@@ -65,7 +67,8 @@ class SmtpSession:
         self.service = service
         self.sock = sock
         self.peer = peer
-        self._reader = sock.makefile("rb")
+        self._turns = Turns(service.latency_s)
+        self._reader = turn_reader(sock, self._turns)
         self._tls = False
         self._greeted = False
         self._mail_from: str | None = None
@@ -75,6 +78,7 @@ class SmtpSession:
         """Greet, then answer commands until QUIT, the client's hang-up or the idle timeout."""
         self.sock.settimeout(IDLE_TIMEOUT_S)
         try:
+            self._turns.arrived()  # the connection's opening
             self._reply(f"220 {self.service.fqdn} {self.service.banner()}")
             while self._command():
                 pass
@@ -151,13 +155,15 @@ class SmtpSession:
         self._reply("220 2.0.0 SMTP server ready")
         self._reader.close()
         self.sock.settimeout(HANDSHAKE_TIMEOUT_S)
+        self._turns.arrived()  # the ClientHello
         try:
             tls = server_handshake(context, self.sock)
         except OSError as exc:
             raise _Closed(f"TLS handshake failed: {exc!r}") from exc
+        self._turns.sent()
         tls.settimeout(IDLE_TIMEOUT_S)
         # RFC 3207: what came before the handshake is forgotten, EHLO included
-        self.sock, self._reader = tls, tls.makefile("rb")
+        self.sock, self._reader = tls, turn_reader(tls, self._turns)
         self._tls, self._greeted = True, False
         self._reset()
         return True
@@ -273,6 +279,7 @@ class SmtpSession:
 
     def _reply(self, *lines: str) -> None:
         self.sock.sendall("".join(f"{line}\r\n" for line in lines).encode("utf-8"))
+        self._turns.sent()
 
     def _close(self) -> None:
         """Close the connection (over TLS with close_notify, as Exchange does)."""
