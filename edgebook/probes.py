@@ -324,11 +324,20 @@ def _close(connection: SSL.Connection | None, sock: socket.socket | None) -> Non
 
 
 def _quit_smtp(connection: SSL.Connection, sock: socket.socket, deadline: _Deadline) -> None:
-    """Say QUIT over TLS and wait briefly for the 221; a server that does not answer is fine."""
+    """Say QUIT over TLS and wait briefly for the 221 (RFC 5321 4.1.1.10: the client SHOULD);
+    a server that does not answer is fine. Over TLS 1.3 the server's session tickets may come
+    first: the wait reads past them."""
     with contextlib.suppress(SSL.Error, OSError, _Failure):
+        until = time.monotonic() + min(deadline.remaining(), QUIT_WAIT_S)
         connection.sendall(b"QUIT\r\n")
-        select.select([sock], [], [], min(deadline.remaining(), QUIT_WAIT_S))
-        connection.recv(1024)
+        while (left := until - time.monotonic()) > 0:
+            if not connection.pending() and not select.select([sock], [], [], left)[0]:
+                return
+            try:
+                if connection.recv(1024):
+                    return  # the 221 (or whatever the server says last)
+            except SSL.WantReadError:
+                continue  # a session ticket, no reply yet
 
 
 def smtp_certificate(

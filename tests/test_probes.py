@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -414,3 +415,47 @@ def test_bracketed_ipv6_literal_is_probed() -> None:
     assert result.error == "STARTTLS not offered"
     server.close()
     thread.join()
+
+
+def test_the_smtp_probe_waits_for_the_221_past_tls13_session_tickets(lab: Lab) -> None:
+    """RFC 5321: the client SHOULD wait for QUIT's reply. Over TLS 1.3 the server's session
+    tickets arrive first; with 0.2 s per turn the probe takes five turns (QUIT's included)."""
+    material = lab.state["material"]
+    listener = SmtpListener(lambda: material, lambda *_: None, fqdn=FQDN, latency_s=0.2)  # type: ignore[arg-type, return-value]
+    with listener:
+        result = smtp_certificate("127.0.0.1", listener.port, 5)
+    assert result.ok, result.error
+    assert result.elapsed_s >= 5 * 0.2
+
+
+def test_a_server_silent_after_quit_costs_the_quit_wait_only(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probes, "QUIT_WAIT_S", 0.4)
+    material = lab.state["material"]
+    assert isinstance(material, tuple)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    folder = lab.root_file.parent
+    (folder / "silent.pem").write_bytes(material[0] + material[1])
+    context.load_cert_chain(folder / "silent.pem")
+    heard: list[bytes] = []
+
+    def talk(conn: socket.socket) -> None:
+        conn.sendall(b"220 silent\r\n")
+        conn.recv(100)  # EHLO
+        conn.sendall(b"250-silent\r\n250 STARTTLS\r\n")
+        conn.recv(100)  # STARTTLS
+        conn.sendall(b"220 go ahead\r\n")
+        with context.wrap_socket(conn, server_side=True) as tls:
+            heard.append(tls.recv(100))  # QUIT, never answered
+            time.sleep(1.5)
+
+    server, thread = _serve_once(talk)
+    started = time.monotonic()
+    result = smtp_certificate("127.0.0.1", server.getsockname()[1], 5)
+    elapsed = time.monotonic() - started
+    server.close()
+    thread.join()
+    assert result.ok, result.error
+    assert heard == [b"QUIT\r\n"]
+    assert 0.4 <= elapsed < 1.2
