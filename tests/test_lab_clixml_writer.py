@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 
 import psrpcore
 import pytest
-from psrpcore.types import PSDateTime, serialize
+from psrpcore.types import serialize
 
 from edgebook.lab.winrm.clixml_writer import Unsupported, clixml
 from edgebook.lab.winrm.objects import (
@@ -20,6 +20,7 @@ from edgebook.lab.winrm.objects import (
     ExEnum,
     ExList,
     ExObject,
+    ExPrimitive,
     Int64,
     exchange_object,
 )
@@ -135,13 +136,86 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
 
 def test_every_lab_output_is_written_as_psrpcore_writes_it(corpus):
     assert len(corpus) > 600
-    # Get-Date's DateTime with its DisplayHint note: a psrpcore PSDateTime, left to psrpcore
-    assert {type(v) for v in corpus} >= {ExObject, str, PSDateTime}
-    dates = [v for v in corpus if type(v) is PSDateTime]
-    with pytest.raises(Unsupported):
-        clixml(dates[0])
-    different = [v for v in corpus if type(v) is not PSDateTime and clixml(v) != theirs(v)]
+    # ExPrimitive: Get-Date's DateTime with its DisplayHint note
+    assert {type(v) for v in corpus} >= {ExObject, str, ExPrimitive}
+    different = [v for v in corpus if clixml(v) != theirs(v)]
     assert different == []
+
+
+HINT = ExEnum("Microsoft.PowerShell.Commands.DisplayHintType", "Time", 1)
+NOTED_VALUES: list[Any] = [
+    *STRINGS,
+    *DATES,
+    *DURATIONS,
+    *NUMBERS,
+    -(2**31),
+    *FLOATS,
+    b"",
+    b"\x00\xff",
+]
+
+
+@pytest.mark.parametrize("value", NOTED_VALUES, ids=repr)
+def test_primitives_with_notes(value):
+    """<Obj> with the primitive's element and <MS>, as psrpcore's wrapper classes are written."""
+    noted = ExPrimitive(value, {"DisplayHint": HINT, "_x0041_ & <n>": value, "Other": [HINT]})
+    written = clixml(noted)
+    assert written.startswith(b'<Obj RefId="0"><') and b"<MS>" in written
+    assert written == theirs(noted)
+
+
+PRIMITIVE_EDGE_CASES: dict[str, Any] = {
+    "Get-Date's output": ExPrimitive(DATES[1], {"DisplayHint": HINT}),
+    "no notes is the primitive alone": [ExPrimitive(DATES[0], {}), ExPrimitive("x", {})],
+    "as a property and in a list": ExObject(
+        ["T.Holder"], {"When": ExPrimitive(DATES[0], {"N": 1}), "All": [ExPrimitive(7, {"N": 2})]}
+    ),
+    "an equal value met again is a Ref, whatever its notes": [
+        ExPrimitive(DATES[0], {"N": 1}),
+        ExPrimitive(DATES[0], {"N": 2}),
+        ExPrimitive(DATES[0].astimezone(dt.timezone(dt.timedelta(hours=3))), {"N": 3}),
+    ],
+    "0.0 and -0.0 are equal, an equal Guid is a Ref": [
+        ExPrimitive(0.0, {"N": 1}),
+        ExPrimitive(-0.0, {"N": 1}),
+        ExPrimitive(uuid.UUID(int=7), {"N": 1}),
+        ExPrimitive(uuid.UUID(int=7), {"N": 1}),
+    ],
+    "ints, bytes and durations are never Refs": [
+        ExPrimitive(v, {"N": 1})
+        for v in (5, 5, Int64(5), 5.0, b"x", b"x", DURATIONS[1], DURATIONS[1])
+    ],
+    "the same NaN twice is no Ref": [ExPrimitive(FLOATS[-1], {"N": 1})] * 2,
+    "a plain value equal to a noted one is written plain": [
+        ExPrimitive("x", {"N": 1}),
+        "x",
+        ExPrimitive("x", {"N": 1}),
+    ],
+    "the notes' enum is a Ref the second time": [
+        ExPrimitive(DATES[0], {"DisplayHint": HINT}),
+        ExPrimitive(DATES[1], {"DisplayHint": HINT}),
+    ],
+    "notes that are themselves noted": ExPrimitive(
+        "outer", {"Inner": ExPrimitive(DURATIONS[2], {"Deep": ExObject(["T.Deep"], {"A": 1})})}
+    ),
+}
+
+
+@pytest.mark.parametrize("value", PRIMITIVE_EDGE_CASES.values(), ids=PRIMITIVE_EDGE_CASES.keys())
+def test_primitive_edge_cases(value):
+    assert clixml(value) == theirs(value)
+
+
+def test_refs_of_primitives_and_enums_share_the_ref_ids():
+    written = clixml(PRIMITIVE_EDGE_CASES["the notes' enum is a Ref the second time"])
+    assert written.count(b"<Ref ") == 1 and b'<Ref RefId="2" N="DisplayHint" />' in written
+    again = clixml(PRIMITIVE_EDGE_CASES["an equal value met again is a Ref, whatever its notes"])
+    assert again.count(b'<Ref RefId="1" />') == 2
+
+
+def test_a_naive_datetime_with_notes_is_left_to_psrpcore():
+    with pytest.raises(Unsupported):
+        clixml([ExPrimitive(dt.datetime(2026, 1, 1), {"N": 1})])
 
 
 @pytest.mark.parametrize("value", SCALARS, ids=repr)

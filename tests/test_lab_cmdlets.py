@@ -11,9 +11,11 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from edgebook.exchange import wire_types as T
 from edgebook.exchange.secure import SecureText
 from edgebook.lab.cmdlets.faults import set_fault, set_service_failure
+from edgebook.lab.cmdlets.utility import DISPLAY_HINT_TYPE
 from edgebook.lab.org import mailflow, pki
 from edgebook.lab.org.listener_state import served_certificate
 from edgebook.lab.org.store import clock
+from edgebook.lab.winrm.objects import ExEnum
 from edgebook.lab.winrm.protocol import CommandCall, Session
 from tests.support.lab import PASSWORD, Lab, lab_copy
 
@@ -311,7 +313,9 @@ def test_transport_service_and_event_log_queries(lab):
 def test_get_date_is_the_lab_clock(lab):
     before = clock(lab.store.read())
     lab.store.advance(120)
-    (now,) = lab.run("EDGE01", "Get-Date").output
+    (wrapped,) = lab.run("EDGE01", "Get-Date").output
+    assert wrapped.notes == {"DisplayHint": ExEnum(DISPLAY_HINT_TYPE, "DateTime", 2)}
+    now = wrapped.value
     assert abs(now - clock(lab.store.read())) < dt.timedelta(seconds=5)
     assert now - before > dt.timedelta(minutes=119)
 

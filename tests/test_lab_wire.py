@@ -11,7 +11,7 @@ import pytest
 from psrpcore.types import PSDateTime, PSList, deserialize, serialize
 
 from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE
-from edgebook.lab.winrm.objects import MVP_STRING, ExEnum, ExList, ExObject
+from edgebook.lab.winrm.objects import MVP_STRING, ExEnum, ExList, ExObject, ExPrimitive, Int64
 from edgebook.lab.winrm.wire import collection_type_names, from_wire, to_wire
 from tests.support.fake_backend import NOT_AFTER, SERVICES_TYPE, certificate
 
@@ -75,6 +75,8 @@ def test_plain_values_use_their_powershell_tags() -> None:
     assert wire_xml(datetime.timedelta(minutes=90)) == "<TS>PT1H30M</TS>"
     assert wire_xml(1.5) == "<Db>1.5</Db>"
     assert wire_xml(2**40) == f"<I64>{2**40}</I64>"
+    assert wire_xml(-(2**31)) == f"<I32>{-(2**31)}</I32>"
+    assert wire_xml(-(2**31) - 1) == f"<I64>{-(2**31) - 1}</I64>"  # not <I32>, which .NET refuses
     assert wire_xml(7) == "<I32>7</I32>"
     assert wire_xml(None) == "<Nil />"
     assert "<T>System.Object[]</T>" in wire_xml(["x", 1])
@@ -88,10 +90,53 @@ def test_nested_lists_and_objects_convert_recursively() -> None:
     assert value.Items[0].PSTypeNames == ["Deserialized.Lab.Inner"]
 
 
+HINT_TYPE = "Microsoft.PowerShell.Commands.DisplayHintType"
+WHEN = datetime.datetime(2027, 1, 1, 8, 30, tzinfo=datetime.UTC)
+
+
+def test_a_primitive_with_notes_is_the_primitive_for_the_client() -> None:
+    """Get-Date's DateTime with its DisplayHint note: <Obj> with the <DT> and <MS>, no <TN>,
+    which psrpcore rehydrates as the DateTime carrying the note."""
+    noted = ExPrimitive(WHEN, {"DisplayHint": ExEnum(HINT_TYPE, "Time", 1)})
+    xml = wire_xml(noted)
+    assert xml.startswith('<Obj RefId="0"><DT>2027-01-01T08:30:00Z</DT><MS><Obj RefId="1" N=')
+    assert "<TN" not in xml.split("<MS>")[0] and "<ToString>" not in xml.split("<MS>")[0]
+    value = round_trip(noted)
+    assert isinstance(value, PSDateTime) and value == WHEN
+    assert str(value.DisplayHint) == "Time" and int(value.DisplayHint) == 1
+    assert str(noted) == str(WHEN)
+
+
+@pytest.mark.parametrize(
+    ("value", "element"),
+    [
+        ("_x0041_", "<S>_x005F_x0041_</S>"),
+        (7, "<I32>7</I32>"),
+        (-(2**40), f"<I64>{-(2**40)}</I64>"),  # an Int32 cannot hold it
+        (Int64(7), "<I64>7</I64>"),
+        (1.5, "<Db>1.5</Db>"),
+        (b"\x01", "<BA>AQ==</BA>"),
+        (datetime.timedelta(minutes=90), "<TS>PT1H30M</TS>"),
+    ],
+)
+def test_each_primitive_keeps_its_element_with_notes(value: object, element: str) -> None:
+    assert wire_xml(ExPrimitive(value, {"N": "n"})) == (
+        f'<Obj RefId="0">{element}<MS><S N="N">n</S></MS></Obj>'
+    )
+    assert wire_xml(ExPrimitive(value, {})) == element  # without notes: the primitive alone
+
+
+@pytest.mark.parametrize("value", [True, None, ["list"], ExEnum(HINT_TYPE, "Date", 0)])
+def test_a_primitive_with_notes_wraps_only_what_psrpcore_can(value: object) -> None:
+    with pytest.raises(TypeError, match="an ExPrimitive wraps one of str, int"):
+        ExPrimitive(value, {"N": 1})
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
         (datetime.datetime(2027, 1, 1), "naive datetime"),
+        (ExPrimitive(datetime.datetime(2027, 1, 1), {"N": 1}), "naive datetime"),
         (object(), "cannot send a object"),
         (ExEnum("NoNamespace", "A", 1), "namespace-qualified"),
     ],

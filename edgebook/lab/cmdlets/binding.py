@@ -18,7 +18,7 @@ from edgebook.lab.cmdlets.base import (
     Param,
     binding_error,
 )
-from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject, ExPrimitive
 from edgebook.lab.winrm.protocol import CommandCall, ErrorInfo
 
 AMBIGUOUS_SET = "Parameter set cannot be resolved using the specified named parameters."
@@ -326,6 +326,8 @@ def _coerce(kind: str, value: Any) -> Any:
         return value
     if isinstance(value, ExEnum):
         value = value.text
+    if isinstance(value, ExPrimitive):  # PowerShell binds the wrapped value itself
+        value = value.value
     if kind in ("bool", "switch"):
         if isinstance(value, bool):
             return value

@@ -6,14 +6,14 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import fnmatch
+import functools
+import re
+from collections.abc import Callable
 from typing import Any
-
-from psrpcore.types import PSDateTime, PSNoteProperty
 
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
 from edgebook.lab.cmdlets.dateformat import net_format, u_format
-from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject
-from edgebook.lab.winrm.wire import to_wire
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject, ExPrimitive
 
 UTILITY_TASK = "Microsoft.PowerShell.Commands"
 PS_CUSTOM_OBJECT = ["System.Management.Automation.PSCustomObject", "System.Object"]
@@ -33,6 +33,7 @@ RANGES = {
 # DateTime = 2; GetDateCommand.cs)
 DISPLAY_HINT_TYPE = "Microsoft.PowerShell.Commands.DisplayHintType"
 DISPLAY_HINTS = ("Date", "Time", "DateTime")
+WILDCARD = re.compile(r"[*?\[]")  # a Select-Object name with one of these is a pattern
 ACROSS_OBJECTS = (
     "the lab runs Select-Object once per input object, so it cannot count, skip or compare "
     "across the objects of a pipeline"
@@ -70,16 +71,12 @@ def _add_months(when: dt.datetime, months: int) -> dt.datetime:
     return when.replace(year=year, month=month + 1, day=day)
 
 
-def with_display_hint(when: dt.datetime, hint: str) -> dt.datetime:
+def with_display_hint(when: dt.datetime, hint: str) -> ExPrimitive:
     """The DateTime Get-Date writes: PowerShell wraps it in a PSObject with a DisplayHint note
     property (GetDateCommand.ProcessRecord), which remoting sends as <Obj> holding the <DT> and
-    the note in <MS> (serialization.cs, WritePrimitiveTypePSObjectWithNotes). psrpcore's
-    PSDateTime is that wrapper: still an aware datetime for the lab's cmdlets, and written so
-    on the wire (a value the lab's own objects cannot express: they have no primitive base)."""
-    out = PSDateTime(when)
+    the note in <MS> (serialization.cs, WritePrimitiveTypePSObjectWithNotes)."""
     hint_value = ExEnum(DISPLAY_HINT_TYPE, hint, DISPLAY_HINTS.index(hint))
-    out.PSObject.extended_properties.append(PSNoteProperty("DisplayHint", to_wire(hint_value)))
-    return out
+    return ExPrimitive(when, {"DisplayHint": hint_value})
 
 
 def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
@@ -114,9 +111,13 @@ def get_date(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def _table(item: Any) -> tuple[str, dict[str, Any]]:
-    """(.NET type, properties) of an input object as Select-Object reads it."""
+    """(.NET type, properties) of an input object as Select-Object reads it: a wrapped
+    primitive's (Get-Date's DateTime) without its note properties (lab's choice,
+    docs/lab-scenarios.md)."""
     if isinstance(item, ExObject):
         return item.type_names[0], item.properties
+    if isinstance(item, ExPrimitive):
+        return _table(item.value)
     if isinstance(item, str):
         return "System.String", {"Length": len(item)}
     if isinstance(item, bool):
@@ -154,23 +155,35 @@ def _calculated(ctx: Context, spec: dict[Any, Any]) -> tuple[str, str]:
     return str(label if label is not None else source), source
 
 
+@functools.lru_cache(maxsize=256)
+def _pattern(patterns: tuple[str, ...]) -> Callable[[str], object]:
+    """A casefolded name's match against any of the casefolded wildcard patterns (fnmatchcase's
+    syntax: *, ?, [...]), compiled once into one regular expression."""
+    either = "|".join(f"(?:{fnmatch.translate(p.casefold())})" for p in patterns)
+    return re.compile(either).match
+
+
 def _selected(ctx: Context, item: Any, wanted: list[Any], excluded: list[str]) -> ExObject:
     type_name, table = _table(item)
+    folded = [(key, key.casefold()) for key in table]
+    index: dict[str, str] = {}  # casefolded name -> the first property of that name
+    for key, fold in folded:
+        index.setdefault(fold, key)
+    is_excluded = _pattern(tuple(excluded)) if excluded else None
     properties: dict[str, Any] = {}
     for entry in wanted:
         if isinstance(entry, dict):
             pairs = [_calculated(ctx, entry)]
             explicit = True
-        elif any(c in str(entry) for c in "*?["):
-            pairs = [
-                (k, k) for k in table if fnmatch.fnmatchcase(k.casefold(), str(entry).casefold())
-            ]
+        elif WILDCARD.search(name := str(entry)):
+            match = _pattern((name,))
+            pairs = [(k, k) for k, fold in folded if match(fold)]
             explicit = False
         else:
-            found = next((k for k in table if k.casefold() == str(entry).casefold()), str(entry))
+            found = index.get(name.casefold(), name)
             pairs, explicit = [(found, found)], True
         for label, source in pairs:
-            if any(fnmatch.fnmatchcase(label.casefold(), x.casefold()) for x in excluded):
+            if is_excluded is not None and is_excluded(label.casefold()):
                 continue
             if label in properties:
                 if explicit:
@@ -183,8 +196,7 @@ def _selected(ctx: Context, item: Any, wanted: list[Any], excluded: list[str]) -
                         code="AlreadyExistingUserSpecifiedPropertyNoExpand",
                     )
                 continue
-            key = next((k for k in table if k.casefold() == source.casefold()), source)
-            properties[label] = depth_one(table.get(key))
+            properties[label] = depth_one(table.get(index.get(source.casefold(), source)))
     return ExObject(
         [f"Selected.{type_name}", *PS_CUSTOM_OBJECT], properties, notes=tuple(properties)
     )

@@ -4,7 +4,8 @@ psrpcore serialises a value by building a PSObject tree (edgebook.lab.winrm.wire
 an ElementTree from it, about 20 times the work of writing the text. This writer produces the
 bytes of ElementTree.tostring(serialize(to_wire(value)), encoding="utf-8") from the lab's
 values themselves: RefIds in psrpcore's order (every <Obj> takes the next one; an enum value
-met again in the same message is a <Ref>: psrpcore refers to the same Python enum member),
+met again in the same message is a <Ref>: psrpcore refers to the same Python enum member; so is
+an ExPrimitive with notes whose value equals an earlier one's, for the kinds in REFERRED),
 <TN>/<TNRef> per first type name, psrpcore's string escaping, dates and durations, then
 ElementTree's XML escaping and UTF-8 encoding. It dispatches on exact types: any other value
 (a subclass, a naive datetime) is Unsupported and goes to psrpcore.
@@ -30,12 +31,16 @@ from psrpcore.types._serializer import (
     _serialize_string,
 )
 
-from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject, Int64
-from edgebook.lab.winrm.wire import ARRAY_TYPE_NAMES, collection_type_names, enum_member
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject, ExPrimitive, Int64
+from edgebook.lab.winrm.wire import ARRAY_TYPE_NAMES, INT32, collection_type_names, enum_member
 
-INT32_MAX = 2**31 - 1  # psrpcore writes a larger int as <I64>, any other as <I32>
 ENUM_BASES = tuple(PSEnumBase.PSObject.type_names)
 DICT_TYPE_NAMES = tuple(PSDict.PSObject.type_names)
+
+# Kinds of ExPrimitive value psrpcore refers to again: it keys its objects in a WeakKeyDictionary,
+# which finds an equal wrapper (a str, float, Guid or DateTime: 0.0 and -0.0, one instant in two
+# offsets); it cannot weakly refer to PSInt, PSInt64 or PSByteArray nor hash PSDuration.
+REFERRED = frozenset({str, float, uuid.UUID, datetime.datetime})
 
 # Characters psrpcore escapes as _xHHHH_ ("_" for "_x"), or ElementTree as an entity.
 _SPECIAL = re.compile("[_&<>\u0000-\u001f\u007f-\u009f\ud800-\udfff\U00010000-\U0010ffff]")
@@ -86,7 +91,7 @@ def _element(tag: str, content: str, attributes: str) -> str:
 
 
 def _integer(value: int, attributes: str) -> str:
-    tag = "I64" if value > INT32_MAX else "I32"
+    tag = "I32" if value in INT32 else "I64"  # to_wire makes an int below Int32's an Int64
     return f"<{tag}{attributes}>{value}</{tag}>"
 
 
@@ -114,6 +119,7 @@ class _Writer:
         self.parts: list[str] = []
         self._ref_id = 0
         self._enum_refs: dict[enum.Enum, int] = {}
+        self._primitive_refs: dict[Any, int] = {}  # ExPrimitive values by equality, as psrpcore
         self._type_refs: dict[str, int] = {}
 
     def write(self, value: Any, attributes: str) -> None:
@@ -130,6 +136,8 @@ class _Writer:
             self._list(value, ARRAY_TYPE_NAMES, attributes)
         elif kind is ExEnum:
             self._enum(value, attributes)
+        elif kind is ExPrimitive:
+            self._primitive(value, attributes)
         elif kind is datetime.datetime and value.tzinfo is not None:
             self.parts.append(f"<DT{attributes}>{_serialize_datetime(value)}</DT>")
         elif kind is dict:
@@ -202,3 +210,28 @@ class _Writer:
         if member.name:
             self.parts.append(f"<ToString>{plain_text(member.name)}</ToString>")
         self.parts.append("</Obj>")
+
+    def _primitive(self, value: ExPrimitive, attributes: str) -> None:
+        """<Obj> with the primitive's element and <MS>, as psrpcore writes its wrapper class of
+        the primitive with extended properties: no <TN>, no <ToString>; a <Ref> to an earlier
+        equal one of a kind in REFERRED (NaN equals nothing)."""
+        plain = value.value
+        if not value.notes:
+            self.write(plain, attributes)
+            return
+        kind = type(plain)
+        if kind is datetime.datetime and plain.tzinfo is None:
+            raise Unsupported("naive datetime")
+        if kind in REFERRED:
+            known = self._primitive_refs.get(plain)
+            if known is not None:
+                self.parts.append(f'<Ref RefId="{known}"{attributes} />')
+                return
+            if plain == plain:
+                self._primitive_refs[plain] = self._ref_id
+        self._open((), attributes)
+        self.write(plain, "")
+        self.parts.append("<MS>")
+        for name, item in value.notes.items():
+            self.write(item, name_attribute(name))
+        self.parts.append("</MS></Obj>")

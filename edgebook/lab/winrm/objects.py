@@ -1,12 +1,14 @@
 """Exchange-shaped values as the lab's cmdlets return them, before they go on the wire.
 
-The cmdlets know nothing of PSRP: they return ExObject/ExEnum/ExList and plain Python values
-(None, bool, int, str, bytes, aware datetime, timedelta). edgebook.lab.winrm.wire turns these into
-psrpcore objects with Exchange's real wire type names.
+The cmdlets know nothing of PSRP: they return ExObject/ExEnum/ExList/ExPrimitive and plain
+Python values (None, bool, int, str, bytes, aware datetime, timedelta). edgebook.lab.winrm.wire
+turns these into psrpcore objects with Exchange's real wire type names.
 """
 
 from __future__ import annotations
 
+import datetime
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,34 @@ class ExList:
 
     type_name: str
     items: list[Any] = field(default_factory=list)
+
+
+# The values an ExPrimitive can wrap: those psrpcore can write with note properties (it has no
+# wrapper for bool or None).
+PRIMITIVE_KINDS = (str, int, Int64, float, bytes, uuid.UUID, datetime.datetime, datetime.timedelta)
+
+
+@dataclass(frozen=True)
+class ExPrimitive:
+    """A primitive .NET value wrapped in a PSObject with note properties, as Get-Date writes its
+    DateTime with a DisplayHint note. PowerShell serialises it as <Obj> holding the primitive's
+    element then <MS> with the notes, without <TN> or <ToString> (serialization.cs,
+    WritePrimitiveTypePSObjectWithNotes); without notes, as the primitive alone.
+    """
+
+    value: Any
+    notes: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if type(self.value) not in PRIMITIVE_KINDS:
+            kinds = ", ".join(k.__name__ for k in PRIMITIVE_KINDS)
+            raise TypeError(
+                f"an ExPrimitive wraps one of {kinds}, not a {type(self.value).__name__}: "
+                f"{self.value!r}"
+            )
+
+    def __str__(self) -> str:
+        return str(self.value)  # PSObject.ToString() of a wrapped primitive is the primitive's
 
 
 @dataclass

@@ -15,23 +15,40 @@ import uuid
 from typing import Any
 
 from psrpcore.types import (
+    PSByteArray,
     PSChar,
+    PSDateTime,
     PSDict,
     PSDouble,
+    PSDuration,
+    PSGuid,
+    PSInt,
     PSInt64,
     PSList,
     PSNoteProperty,
     PSObject,
     PSSecureString,
+    PSString,
     PSVersion,
 )
 
 from edgebook.exchange.secure import SecureText
-from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject, Int64
+from edgebook.lab.winrm.objects import ExEnum, ExList, ExObject, ExPrimitive, Int64
 
 ARRAY_TYPE_NAMES = ["System.Object[]", "System.Array", "System.Object"]
 MVP_PREFIX = "Microsoft.Exchange.Data.MultiValuedProperty`1"
 MVP_BASE = "Microsoft.Exchange.Data.MultiValuedPropertyBase"
+INT32 = range(-(2**31), 2**31)
+# psrpcore's class for each primitive an ExPrimitive wraps (an int: PSInt, or PSInt64 outside INT32)
+_WRAPPERS: dict[type, type[PSObject]] = {
+    str: PSString,
+    Int64: PSInt64,
+    float: PSDouble,
+    bytes: PSByteArray,
+    uuid.UUID: PSGuid,
+    datetime.datetime: PSDateTime,
+    datetime.timedelta: PSDuration,
+}
 
 
 def to_wire(value: Any) -> Any:
@@ -44,10 +61,13 @@ def to_wire(value: Any) -> Any:
         return _complex(value)
     if isinstance(value, ExList):
         return _collection(value.items, collection_type_names(value.type_name))
+    if isinstance(value, ExPrimitive):
+        return _primitive(value)
     if isinstance(value, Int64):
         return PSInt64(value)
     if isinstance(value, int):
-        return value
+        # psrpcore writes an int as <I32> unless above Int32's range: one below it must be an Int64
+        return value if value >= INT32.start else PSInt64(value)
     if isinstance(value, float):
         return PSDouble(value)
     if isinstance(value, datetime.datetime):
@@ -136,6 +156,23 @@ def _complex(value: ExObject) -> PSObject:
     if value.to_string is not None:
         obj.PSObject.to_string = value.to_string
     return obj
+
+
+def _primitive(value: ExPrimitive) -> Any:
+    """psrpcore's wrapper class of the primitive with the notes as extended properties, which it
+    writes as <Obj> with the primitive's element and <MS>; without notes, the primitive itself."""
+    plain = to_wire(value.value)  # refuses a naive datetime
+    if not value.notes:
+        return plain
+    kind = type(value.value)
+    if kind is int:
+        wrapper: type[PSObject] = PSInt if value.value in INT32 else PSInt64
+    else:
+        wrapper = _WRAPPERS[kind]
+    wrapped = wrapper(value.value)
+    for name, item in value.notes.items():
+        wrapped.PSObject.extended_properties.append(PSNoteProperty(name, to_wire(item)))
+    return wrapped
 
 
 def _collection(items: Any, type_names: list[str]) -> PSList:
