@@ -14,6 +14,10 @@ command groups). The rules:
   lab's state needs the same guarantees as evidence). Those modules import nothing from
   edgebook but `edgebook.errors` and each other, so the lab gets nothing else through them;
 - no two modules import each other in a circle, however long;
+- the organisation simulation and the cmdlets (`edgebook.lab.org`, `edgebook.lab.cmdlets`)
+  take from the WSMan/PSRP server only its value types and pipeline contract
+  (`edgebook.lab.winrm.objects`, `edgebook.lab.winrm.protocol`), and import neither psrpcore
+  nor pypsrp: what goes on the wire is the server's business;
 - no two packages (edgebook.config, edgebook.exchange, ...) depend on each other in a circle.
   A module that imports nothing from edgebook (wire_types, errors) is a leaf: using it does
   not tie its package to the user's, so it does not count as a package dependency.
@@ -41,6 +45,9 @@ LAB_MAY_IMPORT = (
     "edgebook.fileio",
 )
 SHARED_LEAVES = LAB_MAY_IMPORT[1:]  # all but edgebook.certs, a package of its own
+SIMULATION = ("edgebook.lab.org", "edgebook.lab.cmdlets")
+SIMULATION_MAY_USE = ("edgebook.lab.winrm.objects", "edgebook.lab.winrm.protocol")
+WIRE_LIBRARIES = ("psrpcore", "pypsrp")
 
 
 @dataclass(frozen=True)
@@ -224,6 +231,61 @@ def test_the_lab_imports_only_certs_errors_wire_types_secure_text_and_the_file_m
         f"the lab may import from edgebook only {', '.join(LAB_MAY_IMPORT)}; "
         f"offenders: {lab_dependencies(graph)!r}"
     )
+
+
+def wire_imports(module: Module) -> set[str]:
+    """The WSMan/PSRP libraries (psrpcore, pypsrp) a module imports anywhere in its file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(module.path.read_text(), str(module.path))):
+        names = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
+        found.update(n for n in names if n.split(".")[0] in WIRE_LIBRARIES)
+    return found
+
+
+def simulation_leaks(
+    modules: dict[str, Module], graph: dict[str, set[str]]
+) -> dict[str, list[str]]:
+    """Simulation modules that reach into the WSMan/PSRP server or its libraries, with what."""
+    found = {}
+    for name, module in sorted(modules.items()):
+        if not any(_within(name, part) for part in SIMULATION):
+            continue
+        server = {t for t in graph[name] if _within(t, "edgebook.lab.winrm")}
+        bad = sorted(server - set(SIMULATION_MAY_USE)) + sorted(wire_imports(module))
+        if bad:
+            found[name] = bad
+    return found
+
+
+def test_the_simulation_takes_only_value_types_and_the_pipeline_contract_from_the_server(
+    modules, graph
+):
+    assert simulation_leaks(modules, graph) == {}
+
+
+def test_a_simulation_module_reaching_into_the_wire_is_named(tmp_path):
+    package = tmp_path / "edgebook"
+    for folder in ("lab/winrm", "lab/cmdlets"):
+        (package / folder).mkdir(parents=True)
+    for init in ("", "lab/", "lab/winrm/", "lab/cmdlets/"):
+        (package / f"{init}__init__.py").write_text("")
+    (package / "lab/winrm/objects.py").write_text("")
+    (package / "lab/winrm/wire.py").write_text("")
+    (package / "lab/cmdlets/good.py").write_text("from edgebook.lab.winrm.objects import X\n")
+    (package / "lab/cmdlets/bad.py").write_text(
+        "from edgebook.lab.winrm.wire import to_wire\n"
+        "def f():\n    from psrpcore.types import PSDateTime\n"
+    )
+    found = find_modules(tmp_path)
+    assert simulation_leaks(found, import_graph(found)) == {
+        "edgebook.lab.cmdlets.bad": ["edgebook.lab.winrm.wire", "psrpcore.types"]
+    }
 
 
 def test_the_modules_the_lab_shares_import_only_each_other(graph):
