@@ -356,6 +356,12 @@ REFUSED: dict[str, bytes] = {
     "a string inside an object": edited('<S N="V">x</S>', '<Obj RefId="99" N="V"><S>x</S></Obj>'),
     "a queue": edited('<S N="V">x</S>', '<Obj RefId="99" N="V"><QUE><S>x</S></QUE></Obj>'),
     "a RefId defined twice": edited('<S N="V">x</S>', '<Obj RefId="1" N="V"><LST /></Obj>'),
+    "a RefId defined again inside its object": edited(
+        '<S N="V">x</S>', '<Obj RefId="99" N="V"><MS><Obj RefId="99" N="W" /></MS></Obj>'
+    ),
+    "a Ref to the object being read": edited(
+        '<S N="V">x</S>', '<Obj RefId="99" N="V"><LST><Ref RefId="99" /></LST></Obj>'
+    ),
     "an enum value the enum lacks": edited(
         '<S N="V">x</S>',
         f'<Obj RefId="99" N="V">{tn(99, "System.Management.Automation.PSInvocationState")}'

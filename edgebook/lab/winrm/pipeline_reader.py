@@ -69,6 +69,8 @@ _PLAIN_CLASSES: frozenset[type] = frozenset({PSCustomObject})
 _CONTAINER_CLASSES: frozenset[type] = frozenset({PSList, PSIEnumerable, PSStack, PSDict})
 _REGISTERED = TypeRegistry().type_registry  # psrpcore's live registry of rehydrated types
 _ENVELOPE = object()  # the RefId of a part of the pipeline: a <Ref> to it is not read
+_OPEN = object()  # the RefId of an object being read: a <Ref> to it is not read either
+_GROUPS = frozenset({"Props", "MS"})
 _TOP = (
     *("NoInput", "ApartmentState", "RemoteStreamOptions", "AddToHistory"),
     *("HostInfo", "PowerShell", "IsNested"),
@@ -160,8 +162,7 @@ class _Reader:
 
     def __init__(self, cipher: PSCryptoProvider) -> None:
         self.cipher = cipher
-        self.objects: dict[str, Any] = {}  # RefId -> plain value (or _ENVELOPE)
-        self.open: set[str] = set()  # RefIds of objects being read
+        self.objects: dict[str, Any] = {}  # RefId -> plain value (or _ENVELOPE, _OPEN)
         self.types: dict[str, str] = {}  # TN RefId -> first type name
 
     def request(self, root: ET.Element) -> PipelineRequest:
@@ -239,7 +240,7 @@ class _Reader:
         """An object that is part of the pipeline: each property read in psrpcore's order (Props,
         then MS) by its reader or as a value; those FromPSObjectForRemoting uses must be given."""
         children = self.part(element)
-        if not children.keys() <= {"Props", "MS"}:
+        if not children.keys() <= _GROUPS:
             raise Unreadable(f"{', '.join(children)} in {element.get('N')}")
         found: dict[str, Any] = {}
         for group in (children.get("Props"), children.get("MS")):
@@ -275,7 +276,7 @@ class _Reader:
     def define(self, ref: str | None, value: Any) -> None:
         if ref is None:
             return
-        if ref in self.objects or ref in self.open:
+        if ref in self.objects:
             raise Unreadable(f"RefId {ref} defined twice")
         self.objects[ref] = value
 
@@ -307,6 +308,8 @@ class _Reader:
     def value(self, element: ET.Element) -> Any:
         """A parameter value (or a field the lab does not use) as from_wire gives it."""
         tag = element.tag
+        if tag == "Obj":  # (most of a message: the commands' merge settings)
+            return self.object(element)
         if tag == "S":
             return _string(element.text)
         if tag == "B":
@@ -315,8 +318,6 @@ class _Reader:
             return None
         if tag in INTEGERS:
             return _integer(tag, element.text)
-        if tag == "Obj":
-            return self.object(element)
         if tag == "Ref":
             return _copy(self.reference(element.attrib["RefId"]))
         if tag in DELEGATED:
@@ -325,18 +326,16 @@ class _Reader:
 
     def reference(self, ref: str) -> Any:
         found = self.objects[ref]
-        if found is _ENVELOPE or ref in self.open:
+        if found is _ENVELOPE or found is _OPEN:
             raise Unreadable(f"a Ref to {ref}, not a finished value")
         return found
 
     def object(self, element: ET.Element) -> Any:
         """An <Obj> value: a list, a dict, an enum's number, or a dict of its properties."""
         ref = element.get("RefId")
-        if ref is not None:
-            self.define(ref, None)
-            self.open.add(ref)
+        self.define(ref, _OPEN)
         cls, children = self.children(element)
-        groups = [children.pop(tag, None) for tag in ("Props", "MS")]  # psrpcore's order
+        props, ms = children.pop("Props", None), children.pop("MS", None)  # psrpcore's order
         if len(children) > 1:
             raise Unreadable(f"an object of {', '.join(children)}")
         found: Any = _NOTHING
@@ -349,16 +348,21 @@ class _Reader:
                 found = _integer(tag, child.text)
             else:
                 raise Unreadable(f"{tag} in an object")
-        found = _registered(cls, found, any(group is not None for group in groups))
-        properties: dict[str, Any] = {}
-        for group in groups:
-            for prop in () if group is None else group:
-                properties[_string(prop.attrib["N"])] = self.value(prop)
-        result = properties if found is _NOTHING else found
+        has_properties = props is not None or ms is not None
+        found = _registered(cls, found, has_properties)
+        if has_properties:
+            properties = {
+                _string(prop.attrib["N"]): self.value(prop)
+                for group in (props, ms)
+                if group is not None
+                for prop in group
+            }
+            found = properties if found is _NOTHING else found
+        elif found is _NOTHING:
+            found = {}
         if ref is not None:
-            self.open.discard(ref)
-            self.objects[ref] = result
-        return result
+            self.objects[ref] = found
+        return found
 
     def dictionary(self, element: ET.Element) -> dict[Any, Any]:
         """A <DCT>: each entry's Value read, then its Key (psrpcore's order)."""
