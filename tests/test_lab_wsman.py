@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -23,6 +25,7 @@ from edgebook.lab.winrm.endpoint_tls import EndpointTls
 from edgebook.lab.winrm.httpserver import serve
 from edgebook.lab.winrm.inprocess import connect_in_process
 from edgebook.lab.winrm.objects import MVP_STRING
+from edgebook.lab.winrm.soap import parse_request
 from edgebook.lab.winrm.wsman import WSManEndpoint
 from tests.support.fake_backend import PASSWORD, USERNAME, FakeBackend
 
@@ -421,8 +424,9 @@ def test_malformed_psrp_data_is_a_fault(backend: FakeBackend) -> None:
 def test_replies_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(
     https_lab: tuple[WSManEndpoint, int, str],
 ) -> None:
-    """Headers and body leave in two writes; with Nagle on, each reply after the first waited
-    ~40 ms for the client's delayed ACK, which made every lab pipeline cost ~160 ms."""
+    """A reply can leave in several writes (a long one, an error page); with Nagle on, each
+    reply after the first waited ~40 ms for the client's delayed ACK, which made every lab
+    pipeline cost ~160 ms."""
     _, port, _ = https_lab
     session = requests.Session()
     url = f"https://127.0.0.1:{port}/unknown"
@@ -439,3 +443,236 @@ def test_replies_on_a_kept_alive_connection_do_not_wait_for_delayed_acks(
         assert reply.status_code == 404
     stalled = [round(t * 1000) for t in times if t >= 0.035]  # a delayed ACK is >= 40 ms
     assert len(stalled) <= 3, f"replies that waited (ms): {stalled}"
+
+
+# The HTTP layer reads requests itself (not through the email package). Each reply below is
+# the one http.server gave before, byte for byte (the Date masked).
+
+AUTHORIZATION = b"Authorization: Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode())
+NOT_SOAP = b"Bad request: the body is not a SOAP 1.2 envelope with a Header and a Body"
+NOT_XML = b"Bad request: the body is not XML (no element found: line 1, column 0)"
+# Sent after a request that should leave the connection open: its 404 must come back.
+PROBE = b"POST /nope HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def reply(
+    status: bytes, body: bytes = b"", headers: bytes = b"Content-Type: text/plain\r\n"
+) -> bytes:
+    head = b"HTTP/1.1 " + status + b"\r\nServer: Microsoft-HTTPAPI/2.0 \r\nDate: D\r\n" + headers
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+CHALLENGE = reply(b"401 Unauthorized", headers=b'WWW-Authenticate: Basic realm="WSMAN"\r\n')
+PROBED = reply(b"404 Not Found", b"Not Found")
+
+
+def post(*headers: bytes, body: bytes = b"<x/>", target: bytes = b"/wsman") -> bytes:
+    lines = [b"POST " + target + b" HTTP/1.1", b"Host: lab", *headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def exchange(port: int, request: bytes, *, keep_alive: bool) -> bytes:
+    """What the server sends back, to the connection's end (after PROBE when kept alive)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request + (PROBE if keep_alive else b""))
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return re.sub(rb"Date: [^\r]+", b"Date: D", received)
+
+
+@pytest.fixture
+def plain_port(backend: FakeBackend) -> Iterator[int]:
+    server = serve(edge(backend))
+    yield server.port
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "expected"),
+    [
+        pytest.param(post(b"Content-Length: 4", body=b"<x/>", target=b"/nope"), PROBED, id="404"),
+        pytest.param(post(b"Content-Length: 4"), CHALLENGE, id="no-authorization"),
+        pytest.param(
+            post(b"content-length: 4", b"authorization" + AUTHORIZATION[13:]),
+            reply(b"400 Bad Request", NOT_SOAP),
+            id="names-in-any-case",
+        ),
+        pytest.param(
+            post(b"Content-Length:4", AUTHORIZATION.replace(b": ", b":\t ") + b"  "),
+            reply(b"400 Bad Request", NOT_SOAP),
+            id="blanks-around-values",
+        ),
+        pytest.param(
+            post(AUTHORIZATION, body=b""), reply(b"400 Bad Request", NOT_XML), id="no-length"
+        ),
+        pytest.param(
+            post(b"Content-Length: 4", b"Content-Length: 2", AUTHORIZATION),
+            reply(b"400 Bad Request", NOT_SOAP),
+            id="first-content-length-counts",
+        ),
+        pytest.param(
+            post(b"Content-Length: 4", b"Authorization: Basic eA==", AUTHORIZATION),
+            reply(b"400 Bad Request", NOT_SOAP),
+            id="last-authorization-counts",
+        ),
+        pytest.param(
+            post(b"Content-Length: 4", AUTHORIZATION, b"authorization: Basic eA=="),
+            CHALLENGE,
+            id="last-authorization-counts-in-any-case",
+        ),
+        pytest.param(
+            post(b"Content-Length: 4", AUTHORIZATION.replace(b"Basic ", b"Basic\r\n ")),
+            CHALLENGE,
+            id="folded-authorization-keeps-its-line-break",
+        ),
+        pytest.param(
+            post(b"Content-Length:", b" 4", AUTHORIZATION),
+            reply(b"400 Bad Request", NOT_SOAP),
+            id="folded-content-length",
+        ),
+        pytest.param(
+            post(b"Bogus", b"Content-Length: 4", AUTHORIZATION, body=b""),
+            CHALLENGE,
+            id="a-line-without-colon-ends-the-headers",
+        ),
+        pytest.param(
+            post(b"Content-Length : 4", AUTHORIZATION, body=b""),
+            CHALLENGE,
+            id="a-blank-before-the-colon-ends-the-headers",
+        ),
+        pytest.param(
+            post(b"Content-Length: 4", target=b"//wsman"),
+            CHALLENGE,
+            id="double-slash-path",
+        ),
+        pytest.param(
+            post(b"Content-Length: 4", b"Expect: 100-continue", target=b"/nope"),
+            b"HTTP/1.1 100 Continue\r\n\r\n" + PROBED,
+            id="expect-100-continue",
+        ),
+    ],
+)
+def test_requests_read_like_http_server_on_a_kept_alive_connection(
+    plain_port: int, request_bytes: bytes, expected: bytes
+) -> None:
+    assert exchange(plain_port, request_bytes, keep_alive=True) == expected + PROBED
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "expected"),
+    [
+        pytest.param(b"\r\n", b"", id="empty-request-line"),
+        pytest.param(b"GET /wsman\r\n\r\n", b"", id="http-0.9-get-gets-the-empty-body-alone"),
+        pytest.param(
+            post(b"Content-Length: abc", AUTHORIZATION, body=b""), b"", id="unreadable-length"
+        ),
+        pytest.param(
+            post(b"Content-Length: 4", target=b"/nope").replace(b"1.1", b"1.0"),
+            PROBED,
+            id="http-1.0",
+        ),
+        pytest.param(
+            post(b"Content-Length: 4", b"Connection: Close", target=b"/nope"),
+            PROBED,
+            id="connection-close",
+        ),
+    ],
+)
+def test_requests_answered_before_the_connection_ends(
+    plain_port: int, request_bytes: bytes, expected: bytes
+) -> None:
+    assert exchange(plain_port, request_bytes, keep_alive=False) == expected
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "message"),
+    [
+        (b"POST\r\n", None, "Bad request syntax ('POST')"),
+        (b"POST /wsman HTTP/1.1 x\r\n", None, "Bad request version ('x')"),
+        (b"POST / HTTP/x.y\r\n", None, "Bad request version ('HTTP/x.y')"),
+        (b"POST / HTTP/1.1.1\r\n", None, "Bad request version ('HTTP/1.1.1')"),
+        (b"POST / HTTP/1.00000000001\r\n", None, "Bad request version ('HTTP/1.00000000001')"),
+        (b"POST / HTTP/2.0\r\n", None, "Invalid HTTP version (2.0)"),
+        (b"POST /wsman\r\n", None, "Bad HTTP/0.9 request type ('POST')"),
+        (
+            b"PUT /wsman HTTP/1.1\r\n\r\n",
+            "501 Unsupported method ('PUT')",
+            "does not support this operation",
+        ),
+        (
+            b"POST /nope HTTP/1.1\r\n" + b"X: 1\r\n" * 100 + b"\r\n",
+            "431 Too many headers",
+            "got more than 100 headers",
+        ),
+        (
+            b"POST /nope HTTP/1.1\r\nX: " + b"a" * 65534,
+            "431 Line too long",
+            "got more than 65536 bytes when reading header line",
+        ),
+    ],
+)
+def test_malformed_requests_get_http_servers_error_page(
+    plain_port: int, request_bytes: bytes, status: str | None, message: str
+) -> None:
+    received = exchange(plain_port, request_bytes, keep_alive=False).decode()
+    if status is None:  # refused before the version is known: the page comes alone
+        assert received.startswith("<!DOCTYPE HTML>")
+    else:
+        assert received.startswith(f"HTTP/1.1 {status}\r\n")
+        assert "\r\nConnection: close\r\n" in received
+    assert message in received
+
+
+def test_http_1_0_asking_for_keep_alive_is_kept_alive(plain_port: int) -> None:
+    request = post(b"Content-Length: 4", b"Connection: keep-alive", target=b"/nope")
+    assert exchange(plain_port, request.replace(b"1.1", b"1.0"), keep_alive=True) == PROBED * 2
+
+
+ENVELOPE = (
+    '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+    'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">'
+)
+
+
+def test_soap_header_the_first_of_each_element_counts_but_the_last_shell_id() -> None:
+    request = parse_request(
+        (
+            ENVELOPE + "<s:Header><!-- a note --><a:Action> first </a:Action>"
+            "<a:Action>second</a:Action><a:MessageID>uuid:1</a:MessageID>"
+            '<w:SelectorSet><w:Selector Name="ShellId">A</w:Selector>'
+            '<w:Selector Name="ShellId"> B </w:Selector></w:SelectorSet>'
+            '<w:SelectorSet><w:Selector Name="Other">C</w:Selector></w:SelectorSet>'
+            '<w:Other><w:Selector Name="ShellId">not in a SelectorSet</w:Selector></w:Other>'
+            "<w:MaxEnvelopeSize> 1000 </w:MaxEnvelopeSize><w:MaxEnvelopeSize>9</w:MaxEnvelopeSize>"
+            "<w:OperationTimeout>PT5S</w:OperationTimeout></s:Header>"
+            "<s:Body><first/></s:Body><s:Body><second/></s:Body></s:Envelope>"
+        ).encode()
+    )
+    assert request.action == "first" and request.message_id == "uuid:1"
+    assert request.shell_id == "B" and request.resource_uri == ""
+    assert request.max_envelope == 1000 and request.timeout_s == 5.0
+    assert [child.tag for child in request.body] == ["first"]
+
+
+def test_soap_header_defaults() -> None:
+    request = parse_request(
+        f"{ENVELOPE}<s:Body/><s:Header><a:Action>x</a:Action></s:Header></s:Envelope>".encode()
+    )
+    assert (request.shell_id, request.max_envelope, request.timeout_s) == (None, 153600, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("<s:Envelope", "the body is not XML"),
+        ("<x/>", "not a SOAP 1.2 envelope"),
+        (f"{ENVELOPE}<s:Header><a:Action>x</a:Action></s:Header></s:Envelope>", "not a SOAP"),
+        (f"{ENVELOPE}<s:Body/></s:Envelope>", "not a SOAP 1.2 envelope"),
+        (f"{ENVELOPE}<s:Header><a:Action> </a:Action></s:Header><s:Body/></s:Envelope>", "Action"),
+    ],
+)
+def test_soap_requests_that_are_refused(body: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_request(body.encode())

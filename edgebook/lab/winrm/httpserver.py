@@ -10,6 +10,7 @@ import logging
 import ssl
 import threading
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -94,8 +95,8 @@ def _handler_class(
         protocol_version = "HTTP/1.1"
         server_version = "Microsoft-HTTPAPI/2.0"
         sys_version = ""
-        # headers and body leave in two writes: with Nagle on, the second waits for the
-        # client's delayed ACK (~40 ms per request on Linux)
+        # a reply longer than a TLS record, or an error page of http.server's, leaves in
+        # several writes: with Nagle on, the last waits for the client's delayed ACK (~40 ms)
         disable_nagle_algorithm = True
 
         def setup(self) -> None:
@@ -123,13 +124,23 @@ def _handler_class(
             self._reply(405, {"Allow": "POST"}, b"")
 
         def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                if name.lower() != "content-length":
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            """Send what send_response, send_header and end_headers would, in one write."""
+            self.log_request(status)
+            if self.request_version == "HTTP/0.9":  # no status line, no headers
+                self.wfile.write(payload)
+                return
+            lines = [
+                f"{self.protocol_version} {status} {HTTPStatus(status).phrase}",
+                f"Server: {self.version_string()}",
+                f"Date: {self.date_time_string()}",
+            ]
+            lines += [
+                f"{name}: {value}"
+                for name, value in headers.items()
+                if name.lower() != "content-length"
+            ]
+            lines.append(f"Content-Length: {len(payload)}")
+            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug("%s %s", self.address_string(), format % args)

@@ -35,6 +35,20 @@ SHELL_NOT_FOUND = 2150858843  # 0x8033805B ERROR_WSMAN_UNEXPECTED_SELECTORS
 RESOURCE_NOT_FOUND = 2150858811  # 0x8033803B ERROR_WSMAN_RESOURCE_NOT_FOUND
 _DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$")
 _ENVELOPE_OVERHEAD = 4096  # bytes of SOAP around the base64 payload of a Receive
+_ENVELOPE = f"{{{NS['s']}}}Envelope"
+_HEADER = f"{{{NS['s']}}}Header"
+_BODY = f"{{{NS['s']}}}Body"
+_ACTION = f"{{{NS['a']}}}Action"
+_MESSAGE_ID = f"{{{NS['a']}}}MessageID"
+_RESOURCE_URI = f"{{{NS['w']}}}ResourceURI"
+_MAX_ENVELOPE = f"{{{NS['w']}}}MaxEnvelopeSize"
+_OPERATION_TIMEOUT = f"{{{NS['w']}}}OperationTimeout"
+_SELECTOR_SET = f"{{{NS['w']}}}SelectorSet"
+_SELECTOR = f"{{{NS['w']}}}Selector"
+# The opening of every response envelope: the namespaces it declares (all but pwsh).
+_ENVELOPE_OPEN = '<s:Envelope xml:lang="en-US" ' + " ".join(
+    f'xmlns:{prefix}="{uri}"' for prefix, uri in NS.items() if prefix != "pwsh"
+)
 
 
 class WSManFault(Exception):
@@ -78,37 +92,52 @@ def fault_envelope(fault: WSManFault, relates_to: str, machine: str) -> bytes:
 
 
 def parse_request(body: bytes) -> SoapRequest:
-    """Read the WS-Addressing/WS-Management headers and the body of a SOAP request."""
+    """Read the WS-Addressing/WS-Management headers and the body of a SOAP request.
+
+    Where an element repeats, the first one counts (the last ShellId selector).
+    """
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
         raise ValueError(f"the body is not XML ({exc})") from None
-    header = root.find("s:Header", NS)
-    soap_body = root.find("s:Body", NS)
-    if root.tag != f"{{{NS['s']}}}Envelope" or header is None or soap_body is None:
+    parts = _first_children(root)
+    header = parts.get(_HEADER)
+    soap_body = parts.get(_BODY)
+    if root.tag != _ENVELOPE or header is None or soap_body is None:
         raise ValueError("the body is not a SOAP 1.2 envelope with a Header and a Body")
-
-    def text(path: str) -> str:
-        element = header.find(path, NS)
-        return (element.text or "").strip() if element is not None else ""
-
-    action = text("a:Action")
+    fields = _first_children(header)
+    action = _text(fields.get(_ACTION))
     if not action:
         raise ValueError("the SOAP header has no wsa:Action")
-    shell_id = None
-    for selector in header.findall("w:SelectorSet/w:Selector", NS):
-        if selector.get("Name") == "ShellId":
-            shell_id = (selector.text or "").strip()
-    max_envelope = text("w:MaxEnvelopeSize")
+    shell_ids = [
+        _text(selector)
+        for selector_set in header
+        if selector_set.tag == _SELECTOR_SET
+        for selector in selector_set
+        if selector.tag == _SELECTOR and selector.get("Name") == "ShellId"
+    ]
+    max_envelope = _text(fields.get(_MAX_ENVELOPE))
     return SoapRequest(
         action=action,
-        message_id=text("a:MessageID"),
-        resource_uri=text("w:ResourceURI"),
-        shell_id=shell_id,
-        timeout_s=duration_seconds(text("w:OperationTimeout")),
+        message_id=_text(fields.get(_MESSAGE_ID)),
+        resource_uri=_text(fields.get(_RESOURCE_URI)),
+        shell_id=shell_ids[-1] if shell_ids else None,
+        timeout_s=duration_seconds(_text(fields.get(_OPERATION_TIMEOUT))),
         max_envelope=int(max_envelope) if max_envelope.isdigit() else 153600,
         body=soap_body,
     )
+
+
+def _first_children(parent: ET.Element) -> dict[str, ET.Element]:
+    """The first child element of each tag, by tag (one pass, as find() would pick)."""
+    children: dict[str, ET.Element] = {}
+    for child in parent:
+        children.setdefault(child.tag, child)
+    return children
+
+
+def _text(element: ET.Element | None) -> str:
+    return (element.text or "").strip() if element is not None else ""
 
 
 def duration_seconds(value: str) -> float:
@@ -135,11 +164,8 @@ def b64decode(text: str) -> bytes:
 
 
 def envelope(action: str, relates_to: str, body: str) -> bytes:
-    namespaces = " ".join(
-        f'xmlns:{prefix}="{uri}"' for prefix, uri in NS.items() if prefix != "pwsh"
-    )
     return (
-        f'<s:Envelope xml:lang="en-US" {namespaces}><s:Header>'
+        f"{_ENVELOPE_OPEN}><s:Header>"
         f"<a:Action>{escape(action)}</a:Action>"
         f"<a:MessageID>uuid:{str(uuid.uuid4()).upper()}</a:MessageID>"
         f"<a:To>{ANONYMOUS}</a:To>"
