@@ -11,7 +11,7 @@ from typing import Any
 
 from edgebook.certs import thumbprint
 from edgebook.exchange import wire_types as T
-from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.base import Cmdlet, Context, Param, binding_error
 from edgebook.lab.cmdlets.common import (
     INVALID_OPERATION,
     enum,
@@ -20,7 +20,7 @@ from edgebook.lab.cmdlets.common import (
     target_server,
 )
 from edgebook.lab.org import edgesync, pki
-from edgebook.lab.org.model import Replica, Server
+from edgebook.lab.org.model import Replica, SendConnector, Server, Subscription
 from edgebook.lab.org.scenarios import subscribe
 from edgebook.lab.winrm.objects import ExObject
 
@@ -58,6 +58,10 @@ RESUBSCRIBE_WARNING = (
     'next "{minutes}" minutes, before the bootstrap account expires.'
 )
 REMOVE_CONFIRMATION = 'Removing Edge Subscription "{identity}".'
+# The ShouldProcess lines -Confirm shows (lab wording, as above).
+NEW_CONFIRMATION = 'Creating Edge Subscription for "{identity}".'
+SYNC_CONFIRMATION = 'Starting EdgeSync synchronization of "{identity}" from "{source}".'
+UNLIMITED_UINT = "Microsoft.Exchange.Data.Unlimited`1[System.UInt32]"
 REMOVE_RECIPIENTS = (
     "Remove the recipients EdgeSync replicated to this Edge Transport server? Removing them from "
     "AD LDS can take a long time."
@@ -86,6 +90,41 @@ def parse_timespan(text: str) -> dt.timedelta:
         raise ValueError(f"invalid Duration {text!r}")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _no_domain_controller_on_edge(ctx: Context, params: dict[str, Any]) -> None:
+    """Microsoft: "The DomainController parameter isn't supported on Edge Transport servers"
+    (the Edge reads and writes its local AD LDS)."""
+    if ctx.server.role == "Edge" and params.get("DomainController"):
+        raise ctx.fail(
+            "The DomainController parameter isn't supported on Edge Transport servers. An Edge "
+            "Transport server uses the local instance of Active Directory Lightweight Directory "
+            "Services (AD LDS) to read and write data.",
+            exception=INVALID_OPERATION,
+            target=str(params["DomainController"]),
+        )
+
+
+def _only_on(ctx: Context, params: dict[str, Any], names: tuple[str, ...], role: str) -> None:
+    """Refuse parameters Microsoft documents for the other role only (the lab refuses them
+    rather than ignoring them, so a runbook cannot believe they took effect)."""
+    given = [n for n in names if params.get(n) is not None]
+    if given:
+        where = "a Mailbox server" if role == "Mailbox" else "an Edge Transport server"
+        listed = " and ".join(given)
+        raise ctx.fail(
+            f"The {listed} parameter{'s' if len(given) > 1 else ''} can only be used when "
+            f"running on {where}.",
+            exception=INVALID_OPERATION,
+        )
+
+
+def _is_edge(ctx: Context, sub: Subscription, identity: str) -> bool:
+    """Whether a TransportServerIdParameter (host name or FQDN) names this subscription's Edge."""
+    wanted = identity.strip().casefold()
+    server = ctx.org.find_server(sub.edge)
+    names = {sub.edge.casefold()} | ({server.fqdn.casefold()} if server else set())
+    return wanted in names
 
 
 def _subscription_xml(
@@ -120,11 +159,13 @@ def new_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def _new_on_edge(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    _no_domain_controller_on_edge(ctx, params)
     if params.get("FileData") is not None or params.get("Site"):
         raise ctx.fail(
             "The FileData and Site parameters can only be used when running on a Mailbox server.",
             exception=INVALID_OPERATION,
         )
+    _only_on(ctx, params, ("CreateInboundSendConnector", "CreateInternetSendConnector"), "Mailbox")
     path = params.get("FileName")
     if not path:
         raise ctx.fail(
@@ -134,8 +175,8 @@ def _new_on_edge(ctx: Context, params: dict[str, Any]) -> list[Any]:
     lifetime = params.get("AccountExpiryDuration") or DEFAULT_LIFETIME
     if lifetime < MIN_LIFETIME:
         raise ctx.fail("The AccountExpiryDuration parameter must be at least 00:02:00.")
-    if ctx.whatif:
-        return []
+    if not ctx.should_process(NEW_CONFIRMATION.format(identity=edge.name)):
+        return []  # -WhatIf, or No to -Confirm
     minutes = f"{lifetime.total_seconds() / 60:g}"
     question = RESUBSCRIBE_WARNING if edge.replica is not None else SUBSCRIBE_WARNING
     if not params.get("Force") and not ctx.should_continue(question.format(minutes=minutes)):
@@ -169,6 +210,7 @@ def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:
             "The FileName parameter can only be used when running on an Edge Transport server.",
             exception=INVALID_OPERATION,
         )
+    _only_on(ctx, params, ("AccountExpiryDuration",), "Edge")
     data = params.get("FileData")
     site = params.get("Site")
     if data is None or not site:
@@ -212,8 +254,8 @@ def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:
         raise ctx.fail(
             f"{LOAD_FAILED}The Edge Transport server {edge_name} isn't known to the lab."
         )
-    if ctx.whatif:
-        return []
+    if not ctx.should_process(NEW_CONFIRMATION.format(identity=edge.name)):
+        return []  # -WhatIf, or No to -Confirm
     subscribe(
         ctx.org,
         edge,
@@ -228,6 +270,7 @@ def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 def remove_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Remove-EdgeSubscription (F10 on a Mailbox server; clears AD LDS data on an Edge)."""
+    _no_domain_controller_on_edge(ctx, params)
     identity = params["Identity"]
     confirmation = REMOVE_CONFIRMATION.format(identity=identity)
     if ctx.server.role == "Edge":
@@ -240,7 +283,7 @@ def remove_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
             if not params.get("Force"):
                 ctx.should_continue(REMOVE_RECIPIENTS)
         return []
-    sub = ctx.org.subscription(identity.split(".")[0])
+    sub = next((s for s in ctx.org.subscriptions if _is_edge(ctx, s, identity)), None)
     if sub is None:
         raise not_found(ctx, "subscription", identity)
     if not ctx.should_process(confirmation, high_impact=True):
@@ -263,12 +306,13 @@ def remove_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 def get_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Get-EdgeSubscription (a null or wrong -Identity returns all)."""
+    _no_domain_controller_on_edge(ctx, params)
     subs = list(ctx.org.subscriptions)
     if ctx.server.role == "Edge":
         subs = [s for s in subs if s.edge == ctx.server.name and ctx.server.replica is not None]
     wanted = params.get("Identity")
     if wanted:
-        chosen = [s for s in subs if s.edge.casefold() == wanted.split(".")[0].casefold()]
+        chosen = [s for s in subs if _is_edge(ctx, s, wanted)]
         subs = chosen or subs
     return [
         ExObject(
@@ -318,13 +362,32 @@ def _source(ctx: Context, params: dict[str, Any]) -> Server:
     return source
 
 
+def _changes(before: list[SendConnector], after: list[SendConnector]) -> dict[str, int]:
+    """Added, Deleted and Updated: how the Edge's replicated connectors changed."""
+    old = {c.name: c for c in before}
+    new = {c.name: c for c in after}
+    return {
+        "Added": len(new.keys() - old.keys()),
+        "Deleted": len(old.keys() - new.keys()),
+        "Updated": sum(1 for name in new.keys() & old.keys() if new[name] != old[name]),
+    }
+
+
 def start_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Start-EdgeSynchronization: replicate now, always a full synchronisation (what
-    -ForceFullSync asks for); F4: a TlsCertificateName > 256 is skipped; F22 from -Server."""
+    -ForceFullSync asks for); F4: a TlsCertificateName > 256 is skipped; F22 from -Server.
+    Nothing is replicated under -WhatIf or when -Confirm is answered No."""
     source = _source(ctx, params)
     out = []
     for edge in _targets(ctx, params.get("TargetServer")):
+        question = SYNC_CONFIRMATION.format(identity=edge.name, source=source.name)
+        if not ctx.should_process(question):
+            continue
+        before = list(edge.replica.connectors) if edge.replica else []
         for result, kind, detail in edgesync.replicate(ctx.org, edge, ctx.now, source):
+            counted = kind == "Configuration" and result != "CouldNotConnect"
+            after = edge.replica.connectors if edge.replica else []
+            changes = _changes(before, after) if counted else {}
             out.append(
                 ExObject(
                     [T.EDGE_SYNC_RESULT, "System.Object"],
@@ -335,9 +398,9 @@ def start_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any
                         "FailureDetails": detail,
                         "StartUTC": ctx.now,
                         "EndUTC": ctx.now,
-                        "Added": 0,
-                        "Deleted": 0,
-                        "Updated": 0,
+                        "Added": changes.get("Added", 0),
+                        "Deleted": changes.get("Deleted", 0),
+                        "Updated": changes.get("Updated", 0),
                         "Scanned": len(ctx.org.send_connectors) if kind == "Configuration" else 0,
                         "TargetScanned": 0,
                     },
@@ -348,8 +411,10 @@ def start_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any
 
 def test_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Test-EdgeSynchronization: one EdgeSubscriptionStatus per subscribed Edge, as the local
-    Mailbox server's EdgeSync sees it (F22)."""
+    Mailbox server's EdgeSync sees it (F22). The lab finds no inconsistencies to list, so a
+    valid -MaxReportSize limits nothing."""
     mailbox_only(ctx)
+    _max_report_size(ctx, params.get("MaxReportSize"))
     edges = _targets(ctx, params.get("TargetServer"))
     if not edges:
         return [_status(ctx, None, "NoSyncConfigured", "", None, params)]
@@ -365,6 +430,34 @@ def test_edge_synchronization(ctx: Context, params: dict[str, Any]) -> list[Any]
         else:
             out.append(_status(ctx, edge, "Failed", failure, last, params))
     return out
+
+
+def _max_report_size(ctx: Context, value: Any) -> int | None:
+    """-MaxReportSize (Unlimited): "Unlimited" (None) or a whole number of at least 1 (Microsoft:
+    "The minimum value for this parameter is 1"); the lab's error texts follow PowerShell's."""
+    if value is None or str(value).strip().casefold() == "unlimited":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = int(str(value).strip())
+    except ValueError:
+        raise binding_error(
+            ctx.cmdlet,
+            f"Cannot bind parameter 'MaxReportSize'. Cannot convert value \"{value}\" to type "
+            f'"{UNLIMITED_UINT}". Error: "Input string was not in a correct format."',
+            "CannotConvertArgumentNoMessage",
+        ) from None
+    if number < 1:
+        raise binding_error(
+            ctx.cmdlet,
+            f"Cannot validate argument on parameter 'MaxReportSize'. The argument \"{number}\" "
+            'is less than the minimum allowed range of "1". Supply an argument that is greater '
+            'than or equal to "1" and then try the command again.',
+            "ParameterArgumentValidationError",
+            category="InvalidData",
+        )
+    return number
 
 
 def _config(state: str, count: int = 0) -> ExObject:
@@ -385,8 +478,9 @@ def _status(
     params: dict[str, Any],
 ) -> ExObject:
     """An EdgeSubscriptionStatus. The per-type statuses are compared only with -FullCompareMode
-    (otherwise Skipped, as Exchange leaves them): then configuration Synchronized when the sync
-    is Normal, else NotSynchronized; recipients Skipped (the lab models none)."""
+    (otherwise Skipped, as Exchange leaves them): then Synchronized when the sync is Normal,
+    else NotSynchronized; recipients likewise unless -ExcludeRecipientTest (then Skipped). The
+    lab models no recipients: none differ, none are counted."""
     if not params.get("FullCompareMode"):
         state = "Skipped"
     else:
@@ -413,7 +507,11 @@ def _status(
         "MessageClassificationStatus",
     ):
         props[name] = _config(state if edge is not None else "NotStarted")
-    props["RecipientStatus"] = _config("Skipped")
+    if params.get("ExcludeRecipientTest"):
+        recipients = "Skipped"
+    else:
+        recipients = state if edge is not None else "NotStarted"
+    props["RecipientStatus"] = _config(recipients)
     props["CredentialRecords"] = f"Number of credentials {2 * len(ctx.org.mailboxes)}"
     props["CookieRecords"] = []
     return ExObject(
