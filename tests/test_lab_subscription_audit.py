@@ -21,7 +21,6 @@ SITE = "Default-First-Site-Name"
 FILE = r"C:\temp\EdgeSubscriptionInfo.xml"
 ARE_YOU_SURE = "Are you sure you want to perform this action?"
 NOT_INTERACTIVE = "A command that prompts the user failed because the host program"
-EDGE_DC = "The DomainController parameter isn't supported on Edge Transport servers."
 
 
 @dataclass
@@ -81,33 +80,6 @@ def import_params(data: bytes, **extra: Any) -> dict[str, Any]:
         "CreateInternetSendConnector": False,
         **extra,
     }
-
-
-# --- -DomainController: "isn't supported on Edge Transport servers" (all three pages) ----------
-
-
-@pytest.mark.parametrize(
-    ("cmdlet", "params"),
-    [
-        ("Get-EdgeSubscription", {}),
-        ("Remove-EdgeSubscription", {"Identity": "EDGE01", "Confirm": False, "Force": None}),
-        ("New-EdgeSubscription", {"FileName": FILE, "Force": None}),
-    ],
-)
-def test_domain_controller_is_refused_on_the_edge(lab, cmdlet, params):
-    before = lab.store.read().server("EDGE01").replica
-    ps, output = lab.run("EDGE01", (cmdlet, {**params, "DomainController": "dc01.contoso.com"}))
-    message, _ = only_error(ps)
-    assert output == [] and message.startswith(EDGE_DC)
-    assert lab.store.read().server("EDGE01").replica == before  # nothing removed or replaced
-    assert not lab.file_written()
-
-
-def test_domain_controller_is_accepted_on_a_mailbox_server(lab):
-    ps, output = lab.run(
-        "EX01", ("Get-EdgeSubscription", {"Identity": "EDGE01", "DomainController": "dc01"})
-    )
-    assert errors(ps) == [] and [str(s) for s in output] == ["EDGE01"]
 
 
 # --- New-EdgeSubscription: parameters of the other role are refused, not ignored ---------------

@@ -180,4 +180,5 @@ class LabBackend:
     def _call(self, ctx: Context, params: dict[str, Any]) -> list[Any]:
         check_mandatory(ctx.cmdlet, params)
         check_fault(ctx)
+        ctx.refuse_on_edge(params)
         return ctx.cmdlet.func(ctx, params)

@@ -51,6 +51,12 @@ NOT_INTERACTIVE = (
     "not support user interaction. The host was attempting to request confirmation with the "
     "following message: {message}"
 )
+# Microsoft's -DomainController section of the cmdlets that refuse it on an Edge Transport server.
+EDGE_DOMAIN_CONTROLLER = (
+    "The DomainController parameter isn't supported on Edge Transport servers. An Edge "
+    "Transport server uses the local instance of Active Directory Lightweight Directory "
+    "Services (AD LDS) to read and write data."
+)
 
 
 class CmdletError(Exception):
@@ -79,6 +85,14 @@ class Param:
     values: tuple[str, ...] = ()  # enum member names (case-insensitive; flags joined by ",")
     net_type: str = ""  # the .NET type PowerShell names in conversion errors
     unsimulated: str = ""  # why the lab refuses this documented parameter (empty: simulated)
+    # Microsoft's text when its page says the parameter "isn't supported on Edge Transport
+    # servers": given on an Edge, the cmdlet fails with it before it does anything.
+    not_on_edge: str = ""
+
+
+# -DomainController as the Exchange cmdlets declare it whose pages say it isn't supported on an
+# Edge (the lab has one directory: elsewhere any domain controller is it).
+DOMAIN_CONTROLLER = Param("DomainController", not_on_edge=EDGE_DOMAIN_CONTROLLER)
 
 
 @dataclass
@@ -158,6 +172,20 @@ class Context:
         if choice in (YES_TO_ALL, NO_TO_ALL):
             self.to_all[kind] = choice is YES_TO_ALL
         return choice in (YES, YES_TO_ALL)
+
+    def refuse_on_edge(self, params: dict[str, Any]) -> None:
+        """On an Edge Transport server, fail (InvalidOperation) with Microsoft's text for a
+        given parameter its page says isn't supported there (Param.not_on_edge)."""
+        if self.server.role != "Edge":
+            return
+        for param in self.cmdlet.params:
+            value = params.get(param.name)
+            if param.not_on_edge and value is not None and value != "":
+                raise self.fail(
+                    param.not_on_edge,
+                    exception="System.InvalidOperationException",
+                    target=str(value),
+                )
 
     def error_info(
         self,

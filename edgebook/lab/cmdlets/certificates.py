@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from edgebook.certs import thumbprint, windows_name
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets import certfiles, certvalues
-from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
+from edgebook.lab.cmdlets.base import DOMAIN_CONTROLLER, Cmdlet, Context, Param
 from edgebook.lab.cmdlets.certnames import default_services, renewal_of, san_names
 from edgebook.lab.cmdlets.certobject import certificate_object
 from edgebook.lab.cmdlets.common import INVALID_OPERATION, target_server
@@ -372,7 +372,7 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 SERVICES = ("None", "IMAP", "POP", "UM", "IIS", "SMTP", "Federation", "UMCallRouter")
-DC = Param("DomainController")  # the lab has one directory: any domain controller is it
+DC = DOMAIN_CONTROLLER  # Microsoft: not supported on an Edge (all six pages)
 
 
 def _services(mandatory: bool = False, sets: tuple[str, ...] = ()) -> Param:

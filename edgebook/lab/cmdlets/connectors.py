@@ -9,7 +9,7 @@ from edgebook.certs import parse_tls_certificate_name
 from edgebook.errors import EdgebookError
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets import exdata
-from edgebook.lab.cmdlets.base import Cmdlet, CmdletError, Context, Param
+from edgebook.lab.cmdlets.base import DOMAIN_CONTROLLER, Cmdlet, CmdletError, Context, Param
 from edgebook.lab.cmdlets.common import enum, not_found, not_on_subscribed_edge, target_server
 from edgebook.lab.org import certstore
 from edgebook.lab.org.model import ReceiveConnector, SendConnector, Server
@@ -397,7 +397,7 @@ def set_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 _MVP_SEND = ("AddressSpaces", "SmartHosts", "SourceTransportServers")
-DC = Param("DomainController")
+DC = DOMAIN_CONTROLLER  # Microsoft: not supported on an Edge (both Get- pages)
 CMDLETS = [
     Cmdlet(
         "Get-SendConnector",

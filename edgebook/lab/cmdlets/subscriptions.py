@@ -11,7 +11,7 @@ from typing import Any
 
 from edgebook.certs import thumbprint
 from edgebook.exchange import wire_types as T
-from edgebook.lab.cmdlets.base import Cmdlet, Context, Param, binding_error
+from edgebook.lab.cmdlets.base import DOMAIN_CONTROLLER, Cmdlet, Context, Param, binding_error
 from edgebook.lab.cmdlets.common import (
     INVALID_OPERATION,
     enum,
@@ -92,19 +92,6 @@ def parse_timespan(text: str) -> dt.timedelta:
     return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-def _no_domain_controller_on_edge(ctx: Context, params: dict[str, Any]) -> None:
-    """Microsoft: "The DomainController parameter isn't supported on Edge Transport servers"
-    (the Edge reads and writes its local AD LDS)."""
-    if ctx.server.role == "Edge" and params.get("DomainController"):
-        raise ctx.fail(
-            "The DomainController parameter isn't supported on Edge Transport servers. An Edge "
-            "Transport server uses the local instance of Active Directory Lightweight Directory "
-            "Services (AD LDS) to read and write data.",
-            exception=INVALID_OPERATION,
-            target=str(params["DomainController"]),
-        )
-
-
 def _only_on(ctx: Context, params: dict[str, Any], names: tuple[str, ...], role: str) -> None:
     """Refuse parameters Microsoft documents for the other role only (the lab refuses them
     rather than ignoring them, so a runbook cannot believe they took effect)."""
@@ -159,7 +146,6 @@ def new_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def _new_on_edge(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    _no_domain_controller_on_edge(ctx, params)
     if params.get("FileData") is not None or params.get("Site"):
         raise ctx.fail(
             "The FileData and Site parameters can only be used when running on a Mailbox server.",
@@ -270,7 +256,6 @@ def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 def remove_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Remove-EdgeSubscription (F10 on a Mailbox server; clears AD LDS data on an Edge)."""
-    _no_domain_controller_on_edge(ctx, params)
     identity = params["Identity"]
     confirmation = REMOVE_CONFIRMATION.format(identity=identity)
     if ctx.server.role == "Edge":
@@ -306,7 +291,6 @@ def remove_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 def get_edge_subscription(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Get-EdgeSubscription (a null or wrong -Identity returns all)."""
-    _no_domain_controller_on_edge(ctx, params)
     subs = list(ctx.org.subscriptions)
     if ctx.server.role == "Edge":
         subs = [s for s in subs if s.edge == ctx.server.name and ctx.server.replica is not None]
@@ -519,7 +503,7 @@ def _status(
     )
 
 
-DC = Param("DomainController")
+DC = DOMAIN_CONTROLLER  # Microsoft: not supported on an Edge (New-/Remove-/Get- pages)
 NO_RECIPIENTS = "the lab models no recipients"
 CMDLETS = [
     Cmdlet(
@@ -585,7 +569,7 @@ CMDLETS = [
                 sets=("Default",),
                 unsimulated="the lab writes no monitoring events or performance counters",
             ),
-            DC,
+            Param("DomainController"),  # its page does not refuse it on an Edge
         ],
         task="Microsoft.Exchange.EdgeSync.Validation",
         default_set="Default",

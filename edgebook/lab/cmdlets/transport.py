@@ -6,7 +6,7 @@ import fnmatch
 from typing import Any
 
 from edgebook.exchange import wire_types as T
-from edgebook.lab.cmdlets.base import Cmdlet, CmdletError, Context, Param
+from edgebook.lab.cmdlets.base import DOMAIN_CONTROLLER, Cmdlet, CmdletError, Context, Param
 from edgebook.lab.cmdlets.common import enum, not_found, target_server
 from edgebook.lab.org import certstore, mailflow
 from edgebook.lab.org.model import PAUSED, RUNNING, TRANSPORT, Server
@@ -298,7 +298,7 @@ CMDLETS = [
     Cmdlet(
         "Get-TransportService",
         get_transport_service,
-        [Param("Identity", position=0, pipeline=True), Param("DomainController")],
+        [Param("Identity", position=0, pipeline=True), DOMAIN_CONTROLLER],
     ),
     Cmdlet(
         "Get-ServerHealth",
