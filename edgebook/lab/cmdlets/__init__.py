@@ -9,6 +9,7 @@ from edgebook.lab.cmdlets import (
     queues,
     services,
     subscriptions,
+    synchronization,
     transport,
     utility,
 )
@@ -23,6 +24,7 @@ REGISTRY: dict[str, Cmdlet] = {
         queues,
         services,
         subscriptions,
+        synchronization,
         transport,
         utility,
     )
