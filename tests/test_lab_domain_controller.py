@@ -191,3 +191,60 @@ def test_test_edge_synchronization_keeps_accepting_it(lab):
     _, (with_dc,) = lab.run("EDGE01", "Test-EdgeSynchronization", {"DomainController": DC})
     _, (without,) = lab.run("EDGE01", "Test-EdgeSynchronization", {})
     assert str(with_dc) == str(without) != NOT_ON_EDGE
+
+
+# Other (cmdlet, parameter) pairs whose Microsoft page says the parameter can't be used on an
+# Edge Transport server, with the text the Edge fails with (the lab's wording of Microsoft's
+# sentence, which gives no error text) and a valid call naming the server it runs on.
+EDGE_REFUSED: dict[tuple[str, str], tuple[str, Callable[[str], dict[str, Any]]]] = {
+    # Get-TransportService.md, -Identity: "You can't use this parameter on an Edge Transport
+    # server."
+    ("Get-TransportService", "Identity"): (
+        "The Identity parameter can't be used on an Edge Transport server.",
+        lambda server: {"Identity": server},
+    ),
+}
+
+
+def test_the_other_edge_refusals_are_exactly_these():
+    declared = {
+        (c.name, p.name)
+        for c in REGISTRY.values()
+        for p in c.params
+        if p.not_on_edge and p.name != "DomainController"
+    }
+    assert declared == set(EDGE_REFUSED)
+
+
+@pytest.mark.parametrize("pair", sorted(EDGE_REFUSED), ids="{0[0]} -{0[1]}".format)
+def test_other_parameters_refused_on_the_edge_accepted_on_a_mailbox_server(lab, pair):
+    cmdlet, name = pair
+    text, call = EDGE_REFUSED[pair]
+    params = call("EDGE01")
+    before = lab.state("EDGE01")
+    output, (error, *more) = lab.run("EDGE01", cmdlet, params)
+    assert output == [] and more == []
+    assert str(error) == text
+    assert error.reason == "InvalidOperationException"
+    assert error.target_name == str(params[name])
+    assert error.fq_error.startswith("[Server=EDGE01] ")
+    assert lab.state("EDGE01") == before
+    # without the parameter the Edge runs it
+    without = {k: v for k, v in params.items() if k != name}
+    _, errors = lab.run("EDGE01", cmdlet, without)
+    assert errors == []
+    # a Mailbox server takes it, and it changes the answer (a Get- cmdlet: narrows it)
+    output, errors = lab.run("EX01", cmdlet, call("EX01"))
+    assert errors == []
+    if cmdlet in KEYS:
+        everything, _ = lab.run("EX01", cmdlet, without)
+        assert output == ["EX01"] and set(everything) > {"EX01"}
+
+
+def test_get_transport_service_refuses_a_positional_identity_on_the_edge(lab):
+    """The refusal is the parameter's, however it is bound."""
+    ps = PowerShell(lab.client.pools["EDGE01"])
+    ps.add_cmdlet("Get-TransportService").add_argument("EDGE01")
+    assert ps.invoke() == []
+    (error,) = ps.streams.error
+    assert str(error) == EDGE_REFUSED["Get-TransportService", "Identity"][0]

@@ -85,8 +85,9 @@ class Param:
     values: tuple[str, ...] = ()  # enum member names (case-insensitive; flags joined by ",")
     net_type: str = ""  # the .NET type PowerShell names in conversion errors
     unsimulated: str = ""  # why the lab refuses this documented parameter (empty: simulated)
-    # Microsoft's text when its page says the parameter "isn't supported on Edge Transport
-    # servers": given on an Edge, the cmdlet fails with it before it does anything.
+    # Microsoft's text (or the lab's wording of its sentence) when its page says the parameter
+    # isn't supported / can't be used on an Edge Transport server: given on an Edge, the cmdlet
+    # fails with it before it does anything.
     not_on_edge: str = ""
 
 
@@ -175,7 +176,7 @@ class Context:
 
     def refuse_on_edge(self, params: dict[str, Any]) -> None:
         """On an Edge Transport server, fail (InvalidOperation) with Microsoft's text for a
-        given parameter its page says isn't supported there (Param.not_on_edge)."""
+        given parameter its page says isn't supported or can't be used there (Param.not_on_edge)."""
         if self.server.role != "Edge":
             return
         for param in self.cmdlet.params:

@@ -24,6 +24,9 @@ ALERTS = [
 ENTRY_TYPES = {"Error": 1, "Warning": 2, "Information": 4}
 SEVERITY_BITS = {"Error": 0xC0000000, "Warning": 0x80000000, "Information": 0x40000000}
 VERSION = "Version 15.2 (Build 1544.4)"
+# The lab's wording of Microsoft's -Identity sentence on Get-TransportService's page ("You can't
+# use this parameter on an Edge Transport server."): Microsoft documents no error text.
+EDGE_IDENTITY = "The Identity parameter can't be used on an Edge Transport server."
 
 
 def get_transport_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
@@ -298,7 +301,10 @@ CMDLETS = [
     Cmdlet(
         "Get-TransportService",
         get_transport_service,
-        [Param("Identity", position=0, pipeline=True), DOMAIN_CONTROLLER],
+        [
+            Param("Identity", position=0, pipeline=True, not_on_edge=EDGE_IDENTITY),
+            DOMAIN_CONTROLLER,
+        ],
     ),
     Cmdlet(
         "Get-ServerHealth",
