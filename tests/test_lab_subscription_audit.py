@@ -93,8 +93,12 @@ def test_connector_switches_are_refused_on_the_edge(lab, name):
         "EDGE01", ("New-EdgeSubscription", {"FileName": FILE, "Force": None, name: False})
     )
     message, fqid = only_error(ps)
-    assert message == f"The {name} parameter can only be used when running on a Mailbox server."
-    assert fqid.endswith("NewEdgeSubscription")
+    assert message == (
+        f"The edgebook lab refuses -{name} of New-EdgeSubscription on this server: Exchange uses "
+        "it only on a Mailbox server and ignores it here. Give it to New-EdgeSubscription on a "
+        "Mailbox server."
+    )
+    assert "LabParameterNotSimulated," in fqid and fqid.endswith("NewEdgeSubscription")
     assert not lab.file_written()
 
 
@@ -106,8 +110,9 @@ def test_account_expiry_duration_is_refused_on_a_mailbox_server(lab):
     )
     message, _ = only_error(ps)
     assert message == (
-        "The AccountExpiryDuration parameter can only be used when running on an Edge "
-        "Transport server."
+        "The edgebook lab refuses -AccountExpiryDuration of New-EdgeSubscription on this server: "
+        "Exchange uses it only on an Edge Transport server and ignores it here. Give it to "
+        "New-EdgeSubscription on an Edge Transport server."
     )
     assert lab.created() == before
 

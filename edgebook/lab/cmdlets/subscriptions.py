@@ -69,16 +69,21 @@ def parse_timespan(text: str) -> dt.timedelta:
 
 
 def _only_on(ctx: Context, params: dict[str, Any], names: tuple[str, ...], role: str) -> None:
-    """Refuse parameters Microsoft documents for the other role only (the lab refuses them
-    rather than ignoring them, so a runbook cannot believe they took effect)."""
+    """Refuse parameters Microsoft documents for the other role only. Exchange ignores them
+    there; the lab says so instead (its own refusal, not Exchange's), so that a runbook cannot
+    believe they took effect (F10: the connectors are created by the Mailbox server's import)."""
     given = [n for n in names if params.get(n) is not None]
     if given:
         where = "a Mailbox server" if role == "Mailbox" else "an Edge Transport server"
-        listed = " and ".join(given)
+        listed = " and ".join(f"-{n}" for n in given)
         raise ctx.fail(
-            f"The {listed} parameter{'s' if len(given) > 1 else ''} can only be used when "
-            f"running on {where}.",
-            exception=INVALID_OPERATION,
+            f"The edgebook lab refuses {listed} of New-EdgeSubscription on this server: Exchange "
+            f"uses {'them' if len(given) > 1 else 'it'} only on {where} and ignores "
+            f"{'them' if len(given) > 1 else 'it'} here. Give {'them' if len(given) > 1 else 'it'} "
+            f"to New-EdgeSubscription on {where}.",
+            exception="System.Management.Automation.PSNotSupportedException",
+            category="NotImplemented",
+            code="LabParameterNotSimulated",
         )
 
 
