@@ -1,7 +1,7 @@
 """Whether the lab's cost per request stays flat as the organisation grows.
 
 Builds the `healthy` scenario with its Edge repeated N times (1 and --edges, default 20),
-starts both labs side by side with a per-request delay, and runs a full inspect (every Edge
+starts both labs side by side with a simulated round trip, and runs a full inspect (every Edge
 read concurrently, plus the Mailbox side and the SMTP/LDAPS probes) of each in turn, --repeat
 times after one warm-up: each pair is measured moments apart, so the machine's drift (a 2-core
 machine's speed varies by a fifth over minutes) weighs on both. Prints the median wall time of
@@ -167,7 +167,7 @@ def main() -> None:
         "--latency-ms",
         type=int,
         default=100,
-        help="round trip per WSMan request and per SMTP/LDAPS turn",
+        help="round trip per WSMan request and HTTPS handshake, per SMTP/LDAPS turn",
     )
     parser.add_argument("--repeat", type=int, default=7, help="inspects per lab (median)")
     args = parser.parse_args()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import re
 import socket
+import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -403,6 +405,48 @@ def test_latency_is_added_to_every_request(backend: FakeBackend) -> None:
         elapsed = time.monotonic() - started
     assert endpoint.requests == 5
     assert elapsed >= 5 * 0.05
+
+
+def basic_header() -> dict[str, str]:
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    }
+
+
+@pytest.mark.parametrize("https", [True, False], ids=["https", "http"])
+def test_a_new_tls_connection_pays_a_round_trip_for_its_handshake(
+    backend: FakeBackend, tls: EndpointTls, https: bool
+) -> None:
+    """The latency is the network's: a new HTTPS connection's handshake costs one round trip
+    (as on the Edges' LDAPS port), each request one more; plain HTTP and a kept connection pay
+    the requests only."""
+    latency = 0.2
+    server = serve(edge(backend, latency_s=latency), tls=tls.server_context() if https else None)
+    if https:
+        context = ssl.create_default_context(cafile=str(tls.ca_file))
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", server.port, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port)
+    statuses, requests_s = [], []
+    try:
+        started = time.monotonic()
+        connection.connect()
+        connect_s = time.monotonic() - started
+        for _ in range(2):
+            started = time.monotonic()
+            connection.request("POST", "/wsman", body=b"<not-soap/>", headers=basic_header())
+            response = connection.getresponse()
+            response.read()
+            requests_s.append(time.monotonic() - started)
+            statuses.append(response.status)
+    finally:
+        connection.close()
+        server.stop()
+    assert statuses == [400, 400]  # not SOAP: answered, the connection kept
+    assert latency <= connect_s < 2 * latency if https else connect_s < latency
+    assert all(latency <= s < 2 * latency for s in requests_s)
 
 
 def test_malformed_psrp_data_is_a_fault(backend: FakeBackend) -> None:

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--latency-ms",
         type=int,
         default=0,
-        help="round trip of the simulated network: per WSMan request, per SMTP/LDAPS turn",
+        help="round trip of the simulated network: per WSMan request and HTTPS handshake, "
+        "per SMTP/LDAPS turn",
     )
     status = command("status", _status, "show the lab's servers, clock and request counts")
     status.add_argument("--json", action="store_true", help="print JSON")

@@ -3,7 +3,7 @@
 A conversation costs one round trip per turn: what the client sends in answer to the server
 (or to open the connection) reaches the server one latency later, and what streams on without
 waiting for the server (pipelined commands, a message body) adds nothing. The WSMan endpoints
-charge the same latency once per request.
+charge the same latency once per request, and once for a new HTTPS connection's handshake.
 """
 
 from __future__ import annotations

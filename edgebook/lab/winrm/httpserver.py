@@ -14,6 +14,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from edgebook.lab.net.latency import Turns
 from edgebook.lab.serving import QuietServer
 from edgebook.lab.winrm import ntlm
 from edgebook.lab.winrm.wsman import WSManEndpoint
@@ -66,14 +67,16 @@ def serve(
                 f"/{endpoint.path}; serve them on different ports"
             )
         routes[key] = endpoint
-    context = tls
-    server = _Server((host, port), _handler_class(routes, context))
+    # the network's round trip (the endpoints' latency) is also paid by a connection's TLS
+    # handshake, as on the Edges' LDAPS port: a client that reuses its connection saves it
+    latency_s = max(endpoint.latency_s for endpoint in listed)
+    server = _Server((host, port), _handler_class(routes, tls, latency_s))
     thread = threading.Thread(target=server.serve, name="wsman", daemon=True)
     thread.start()
     return RunningServer(
         host=host,
         port=server.server_address[1],
-        scheme="https" if context else "http",
+        scheme="https" if tls else "http",
         paths=[endpoint.path for endpoint in listed],
         _server=server,
         _thread=thread,
@@ -89,7 +92,7 @@ class _Server(QuietServer, ThreadingHTTPServer):
 
 
 def _handler_class(
-    routes: dict[str, WSManEndpoint], context: ssl.SSLContext | None
+    routes: dict[str, WSManEndpoint], context: ssl.SSLContext | None, latency_s: float
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -101,6 +104,7 @@ def _handler_class(
 
         def setup(self) -> None:
             if context is not None:  # handshake in the connection's own thread
+                Turns(latency_s).arrived()  # the client's hello, one round trip after connect
                 self.request = context.wrap_socket(self.request, server_side=True)
             # Negotiate authenticates the connection: one session per endpoint it talks to.
             self.sessions: dict[str, ntlm.NegotiateSession] = {}
