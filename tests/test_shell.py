@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import socket
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,6 +229,23 @@ def test_batch_is_one_pipeline_with_outputs_in_order(mailbox: Lab):
     assert mailbox.statements(0) == [["Get-Thing"], ["Get-ExchangeCertificate"], ["Get-Thing"]]
     assert (stats.pipelines, stats.cmdlets) == (1, 3)
     assert stats.by_cmdlet["Get-Thing"] == 2
+
+
+def test_a_closed_session_frees_its_pipelines_without_the_cyclic_collector(mailbox: Lab):
+    """pypsrp's pipelines and their pool refer to each other: closing drops them, so a fleet
+    read's commands and outputs are freed at once, not in a collection stalling every thread."""
+    gc.collect()
+    gc.disable()
+    try:
+        with mailbox.shell() as shell:
+            shell.run_batch([Command("Get-Thing", {"Identity": "a"}), Command("Warn")])
+            pool = shell._pool
+            assert pool is not None
+            pipelines = [weakref.ref(p) for p in pool.pipelines.values()]
+        assert pipelines
+        assert all(pipeline() is None for pipeline in pipelines)
+    finally:
+        gc.enable()
 
 
 def test_mailbox_shape_sends_cmdlets_only(mailbox: Lab):

@@ -166,6 +166,9 @@ class ExchangeShell:
                 pool.close()
             except TRANSPORT_ERRORS as exc:
                 log.debug("%s: closing the session failed: %s", self.name, type(exc).__name__)
+            # each pipeline refers back to the pool: dropping them frees the commands and
+            # outputs now (some 800 objects a session) instead of in a cyclic collection
+            pool.pipelines.clear()
         if self._wsman is not None:
             self._wsman.close()
 
