@@ -7,6 +7,7 @@ Mailbox side ONE batched pipeline, whatever the number of Edges; the probes in p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import gc
 from collections.abc import Iterator, Mapping
@@ -140,7 +141,7 @@ def _read_failures(server: str, errors: list[CommandError]) -> list[Finding]:
 
 @dataclass
 class _EdgeRead:
-    records: dict[str, list[PSRecord]]
+    facts: EdgeFacts | None  # without the probes, joined after; None when unreachable
     clock: dt.datetime | None
     failures: list[Finding]
     stats: dict[str, int]
@@ -199,9 +200,10 @@ def _read_edge(
             records, errors = run_all(shell, edge_commands(edge, since))
             stats = shell.stats
     except ExchangeConnectionError as exc:
-        return _EdgeRead({}, None, [], {}, unreachable=exc)
+        return _EdgeRead(None, None, [], {}, unreachable=exc)
+    # built here, in the read's thread, while other Edges' reads wait on the network
     return _EdgeRead(
-        by_type(records),
+        _edge_facts(edge, by_type(records)),
         _server_clock(records),
         _read_failures(edge.name, errors),
         {"pipelines": stats.pipelines, "cmdlets": stats.cmdlets, "requests": stats.wsman_requests},
@@ -317,8 +319,8 @@ def inspect(
         failures += read.failures
         if read.unreachable is not None:
             failures.append(_unreachable(server.name, read.unreachable, (smtp, ldaps)))
-        else:
-            edges.append(_edge_facts(server, read.records, smtp, ldaps))
+        elif read.facts is not None:
+            edges.append(dataclasses.replace(read.facts, smtp_probe=smtp, ldaps_probe=ldaps))
     findings = sort_findings(
         [f for f in evaluate(org, edges) + failures if _concerns(f, edge, inventory)]
     )
@@ -340,9 +342,8 @@ def _certificates(records: dict[str, list[PSRecord]]) -> list[PSRecord]:
     return [r for name in CERTIFICATE_TYPES for r in records.get(name, [])]
 
 
-def _edge_facts(
-    server: EdgeServer, records: dict[str, list[PSRecord]], smtp: TlsProbe, ldaps: TlsProbe
-) -> EdgeFacts:
+def _edge_facts(server: EdgeServer, records: dict[str, list[PSRecord]]) -> EdgeFacts:
+    """The Edge's facts from its records (the probes are joined by inspect)."""
     transport = records.get(types.TRANSPORT_SERVICE, [])
     return EdgeFacts.from_records(
         server.name,
@@ -355,8 +356,6 @@ def _edge_facts(
         queues=records.get(types.QUEUE, []),
         health=records.get(types.SERVER_HEALTH, []),
         events=records.get(EVENTS_TYPE, []),
-        smtp_probe=smtp,
-        ldaps_probe=ldaps,
     )
 
 
