@@ -9,6 +9,8 @@ from typing import Any
 
 import requests
 
+from edgebook.exchange.https_adapter import share_tls_contexts
+
 CALL_GRACE_S = 2.0  # a request may end this long after the call timeout (a last poll)
 
 
@@ -31,7 +33,8 @@ class CountingTransport:
     `_build_session`, as its send would), which reads the environment's proxy settings for the
     endpoint into the session; the session then stops reading os.environ again on every request
     (``trust_env``): the proxy the environment names, or none, for every request (and no
-    ~/.netrc password added to a session without one: certificate authentication)."""
+    ~/.netrc password added to a session without one: certificate authentication). Its HTTPS
+    connections share one SSLContext per certificate settings (edgebook.exchange.https_adapter)."""
 
     def __init__(self, inner: Any, stats: ShellStats, remaining: Callable[[], float | None]):
         self._inner = inner
@@ -52,8 +55,10 @@ class CountingTransport:
             kwargs["timeout"] = (min(connect, limit), min(read, limit))
         self._stats.wsman_requests += 1
         if getattr(self._inner, "session", False) is None:  # pypsrp's transport, not yet sending
-            self._inner.session = self._inner._build_session()
-            self._inner.session.trust_env = False
+            session = self._inner._build_session()
+            session.trust_env = False
+            share_tls_contexts(session, self._inner.certificate_key_password)
+            self._inner.session = session
         try:
             return self._inner.send(message, **kwargs)
         except requests.exceptions.Timeout:
