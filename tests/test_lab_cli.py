@@ -22,8 +22,9 @@ from pypsrp.wsman import WSMan
 
 from edgebook import certs, probes
 from edgebook.cli import main
-from edgebook.lab import channel, control
+from edgebook.lab import channel, control, folder
 from edgebook.lab.org.listener_state import listener_state
+from edgebook.lab.org.store import LabStore
 
 
 def edgebook(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -212,6 +213,25 @@ def test_fault_and_restart_survive(tmp_path):
     finally:
         control.stop(directory)
     assert control.running_description(directory) is None
+
+
+def test_counters_are_exact_while_running_and_survive_a_restart(tmp_path):
+    directory = tmp_path / "lab"
+    control.start(directory, "healthy")
+    try:
+        password, _ = folder.lab_password(directory)
+        mailbox = next(s for s in status(directory)["servers"] if s["role"] == "Mailbox")
+        _pypsrp(mailbox, password)
+        running = LabStore(directory).counters()  # asked of the daemon: every answered request
+        assert running[mailbox["name"]]["pipelines"] == 1
+        assert running[mailbox["name"]]["requests"] >= 4  # shell, command, receive, delete
+        assert status(directory)["requests"] == {n: c["requests"] for n, c in running.items()}
+        control.stop(directory)
+        assert json.loads((directory / "counters.json").read_text()) == running  # at stop
+        control.start(directory)
+        assert LabStore(directory).counters() == running  # a restart keeps them
+    finally:
+        control.stop(directory)
 
 
 def _openssl_leaf(args: list[str]) -> x509.Certificate:

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from edgebook.errors import EdgebookError
 from edgebook.lab import folder
+from edgebook.lab.channel import ChannelServer
+from edgebook.lab.org import store as store_module
 from edgebook.lab.org.model import org_to_json
 from edgebook.lab.org.store import LabStateError, LabStore, ResidentStore
 from tests.support.lab import PASSWORD, Lab, lab_copy
@@ -208,16 +210,27 @@ def test_an_edge_pipeline_catches_up_that_edge_only(store):
     assert store.read().server("EDGE02").traffic_at > before.traffic_at
 
 
-def test_resident_counters_are_written_through(store):
+def test_resident_counters_are_written_at_a_low_rate_and_at_stop(store, monkeypatch):
+    monkeypatch.setattr(store_module, "COUNTERS_INTERVAL_S", 3600.0)
     resident = ResidentStore(store.dir)
     resident.count("EDGE01", "requests")
     resident.count("EDGE01", "pipelines")
-    assert LabStore(store.dir).counters()["EDGE01"] == {"requests": 1, "pipelines": 1}
-    assert resident.counters() == LabStore(store.dir).counters()
+    assert resident.counters()["EDGE01"] == {"requests": 1, "pipelines": 1}
+    assert "EDGE01" not in LabStore(store.dir).counters()  # within the interval: not written
+    resident._counts_due = 0.0  # the interval has passed
+    resident.count("EDGE01", "requests")
+    assert LabStore(store.dir).counters()["EDGE01"] == {"requests": 2, "pipelines": 1}
+    resident.count("EDGE02", "requests")  # the next write is an hour away
+    assert "EDGE02" not in LabStore(store.dir).counters()
+    resident.flush()  # the daemon stops: everything counted is written
+    assert LabStore(store.dir).counters() == resident.counters()
+    assert LabStore(store.dir).counters()["EDGE02"] == {"requests": 1, "pipelines": 0}
+    assert ResidentStore(store.dir).counters() == resident.counters()  # a restart keeps them
     assert stat.S_IMODE(store.counters_path.stat().st_mode) == 0o600
 
 
-def test_resident_counters_are_never_read_half_written(store):
+def test_resident_counters_are_never_read_half_written(store, monkeypatch):
+    monkeypatch.setattr(store_module, "COUNTERS_INTERVAL_S", 0.0)  # write at every count
     resident = ResidentStore(store.dir)
     names = [f"EDGE{n:03d}" for n in range(40)]  # a file the size of a large lab's
     counting = threading.Event()
@@ -237,3 +250,67 @@ def test_resident_counters_are_never_read_half_written(store):
         seen = total
     worker.join()
     assert sum(c["requests"] for c in LabStore(store.dir).counters().values()) == 400
+
+
+class _FakeDaemon:
+    """What a reader of a running lab's counters meets: the daemon lock held and, once it
+    listens, endpoints.json naming a control channel that answers with its counts."""
+
+    def __init__(self, directory: Path, counts: dict) -> None:
+        self.directory = directory
+        self.lock = folder.hold_daemon_lock(directory)
+        self.channel = ChannelServer(directory, self._control)
+        self.counts = counts
+
+    def _control(self, op: str, args: dict) -> dict:
+        assert op == "counters"
+        return self.counts
+
+    def listen(self) -> None:
+        self.channel.start()
+        endpoints = folder.endpoints_path(self.directory)
+        folder.write_json_atomic(endpoints, {"control_port": self.channel.port})
+
+    def end(self) -> None:
+        folder.endpoints_path(self.directory).unlink(missing_ok=True)
+        self.channel.stop()
+        self.lock.close()
+
+
+def test_counters_of_a_running_lab_come_from_its_daemon(store):
+    daemon = _FakeDaemon(store.dir, {"EDGE01": {"requests": 7, "pipelines": 2}})
+    try:
+        daemon.listen()
+        assert LabStore(store.dir).counters() == daemon.counts  # not counters.json's {}
+    finally:
+        daemon.end()
+    assert LabStore(store.dir).counters() == {}  # stopped: counters.json again
+
+
+def test_counters_wait_for_a_daemon_that_starts_or_stops(store):
+    daemon = _FakeDaemon(store.dir, {"EDGE01": {"requests": 3, "pipelines": 1}})
+    threading.Timer(0.3, daemon.listen).start()  # starting: no endpoints.json yet
+    try:
+        assert LabStore(store.dir).counters() == daemon.counts
+    finally:
+        daemon.end()
+    daemon = _FakeDaemon(store.dir, {})  # stopping: its channel closed, counters.json not final
+
+    def stop() -> None:
+        store.counters_path.write_text('{"EDGE01": {"requests": 9, "pipelines": 1}}')
+        daemon.end()
+
+    stopping = threading.Timer(0.3, stop)
+    stopping.start()
+    assert LabStore(store.dir).counters() == {"EDGE01": {"requests": 9, "pipelines": 1}}
+    stopping.join()
+
+
+def test_counters_name_a_daemon_that_never_answers(store, monkeypatch):
+    monkeypatch.setattr(store_module, "DAEMON_WAIT_S", 0.2)
+    daemon = _FakeDaemon(store.dir, {})
+    try:
+        with pytest.raises(LabStateError, match=r"runs but did not give its counters.*endpoints"):
+            LabStore(store.dir).counters()
+    finally:
+        daemon.end()

@@ -1,4 +1,5 @@
-"""The control channel: how `edgebook lab fault/advance/stop` reach the running daemon.
+"""The control channel: how `edgebook lab fault/advance/stop` and readers of the counters reach
+the running daemon.
 
 The daemon keeps the organisation in memory, so a change written to state.json behind its back
 would be lost; the CLI sends it to the daemon instead. The channel listens on 127.0.0.1 only;

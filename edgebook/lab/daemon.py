@@ -148,10 +148,12 @@ class LabProcess:
         return f"127.0.0.1:{smtp.port}", f"127.0.0.1:{ldaps.port}"
 
     def _control(self, op: str, args: dict[str, Any]) -> Any:
-        """A control channel request: stop, or one of edgebook.lab.operations."""
+        """A control channel request: stop, the counters, or one of edgebook.lab.operations."""
         if op == "stop":
             self.stopped.set()
             return {"pid": os.getpid()}
+        if op == "counters":
+            return self.store.counters()
         return operations.apply(self.store, op, args)
 
     def stop(self) -> None:

@@ -309,11 +309,12 @@ def mail_ledger(org: Org, edge: str) -> MailLedger:
 
 # Types to_json returns unchanged, tested inline: a call per value was most of its work.
 _PLAIN = frozenset({type(None), str, int, float, bool})
+_SCALAR = str | int | float  # built once: a union in the isinstance call is built per call
 
 
 def to_json(value: Any) -> Any:
     """A dataclass tree as JSON-ready data (datetimes as ISO-8601, transient fields left out)."""
-    if type(value) in _PLAIN or isinstance(value, str | int | float):
+    if type(value) in _PLAIN or isinstance(value, _SCALAR):
         return value
     if isinstance(value, list):
         return [v if type(v) in _PLAIN else to_json(v) for v in value]
@@ -324,8 +325,7 @@ def to_json(value: Any) -> Any:
     names = _persisted_fields(type(value))
     if names is None:
         return value
-    fields = [(name, getattr(value, name)) for name in names]
-    return {name: v if type(v) in _PLAIN else to_json(v) for name, v in fields}
+    return {name: v if type(v := getattr(value, name)) in _PLAIN else to_json(v) for name in names}
 
 
 _PERSISTED: dict[type, tuple[str, ...] | None] = {}

@@ -9,10 +9,11 @@ ResidentStore (the daemon) loads the organisation once and keeps it in memory. A
 holds a thread lock, compares what it may touch (the organisation-wide parts and the servers it
 names) with its JSON as last persisted, and persists a change before it returns; a read-only
 transaction writes nothing. state.json is joined from the JSON text of each part, so a change
-to one server encodes that server only. counters.json (per-server WSMan requests and
-pipelines) is written through without fsync: the counts are statistics, not state; the daemon
-overwrites it in place under .counters.lock, which its readers (LabStore.counters) take. The lab
-clock is the real UTC time plus the offset kept in the state.
+to one server encodes that server only. The daemon counts WSMan requests and pipelines per
+server in memory and writes counters.json (statistics, not state: no fsync) at most once a
+second while counting and when it stops; LabStore.counters asks a running daemon, so a reader
+sees every request already answered. The lab clock is the real UTC time plus the offset kept in
+the state.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ import os
 import secrets
 import tempfile
 import threading
+import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 from edgebook.errors import EdgebookError
 from edgebook.fileio import write_atomic
-from edgebook.lab.folder import daemon_running
+from edgebook.lab import channel
+from edgebook.lab.folder import daemon_running, endpoints_path
 from edgebook.lab.org.model import Org, Server, clock, org_from_json, org_to_json, to_json
 from edgebook.lab.org.scenarios import build, load_scenario
 
@@ -41,6 +44,8 @@ STATE = "state.json"
 COUNTERS = "counters.json"
 KEY_FILE = ".labkey"
 PRIVATE = 0o600
+COUNTERS_INTERVAL_S = 1.0  # the daemon writes counters.json at most this often while counting
+DAEMON_WAIT_S = 20.0  # how long a reader waits for a starting or stopping daemon
 MAX_ADVANCE_MINUTES = 10 * 366 * 24 * 60  # ten years per step
 LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)  # far from datetime's end, and no certificate's
 DOCUMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Org) if not f.metadata.get("transient"))
@@ -208,9 +213,38 @@ class LabStore:
             _replace(self.counters_path, counters)
 
     def counters(self) -> dict[str, dict[str, int]]:
-        """Per-server {"requests": n, "pipelines": n}."""
+        """Per-server {"requests": n, "pipelines": n}: a running daemon's (counters.json lags
+        behind it), else counters.json's."""
+        asked = self._daemon_counters()
+        if asked is not None:
+            return asked
         with _locked(self._counter_lock, exclusive=False):
             return self._read_counters()
+
+    def _daemon_counters(self) -> dict[str, dict[str, int]] | None:
+        """The running daemon's counters over its control channel; None when no daemon runs.
+
+        A daemon starting (no endpoints.json yet) or stopping (channel closed, counters.json not
+        yet written) is waited for: until it answers, or ends and counters.json is final."""
+        deadline = time.monotonic() + DAEMON_WAIT_S
+        problem = "it published no endpoints.json"
+        while daemon_running(self.dir):
+            try:
+                port = int(json.loads(endpoints_path(self.dir).read_bytes())["control_port"])
+                counters = channel.request(self.dir, port, "counters")
+            except (OSError, ValueError, TypeError, KeyError, channel.ChannelError) as exc:
+                problem = str(exc)
+            else:
+                if not isinstance(counters, dict):
+                    raise LabStateError(f"the lab daemon in {self.dir} sent no counters")
+                return counters
+            if time.monotonic() > deadline:
+                raise LabStateError(
+                    f"the lab daemon in {self.dir} runs but did not give its counters within "
+                    f"{DAEMON_WAIT_S:.0f} s ({problem})"
+                )
+            time.sleep(0.05)
+        return None
 
     def _read_counters(self) -> dict[str, dict[str, int]]:
         try:
@@ -230,7 +264,7 @@ class ResidentStore(LabStore):
         self._counts = self._read_counters()
         self._count_lock = threading.Lock()
         self._count_write_lock = threading.Lock()
-        self._count_sequence = self._count_written = 0
+        self._counts_due = time.monotonic() + COUNTERS_INTERVAL_S
         self._persist_lock = threading.Lock()
         self._org_json: dict[str, Any] = {}
         self._server_json: dict[str, Any] = {}
@@ -322,36 +356,40 @@ class ResidentStore(LabStore):
             self._saved_sequence, self._saved = sequence, data
 
     def flush(self) -> None:
-        """Persist whatever differs from the saved state (a change outside a declared scope)."""
+        """Persist whatever differs from the saved state (a change outside a declared scope),
+        and write the counters (the daemon calls this when it stops)."""
         with self._mutex:
             data = self._remember()
             self._sequence += 1
             sequence = self._sequence
         if data != self._saved:
             self._persist(sequence, data)
+        self._write_counters()
 
     def now(self) -> dt.datetime:
         """The lab clock (aware UTC)."""
         return clock(self._org)
 
     def count(self, server: str, kind: str) -> None:
-        """Add one to a per-server counter, written through to counters.json.
-
-        Concurrent requests share writes: each waits until a write that holds its count is done
-        (one file write per request serialised every request of a large lab behind the disk)."""
+        """Add one to a per-server counter, in memory; counters.json is written at most once
+        every COUNTERS_INTERVAL_S (a write per request cost every request of a large lab)."""
         with self._count_lock:
             entry = self._counts.setdefault(server, {"requests": 0, "pipelines": 0})
             entry[kind] = entry.get(kind, 0) + 1
-            self._count_sequence += 1
-            sequence = self._count_sequence
+            now = time.monotonic()
+            due = now >= self._counts_due
+            if due:
+                self._counts_due = now + COUNTERS_INTERVAL_S
+        if due:
+            self._write_counters()
+
+    def _write_counters(self) -> None:
+        """Write the counts to counters.json; writes land in the order they were taken."""
         with self._count_write_lock:
-            if sequence <= self._count_written:
-                return  # a later count, written already, holds this one
             with self._count_lock:
-                snapshot, latest = json.dumps(self._counts), self._count_sequence
+                snapshot = json.dumps(self._counts)
             with contextlib.suppress(OSError):  # statistics: a full disk must not stop the lab
                 _overwrite(self.counters_path, self._counter_lock, snapshot.encode())
-            self._count_written = latest
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per-server {"requests": n, "pipelines": n}."""
