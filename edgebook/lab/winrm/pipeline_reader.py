@@ -83,7 +83,7 @@ _HOST = ("_isHostNull", "_isHostUINull", "_isHostRawUINull", "_useRunspaceHost")
 
 
 class Unreadable(Exception):
-    """A message this reader leaves to psrpcore."""
+    """A message this reader (or pool_reader) leaves to psrpcore."""
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ Receive picks them up. The request that starts a pipeline returns when it has en
 waits for the client's answer to a question: a cmdlet that asks sends a PipelineHostCall
 (PromptForChoice) and blocks until the client's PipelineHostResponse comes with a Send on the
 "pr" stream, as PowerShell's server does. A client that declared no host UI gets no host call.
-A CreatePipeline sent whole in the Command's one fragment is read straight from its CLIXML
-(edgebook.lab.winrm.pipeline_reader), without psrpcore's PSObjects; any other, or one the
-reader refuses, goes through psrpcore.
+A CreatePipeline sent whole in the Command's one fragment, and the Create's SessionCapability
+and InitRunspacePool, are read straight from their CLIXML (edgebook.lab.winrm.pipeline_reader,
+edgebook.lab.winrm.pool_reader), without psrpcore's PSObjects; any other, or one a reader
+refuses, goes through psrpcore.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from edgebook.lab.winrm.pipeline_reader import (
     WireCommand,
     read_create_pipeline,
 )
+from edgebook.lab.winrm.pool_reader import open_pool, read_opening
 from edgebook.lab.winrm.protocol import (
     Backend,
     CommandCall,
@@ -231,9 +233,15 @@ class ShellRunspace:
         self._changed = threading.Condition(threading.RLock())
 
     def open(self, creation_xml: bytes) -> None:
-        """Feed the SessionCapability and InitRunspacePool sent with the WSMan Create."""
+        """Open the pool with the SessionCapability and InitRunspacePool of the WSMan Create."""
         with self._changed:
-            self._feed(creation_xml, None, StreamType.default)
+            try:
+                opening = read_opening(creation_xml, self._pool._cipher)
+            except Unreadable:
+                self._feed(creation_xml, None, StreamType.default)
+                return
+            with self._client_data():
+                open_pool(self._pool, opening)
 
     def create_pipeline(self, command_id: str, fragment: bytes) -> None:
         """Start a pipeline from the first CreatePipeline fragment of a WSMan Command."""
