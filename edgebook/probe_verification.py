@@ -14,11 +14,12 @@ import hashlib
 import ipaddress
 import ssl
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from OpenSSL import SSL, crypto
+from OpenSSL import crypto
 
 from edgebook import certs
 from edgebook.errors import EdgebookError
@@ -121,15 +122,12 @@ def hostname_error(leaf: x509.Certificate, name: str) -> str | None:
 
 
 def verification_error(
-    store: crypto.X509Store, name: str, connection: SSL.Connection, leaf: x509.Certificate
+    store: crypto.X509Store, name: str, sent: Sequence[crypto.X509], leaf: x509.Certificate
 ) -> str | None:
-    """Why the chain the connection received does not verify for name, or None: path
-    validation of OpenSSL's own copies (no conversion), then the host name against leaf (the
-    connection's peer certificate, as cryptography sees it)."""
-    peer = connection.get_peer_certificate()
-    assert peer is not None
-    sent = (connection.get_peer_cert_chain() or [])[1:]
-    context = crypto.X509StoreContext(store, peer, sent)
+    """Why the chain as received (OpenSSL's own copies, leaf first, none converted) does not
+    verify for name, or None: path validation of sent[0] with the rest as untrusted
+    intermediates, then the host name against leaf (sent[0] as cryptography sees it)."""
+    context = crypto.X509StoreContext(store, sent[0], sent[1:])
     try:
         context.verify_certificate()
     except crypto.X509StoreContextError as exc:

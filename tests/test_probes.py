@@ -6,6 +6,8 @@ import contextlib
 import datetime as dt
 import json
 import os
+import select
+import signal
 import socket
 import ssl
 import threading
@@ -302,6 +304,88 @@ def test_a_fleets_probes_all_wait_at_once(silent_ports: list[int]) -> None:
     results = probes.probe_many(targets, timeout=0.5)
     assert time.monotonic() - started < 1.2  # 16 workers: three waves, 1.5 s
     assert all((r.error or "").startswith("timed out after 0.5 s") for r in results)
+
+
+def test_probe_many_builds_each_trust_store_once_per_call(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(lab.root_file.read_bytes())
+    built: list[tuple[object, object]] = []
+
+    def counted(ca: object, at: object) -> object:
+        built.append((ca, at))
+        return probe_verification.trust_store(ca, at)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probes, "trust_store", counted)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=60)
+    now = ProbeTarget("ldaps", "127.0.0.1", lab.ldaps.port, server_name=FQDN, ca_file=ca_file)
+    expired = ProbeTarget(
+        "smtp", "127.0.0.1", lab.smtp.port, server_name=FQDN, ca_file=ca_file, verify_at=later
+    )
+    results = probes.probe_many([now, expired, now, expired, now], timeout=5)
+    assert built == [(ca_file, None), (ca_file, later)]  # one store per CA file and moment
+    assert [r.verified for r in results] == [True, False, True, False, True]
+    assert all("certificate has expired" in (r.verify_error or "") for r in results[1::2])
+    ca_file.write_bytes(lab.other_root_file.read_bytes())  # the next call reads it again
+    again = probes.probe_many([now], timeout=5)[0]
+    assert "unable to get local issuer" in (again.verify_error or "")
+    assert len(built) == 3
+
+
+def test_probe_many_raises_a_user_error_before_any_probe_starts(
+    tmp_path: Path, silent_ports: list[int]
+) -> None:
+    silent = ProbeTarget("smtp", "127.0.0.1", silent_ports[0])
+    bad_ca = ProbeTarget("ldaps", "127.0.0.1", 1, ca_file=tmp_path / "missing.pem")
+    bad_kind = ProbeTarget("imap", "127.0.0.1", 993)  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(EdgebookError, match=r"missing\.pem does not exist"):
+        probes.probe_many([silent, bad_ca, bad_kind], timeout=5)
+    with pytest.raises(EdgebookError, match="is not smtp or ldaps"):
+        probes.probe_many([silent, bad_kind, bad_ca], timeout=5)
+    assert time.monotonic() - started < 1  # the silent port's 5 s were never waited for
+
+
+def test_probe_many_keeps_its_threads_for_the_next_call(
+    silent_ports: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new thread's first handshake pays OpenSSL's per-thread set-up: calls share workers."""
+    targets = [ProbeTarget("smtp", "127.0.0.1", port) for port in silent_ports]
+    probes.probe_many(targets, timeout=0.2)  # all four at once: four workers at least
+    time.sleep(0.1)  # they are idle again
+    existing = set(threading.enumerate())
+    used: set[threading.Thread] = set()
+    run = probes._run
+
+    def recorded(target: ProbeTarget, timeout: float, store: object) -> probes.TlsProbe:
+        used.add(threading.current_thread())
+        return run(target, timeout, store)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probes, "_run", recorded)
+    probes.probe_many(targets, timeout=0.2)
+    assert len(used) == 4 and used <= existing
+
+
+def test_a_forked_child_probes_on_threads_of_its_own(closed_port: int) -> None:
+    """The parent's workers do not exist in a forked child: its probes must not wait for them."""
+    target = ProbeTarget("smtp", "127.0.0.1", closed_port)
+    probes.probe_many([target], timeout=1)  # the parent has workers now
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child reports through the pipe)
+        os.write(write_end, (probes.probe_many([target], timeout=1)[0].error or "").encode())
+        os._exit(0)
+    os.close(write_end)
+    try:
+        ready = select.select([read_end], [], [], 10)[0]
+        said = os.read(read_end, 1000).decode() if ready else None
+    finally:
+        os.close(read_end)
+        if not ready:
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert said == "connection refused"
 
 
 def test_bad_ca_file_and_kind_are_user_errors(tmp_path: Path) -> None:
