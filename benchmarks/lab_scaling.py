@@ -95,7 +95,9 @@ class Lab:
 
     def inspect(self) -> None:
         """One inspect, its time and CPU added to the figures."""
-        cpu_before, requests_before = cpu_seconds(self.pid), requests(self.directory)
+        # the daemon answers the counters over its control channel: asked outside the CPU taken
+        requests_before = requests(self.directory)
+        cpu_before = cpu_seconds(self.pid)
         client_before, start = time.process_time(), time.perf_counter()
         result = inspect(self.inventory)
         self.times.append(time.perf_counter() - start)
@@ -135,10 +137,12 @@ class Lab:
         }
 
 
-def measure(edges: int, latency_ms: int, repeat: int, workdir: Path) -> tuple[Lab, Lab, float]:
+def measure(
+    edges: int, latency_ms: int, repeat: int, workdir: Path
+) -> tuple[Lab, Lab, list[float]]:
     """Both labs run side by side and are inspected in turn (the order alternating), so a
-    change in the machine's speed during the run weighs on both alike; the median of the
-    paired time ratios is returned with the labs."""
+    change in the machine's speed during the run weighs on both alike; the paired time ratios
+    (large / small) are returned with the labs."""
     small = large = None
     try:
         small = Lab(1, latency_ms, workdir)
@@ -152,7 +156,7 @@ def measure(edges: int, latency_ms: int, repeat: int, workdir: Path) -> tuple[La
             for lab in (small, large):
                 lab.probe()
         ratios = [b / a for a, b in zip(small.times, large.times, strict=True)]
-        return small, large, statistics.median(ratios)
+        return small, large, ratios
     finally:
         for lab in (small, large):
             if lab is not None:
@@ -172,7 +176,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="inspects per lab (median)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="edgebook-scaling-"))
-    small_lab, large_lab, paired = measure(args.edges, args.latency_ms, args.repeat, workdir)
+    small_lab, large_lab, ratios = measure(args.edges, args.latency_ms, args.repeat, workdir)
+    paired = statistics.median(ratios)
     small, large = small_lab.figures(), large_lab.figures()
     print(f"inspect of the whole lab, {args.latency_ms} ms per round trip")
     print(
@@ -192,6 +197,11 @@ def main() -> None:
     print(
         f"time ratio {args.edges}:1 = {time_ratio:.2f}x of the medians, {paired:.2f}x the median "
         "of the paired runs (target <= 1.5x)"
+    )
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    print(
+        f"paired ratios: lowest {min(ratios):.2f}x, quartiles {quartiles[0]:.2f}x / "
+        f"{quartiles[2]:.2f}x, highest {max(ratios):.2f}x (the machine's noise)"
     )
     wsman_ratio = large["wsman_cpu_ms_per_request"] / small["wsman_cpu_ms_per_request"]
     print(
