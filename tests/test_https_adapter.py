@@ -291,3 +291,14 @@ def test_a_key_log_file_named_later_gets_a_new_context(certs, serve, builds, tmp
     _send(winrm)
     assert len(builds) == 2
     assert "CLIENT_" in (tmp_path / "keys.log").read_text()  # urllib3's key log, as before
+
+
+def test_the_key_password_stays_out_of_the_settings_repr() -> None:
+    """The cache key holds the client key's password: a repr (a log line, a traceback's
+    locals) must not show it."""
+    settings = https_adapter.TlsSettings(
+        *(None,) * 10,
+        key_password="S3cret-key-passw0rd",
+    )
+    assert "S3cret" not in repr(settings)
+    assert settings.key_password == "S3cret-key-passw0rd"

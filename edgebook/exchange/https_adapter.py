@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import ssl
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,7 +41,7 @@ class TlsSettings:
     ca_cert_data: str | bytes | None
     cert_file: str | None
     key_file: str | None
-    key_password: str | None
+    key_password: str | None = field(repr=False)  # a secret: never in a repr or a log
 
     def inputs(self) -> tuple[str | bytes | None, ...]:
         """What else the context is made of, read now: urllib3's key log file (SSLKEYLOGFILE)
