@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 import multiprocessing
+import os
 import stat
 import threading
 from pathlib import Path
@@ -269,7 +270,11 @@ class _FakeDaemon:
     def listen(self) -> None:
         self.channel.start()
         endpoints = folder.endpoints_path(self.directory)
-        folder.write_json_atomic(endpoints, {"control_port": self.channel.port})
+        me = os.getpid()  # the daemon's endpoints.json names its process, as the real one's
+        description = {"control_port": self.channel.port, "pid": me}
+        folder.write_json_atomic(
+            endpoints, {**description, "process_start": folder.process_start(me)}
+        )
 
     def end(self) -> None:
         folder.endpoints_path(self.directory).unlink(missing_ok=True)

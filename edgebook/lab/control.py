@@ -7,7 +7,6 @@ changes go to it over the control channel; a stopped lab is its state file.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -20,6 +19,7 @@ from typing import Any
 from edgebook import yamlfile
 from edgebook.errors import EdgebookError
 from edgebook.lab import channel, folder, operations
+from edgebook.lab.folder import running_description
 from edgebook.lab.org.model import mail_ledger
 from edgebook.lab.org.scenarios import load_scenario, password_hash
 from edgebook.lab.org.store import LabStore
@@ -32,25 +32,6 @@ DAEMON = (sys.executable, "-m", "edgebook.lab.daemon")
 
 class LabError(EdgebookError):
     """The lab cannot do what was asked (not running, already running, failed to start)."""
-
-
-def running_description(directory: Path) -> dict[str, Any] | None:
-    """The endpoints of the lab running in DIR, or None when it does not run.
-
-    Only a daemon holding the folder's lock counts, and only if endpoints.json names that very
-    process (pid and start time): a stale file whose pid was reused names nobody.
-    """
-    try:
-        description = json.loads(folder.endpoints_path(directory).read_text())
-        pid, started = int(description["pid"]), description.get("process_start")
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    if not folder.daemon_running(directory):
-        return None
-    current = folder.process_start(pid)
-    if current is None or started is None or current != started:
-        return None
-    return description
 
 
 def has_state(directory: Path) -> bool:

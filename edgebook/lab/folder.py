@@ -112,6 +112,25 @@ def endpoints_path(directory: Path) -> Path:
     return directory / "endpoints.json"
 
 
+def running_description(directory: Path) -> dict[str, Any] | None:
+    """The endpoints of the lab running in DIR, or None when it does not run.
+
+    Only a daemon holding the folder's lock counts, and only if endpoints.json names that very
+    process (pid and start time): a stale file whose pid was reused names nobody.
+    """
+    try:
+        description = json.loads(endpoints_path(directory).read_text())
+        pid, started = int(description["pid"]), description.get("process_start")
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not daemon_running(directory):
+        return None
+    current = process_start(pid)
+    if current is None or started is None or current != started:
+        return None
+    return description
+
+
 def inventory_path(directory: Path) -> Path:
     """The parameters file for this lab."""
     return directory / "inventory.yaml"

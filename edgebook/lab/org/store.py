@@ -36,7 +36,7 @@ from typing import Any
 from edgebook.errors import EdgebookError
 from edgebook.fileio import write_atomic
 from edgebook.lab import channel
-from edgebook.lab.folder import daemon_running, endpoints_path
+from edgebook.lab.folder import daemon_running, running_description
 from edgebook.lab.org.model import Org, Server, clock, org_from_json, org_to_json, to_json
 from edgebook.lab.org.scenarios import build, load_scenario
 
@@ -229,15 +229,17 @@ class LabStore:
         deadline = time.monotonic() + DAEMON_WAIT_S
         problem = "it published no endpoints.json"
         while daemon_running(self.dir):
-            try:
-                port = int(json.loads(endpoints_path(self.dir).read_bytes())["control_port"])
-                counters = channel.request(self.dir, port, "counters")
-            except (OSError, ValueError, TypeError, KeyError, channel.ChannelError) as exc:
-                problem = str(exc)
-            else:
-                if not isinstance(counters, dict):
-                    raise LabStateError(f"the lab daemon in {self.dir} sent no counters")
-                return counters
+            description = running_description(self.dir)
+            if description is not None:
+                try:
+                    port = int(description["control_port"])
+                    counters = channel.request(self.dir, port, "counters")
+                except (OSError, ValueError, TypeError, KeyError, channel.ChannelError) as exc:
+                    problem = str(exc)
+                else:
+                    if not isinstance(counters, dict):
+                        raise LabStateError(f"the lab daemon in {self.dir} sent no counters")
+                    return counters
             if time.monotonic() > deadline:
                 raise LabStateError(
                     f"the lab daemon in {self.dir} runs but did not give its counters within "
