@@ -5,7 +5,6 @@ send. What the reader refuses goes to psrpcore, with psrpcore's result or error.
 
 from __future__ import annotations
 
-import base64
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from psrpcore.types import (
     RunspacePoolState,
     serialize,
 )
-from pypsrp.exceptions import WSManFaultError
 from pypsrp.host import PSHost
 from pypsrp.powershell import RunspacePool
 
@@ -37,6 +35,7 @@ from edgebook.lab.winrm.protocol import Session
 from edgebook.lab.winrm.runspace import PSRPDataError, ShellRunspace
 from edgebook.lab.winrm.wsman import WSManEndpoint
 from tests.support.fake_backend import PASSWORD, USERNAME, FakeBackend
+from tests.test_lab_wsman import create_refused
 
 CIPHER = psrpcore.PSRemotingCrypto()
 RPID = uuid.UUID("5b7f3a10-9c2e-4d61-8e0f-2a4b6c8d0e1f")
@@ -335,15 +334,7 @@ def test_psrpcore_opens_or_refuses_the_refused_shapes_as_expected(monkeypatch):
 
 def test_malformed_creation_xml_is_a_wsman_internal_error():
     endpoint = WSManEndpoint(FakeBackend(), "EDGE01", path="wsman")
-    creation = REFUSED["a bad version"]()
-    body = ET.Element("{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}Shell")
-    element = ET.SubElement(body, "{http://schemas.microsoft.com/powershell}creationXml")
-    element.text = base64.b64encode(creation).decode()
-    with (
-        connect_in_process(endpoint, USERNAME, PASSWORD) as wsman,
-        pytest.raises(WSManFaultError) as caught,
-    ):
-        wsman.create("http://schemas.microsoft.com/powershell/Microsoft.PowerShell", body)
-    assert caught.value.code == "w:InternalError"
-    assert "cannot process the PSRP data: ValueError" in caught.value.reason
+    fault = create_refused(endpoint, REFUSED["a bad version"]())
+    assert fault.code == "w:InternalError"
+    assert "cannot process the PSRP data: ValueError" in fault.reason
     assert endpoint.open_shells == 0

@@ -449,18 +449,24 @@ def test_a_new_tls_connection_pays_a_round_trip_for_its_handshake(
     assert all(latency <= s < 2 * latency for s in requests_s)
 
 
-def test_malformed_psrp_data_is_a_fault(backend: FakeBackend) -> None:
-    endpoint = edge(backend)
+def create_refused(endpoint: WSManEndpoint, creation_xml: bytes) -> WSManFaultError:
+    """The fault a WSMan Create carrying creation_xml gets from the endpoint."""
     shell = ET.Element(f"{{{NAMESPACES['rsp']}}}Shell")
     creation = ET.SubElement(shell, "{http://schemas.microsoft.com/powershell}creationXml")
-    creation.text = base64.b64encode(b"these bytes are not PSRP fragments").decode()
+    creation.text = base64.b64encode(creation_xml).decode()
     with (
         connect_in_process(endpoint, USERNAME, PASSWORD) as wsman,
         pytest.raises(WSManFaultError) as caught,
     ):
         wsman.create("http://schemas.microsoft.com/powershell/Microsoft.PowerShell", shell)
-    assert caught.value.code == "w:InternalError"
-    assert "cannot process the PSRP data" in caught.value.reason
+    return caught.value
+
+
+def test_malformed_psrp_data_is_a_fault(backend: FakeBackend) -> None:
+    endpoint = edge(backend)
+    fault = create_refused(endpoint, b"these bytes are not PSRP fragments")
+    assert fault.code == "w:InternalError"
+    assert "cannot process the PSRP data" in fault.reason
     assert endpoint.open_shells == 0
 
 
