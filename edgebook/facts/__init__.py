@@ -11,6 +11,8 @@ from edgebook.facts.cmdlet_outputs import (
 )
 from edgebook.facts.model import (
     EXO_CAPABILITY,
+    SERVICE_PROPERTIES,
+    TRANSPORT_SERVICE_PROPERTIES,
     EdgeFacts,
     EdgeSyncFact,
     InspectSettings,
@@ -26,6 +28,8 @@ from edgebook.facts.values import FactsError
 
 __all__ = [
     "EXO_CAPABILITY",
+    "SERVICE_PROPERTIES",
+    "TRANSPORT_SERVICE_PROPERTIES",
     "CertificateFact",
     "EdgeFacts",
     "EdgeSyncFact",

@@ -168,6 +168,16 @@ class CertificateFact:
 class ReceiveConnectorFact:
     """One receive connector of an Edge (Get-ReceiveConnector; not replicated)."""
 
+    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (inspect's projection)
+        "Identity",
+        "Name",
+        "Fqdn",
+        "Bindings",
+        "TlsCertificateName",
+        "TlsDomainCapabilities",
+        "Enabled",
+    )
+
     identity: str
     name: str
     fqdn: str = ""
@@ -211,7 +221,7 @@ class ReceiveConnectorFact:
 class SendConnectorFact:
     """One send connector (Get-SendConnector: the org object, or its replica on an Edge)."""
 
-    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (an Edge's projection)
+    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (inspect's projection)
         "Identity",
         "Name",
         "AddressSpaces",
@@ -289,6 +299,15 @@ class SendConnectorFact:
 class QueueFact:
     """One queue (Get-Queue)."""
 
+    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (inspect's projection)
+        "Identity",
+        "Status",
+        "MessageCount",
+        "NextHopDomain",
+        "LastError",
+        "DeliveryType",
+    )
+
     identity: str
     status: str = ""
     message_count: int = 0
@@ -322,6 +341,16 @@ class QueueFact:
 class HealthFact:
     """One monitor of a health set (Get-ServerHealth)."""
 
+    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (inspect's projection)
+        "Name",
+        "HealthSetName",
+        "HealthSet",
+        "AlertValue",
+        "TargetResource",
+        "CurrentHealthSetState",
+        "State",
+    )
+
     name: str
     health_set: str = ""
     alert_value: str = ""
@@ -352,6 +381,16 @@ class HealthFact:
 @dataclass(frozen=True)
 class EventFact:
     """One Application log entry (Get-EventLog)."""
+
+    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (inspect's projection)
+        "EventID",
+        "InstanceId",
+        "TimeGenerated",
+        "TimeWritten",
+        "Message",
+        "EntryType",
+        "Source",
+    )
 
     event_id: int
     time: dt.datetime | None

@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography import x509
 
@@ -25,6 +25,10 @@ from edgebook.facts.probe_results import probe_from_dict
 from edgebook.facts.values import Record
 
 EXO_CAPABILITY = "mail.protection.outlook.com:AcceptCloudServicesMail"
+# What the facts read of Get-TransportService (a server's Name: inspect picks the Mailbox
+# server's own among all) and of Get-Service: inspect's projections.
+TRANSPORT_SERVICE_PROPERTIES = ("Name", "InternalTransportCertificateThumbprint")
+SERVICE_PROPERTIES = ("Name", "Status")
 
 
 def _default_thumbprint(transport_service: Record | None) -> str | None:
@@ -264,6 +268,15 @@ class MailboxServerFact:
 class SubscriptionFact:
     """One Edge Subscription (Get-EdgeSubscription)."""
 
+    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (inspect's projection)
+        "Name",
+        "Site",
+        "Domain",
+        "CreateUtc",
+        "LeaseType",
+        "IsValid",
+    )
+
     name: str
     site: str = ""
     domain: str = ""
@@ -296,6 +309,15 @@ class SubscriptionFact:
 @dataclass(frozen=True)
 class EdgeSyncFact:
     """One row of Test-EdgeSynchronization (one subscribed Edge)."""
+
+    PROPERTIES: ClassVar[tuple[str, ...]] = (  # what from_record reads (inspect's projection)
+        "Name",
+        "SyncStatus",
+        "FailureDetail",
+        "LeaseType",
+        "LeaseHolder",
+        "LastSynchronizedUtc",
+    )
 
     name: str
     sync_status: str = ""

@@ -1,7 +1,10 @@
 """Inspect: read every server once, probe what the Edges serve, and judge the facts.
 
 Round trips: per Edge the snap-in load plus ONE batched pipeline of read-only cmdlets; on the
-Mailbox side ONE batched pipeline, whatever the number of Edges; the probes in parallel.
+Mailbox side ONE batched pipeline, whatever the number of Edges; the probes in parallel. Each
+read is projected on the server onto what its facts read (Select-Object -Property): Exchange's
+objects are large (a receive connector ~7 KB, a service ~3 KB), and a projected one is a few
+hundred bytes to send, parse and read.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +24,25 @@ from edgebook.errors import ConfigError
 from edgebook.exchange import connect
 from edgebook.exchange import wire_types as types
 from edgebook.exchange.batch import by_type, run_all
-from edgebook.exchange.certificates import CERTIFICATE_TYPES, read_certificates
+from edgebook.exchange.certificates import read_certificates
 from edgebook.exchange.command import Command
 from edgebook.exchange.connect import DEFAULT_TIMEOUT_S, ShellFactory, resolve_credentials
 from edgebook.exchange.errors import ExchangeConnectionError
 from edgebook.exchange.normalize import CommandError, PSRecord
 from edgebook.facts import (
+    SERVICE_PROPERTIES,
+    TRANSPORT_SERVICE_PROPERTIES,
     EdgeFacts,
+    EdgeSyncFact,
+    EventFact,
+    HealthFact,
     InspectSettings,
     MailboxServerFact,
     OrgFacts,
+    QueueFact,
+    ReceiveConnectorFact,
     SendConnectorFact,
+    SubscriptionFact,
     facts_from_dict,
     facts_to_dict,
 )
@@ -41,9 +52,6 @@ from edgebook.rules import evaluate
 
 PROBE_TIMEOUT_S = 10.0
 EDGE_SERVICES = ["MSExchangeTransport", "ADAM_MSExchange"]
-EVENT_PROPERTIES = ["EventID", "InstanceId", "EntryType", "Source", "TimeGenerated", "Message"]
-EVENTS_TYPE = f"Selected.{types.EVENT_LOG_ENTRY}"
-SEND_CONNECTOR_TYPES = (types.SELECTED_SEND_CONNECTOR, types.SEND_CONNECTOR)  # projected, plain
 # Get-EventLog writes this when the window holds no entry: not a failure.
 NO_EVENTS = "No matches found"
 
@@ -72,42 +80,46 @@ class InspectResult:
         }
 
 
+def projected(command: Command, properties: Iterable[str]) -> Command:
+    """`command | Select-Object -Property properties`: only what the facts read is sent."""
+    select = Command("Select-Object", {"Property": list(properties)})
+    return dataclasses.replace(command, then=(*command.then, select))
+
+
 def read_send_connectors() -> Command:
     """Get-SendConnector projected on the server to what the facts read: each connector lists
     every source server, which remoting would send as a full ADObjectId (about 1 KB each, so
     O(Edges^2) bytes for a fleet's replicas); projected, each is its name."""
-    return Command(
-        "Get-SendConnector",
-        then=(Command("Select-Object", {"Property": list(SendConnectorFact.PROPERTIES)}),),
-    )
+    return projected(Command("Get-SendConnector"), SendConnectorFact.PROPERTIES)
 
 
 def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
     """The read-only statements of the one Edge pipeline."""
+    health = {"Identity": edge.name, "HealthSet": "EdgeTransport"}
+    events = {"LogName": "Application", "Source": "MSExchangeTransport", "After": since.isoformat()}
     return [
         Command("Get-Date"),
         read_certificates(),  # RawData and Exchange's view, projected on the server
-        Command("Get-TransportService"),
-        Command("Get-Service", {"Name": EDGE_SERVICES}),
-        Command("Get-ReceiveConnector"),
+        projected(Command("Get-TransportService"), TRANSPORT_SERVICE_PROPERTIES),
+        projected(Command("Get-Service", {"Name": EDGE_SERVICES}), SERVICE_PROPERTIES),
+        projected(Command("Get-ReceiveConnector"), ReceiveConnectorFact.PROPERTIES),
         read_send_connectors(),  # the replicas, each Edge's own
-        Command("Get-Queue"),
-        Command("Get-ServerHealth", {"Identity": edge.name, "HealthSet": "EdgeTransport"}),
-        Command(
-            "Get-EventLog",
-            {"LogName": "Application", "Source": "MSExchangeTransport", "After": since.isoformat()},
-            # only what the rules read: EventLogEntry.Data is an often empty byte[], which
-            # pypsrp 0.9.1 cannot deserialise
-            then=(Command("Select-Object", {"Property": EVENT_PROPERTIES}),),
-        ),
+        projected(Command("Get-Queue"), QueueFact.PROPERTIES),
+        projected(Command("Get-ServerHealth", health), HealthFact.PROPERTIES),
+        # projected, also because EventLogEntry.Data is an often empty byte[], which pypsrp
+        # 0.9.1 cannot deserialise
+        projected(Command("Get-EventLog", events), EventFact.PROPERTIES),
     ]
 
 
 MAILBOX_COMMANDS = [
     read_send_connectors(),
-    Command("Get-EdgeSubscription"),
-    Command("Test-EdgeSynchronization", {"ExcludeRecipientTest": True}),
-    Command("Get-TransportService"),
+    projected(Command("Get-EdgeSubscription"), SubscriptionFact.PROPERTIES),
+    projected(
+        Command("Test-EdgeSynchronization", {"ExcludeRecipientTest": True}),
+        EdgeSyncFact.PROPERTIES,
+    ),
+    projected(Command("Get-TransportService"), TRANSPORT_SERVICE_PROPERTIES),
     read_certificates(),
 ]
 
@@ -337,25 +349,25 @@ def _concerns(finding: Finding, edge: str | None, inventory: Inventory) -> bool:
     return finding.server.casefold() not in other_edges
 
 
-def _certificates(records: dict[str, list[PSRecord]]) -> list[PSRecord]:
-    """The certificate records, projected or (from an older reader) plain."""
-    return [r for name in CERTIFICATE_TYPES for r in records.get(name, [])]
+def _read(records: Mapping[str, list[PSRecord]], type_name: str) -> list[PSRecord]:
+    """The records of one type: projected (`Selected.<type>`), then plain (an older reader)."""
+    return records.get(f"Selected.{type_name}", []) + records.get(type_name, [])
 
 
 def _edge_facts(server: EdgeServer, records: dict[str, list[PSRecord]]) -> EdgeFacts:
     """The Edge's facts from its records (the probes are joined by inspect)."""
-    transport = records.get(types.TRANSPORT_SERVICE, [])
+    transport = _read(records, types.TRANSPORT_SERVICE)
     return EdgeFacts.from_records(
         server.name,
         server.fqdn,
-        certificates=_certificates(records),
+        certificates=_read(records, types.EXCHANGE_CERTIFICATE),
         transport_service=transport[0] if transport else None,
-        services=records.get(types.SERVICE_CONTROLLER, []),
-        receive_connectors=records.get(types.RECEIVE_CONNECTOR, []),
-        send_connectors=[r for name in SEND_CONNECTOR_TYPES for r in records.get(name, [])],
-        queues=records.get(types.QUEUE, []),
-        health=records.get(types.SERVER_HEALTH, []),
-        events=records.get(EVENTS_TYPE, []),
+        services=_read(records, types.SERVICE_CONTROLLER),
+        receive_connectors=_read(records, types.RECEIVE_CONNECTOR),
+        send_connectors=_read(records, types.SEND_CONNECTOR),
+        queues=_read(records, types.QUEUE),
+        health=_read(records, types.SERVER_HEALTH),
+        events=_read(records, types.EVENT_LOG_ENTRY),
     )
 
 
@@ -365,7 +377,8 @@ def _org_facts(
     connected_to: str,
     settings: InspectSettings,
 ) -> OrgFacts:
-    transport = records.get(types.TRANSPORT_SERVICE, [])
+    transport = _read(records, types.TRANSPORT_SERVICE)
+    certificates = _read(records, types.EXCHANGE_CERTIFICATE)  # of the one connected to
     mailboxes = []
     for server in inventory.organisation.mailbox_servers:
         own = [r for r in transport if str(r.get("Name", "")).casefold() == server.name.casefold()]
@@ -374,14 +387,14 @@ def _org_facts(
                 server.name,
                 server.fqdn,
                 transport_service=own[0] if own else None,
-                certificates=_certificates(records) if server.name == connected_to else (),
+                certificates=certificates if server.name == connected_to else (),
             )
         )
     return OrgFacts.from_records(
         mailbox_servers=mailboxes,
-        send_connectors=[r for name in SEND_CONNECTOR_TYPES for r in records.get(name, [])],
-        subscriptions=records.get(types.EDGE_SUBSCRIPTION, []),
-        edgesync=records.get(types.EDGE_SYNC_STATUS, []),
+        send_connectors=_read(records, types.SEND_CONNECTOR),
+        subscriptions=_read(records, types.EDGE_SUBSCRIPTION),
+        edgesync=_read(records, types.EDGE_SYNC_STATUS),
         settings=settings,
     )
 
