@@ -110,9 +110,12 @@ class Lab:
         """The SMTP and LDAPS probes of every Edge alone (as inspect runs them), their daemon
         CPU added to the figures."""
         targets = [
-            ProbeTarget(kind, endpoint.host, endpoint.port, server_name=edge.fqdn)
+            target
             for edge in self.inventory.edges
-            for kind, endpoint in (("smtp", edge.smtp), ("ldaps", edge.ldaps))
+            for target in (
+                ProbeTarget("smtp", edge.smtp.host, edge.smtp.port, server_name=edge.fqdn),
+                ProbeTarget("ldaps", edge.ldaps.host, edge.ldaps.port, server_name=edge.fqdn),
+            )
         ]
         before = cpu_seconds(self.pid)
         probes = probe_many(targets)
@@ -143,10 +146,12 @@ def measure(
     """Both labs run side by side and are inspected in turn (the order alternating), so a
     change in the machine's speed during the run weighs on both alike; the paired time ratios
     (large / small) are returned with the labs."""
-    small = large = None
+    started: list[Lab] = []
     try:
         small = Lab(1, latency_ms, workdir)
+        started.append(small)
         large = Lab(edges, latency_ms, workdir)
+        started.append(large)
         inspect(small.inventory)  # warm-up: TLS contexts, first catch-up
         inspect(large.inventory)
         for turn in range(repeat):
@@ -158,9 +163,8 @@ def measure(
         ratios = [b / a for a, b in zip(small.times, large.times, strict=True)]
         return small, large, ratios
     finally:
-        for lab in (small, large):
-            if lab is not None:
-                control.stop(lab.directory)
+        for lab in started:
+            control.stop(lab.directory)
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def test_python_floor_matches():
 def test_the_test_extra_brings_the_type_checker():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "mypy" in {_name(r) for r in project["project"]["optional-dependencies"]["test"]}
-    assert project["tool"]["mypy"]["packages"] == ["edgebook", "tests"]  # the tests too
+    assert project["tool"]["mypy"]["packages"] == ["edgebook", "tests", "benchmarks"]
 
 
 def test_a_wheel_ships_the_notebooks_the_scenarios_and_the_lab_provider(tmp_path):
