@@ -165,3 +165,18 @@ def test_the_projections_carry_the_values_the_traps_turn_on(start_lab):
     assert any(c.tls_certificate_name and c.bindings for c in facts.receive_connectors)
     assert any(h.alert_value and h.state for h in facts.health)
     assert set(facts.services.values()) == {"Running"}
+
+
+def test_select_pipes_the_command_into_select_object_last():
+    queue = Command("Get-Queue", {"Server": "EDGE01"})
+    projected = queue.select(("Identity", "Status"))
+    assert projected == Command(
+        "Get-Queue",
+        {"Server": "EDGE01"},
+        (Command("Select-Object", {"Property": ["Identity", "Status"]}),),
+    )
+    assert projected.select(["Identity"]).chain()[1:] == (
+        Command("Select-Object", {"Property": ["Identity", "Status"]}),
+        Command("Select-Object", {"Property": ["Identity"]}),
+    )
+    assert queue.then == ()  # a new command; the read itself is unchanged

@@ -26,8 +26,8 @@ class Call:
 
     def command(self, state: Mapping[str, Mapping[str, Any]] | None = None) -> Command:
         """The shell Command, with secrets resolved, files read and placeholders filled."""
-        then = (Command("Select-Object", {"Property": list(self.select)}),) if self.select else ()
-        return Command(self.cmdlet, values.wire(dict(self.params), state), then)
+        command = Command(self.cmdlet, values.wire(dict(self.params), state))
+        return command.select(self.select) if self.select else command
 
     def filled(self, state: Mapping[str, Mapping[str, Any]]) -> Call:
         """This call with its placeholders replaced by state values (secrets stay references)."""

@@ -54,11 +54,7 @@ def read_certificates(thumbprint: str | None = None, server: str | None = None) 
         params["Thumbprint"] = checked_thumbprint(thumbprint)
     if server:
         params["Server"] = server
-    return Command(
-        "Get-ExchangeCertificate",
-        params,
-        then=(Command("Select-Object", {"Property": list(PROJECTED)}),),
-    )
+    return Command("Get-ExchangeCertificate", params).select(PROJECTED)
 
 
 def checked_thumbprint(text: str) -> str:

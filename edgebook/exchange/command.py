@@ -9,7 +9,7 @@ needing the session that runs them (edgebook.exchange.shell).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,12 @@ class Command:
     def chain(self) -> tuple[Command, ...]:
         """This command and the ones it pipes into, in order."""
         return (self, *self.then)
+
+    def select(self, properties: Iterable[str]) -> Command:
+        """This command piped into `Select-Object -Property properties`: projected on the
+        server, only those properties cross the wire (as `Selected.<type>` objects)."""
+        projection = Command("Select-Object", {"Property": list(properties)})
+        return Command(self.name, self.parameters, (*self.then, projection))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,17 +80,11 @@ class InspectResult:
         }
 
 
-def projected(command: Command, properties: Iterable[str]) -> Command:
-    """`command | Select-Object -Property properties`: only what the facts read is sent."""
-    select = Command("Select-Object", {"Property": list(properties)})
-    return dataclasses.replace(command, then=(*command.then, select))
-
-
 def read_send_connectors() -> Command:
     """Get-SendConnector projected on the server to what the facts read: each connector lists
     every source server, which remoting would send as a full ADObjectId (about 1 KB each, so
     O(Edges^2) bytes for a fleet's replicas); projected, each is its name."""
-    return projected(Command("Get-SendConnector"), SendConnectorFact.PROPERTIES)
+    return Command("Get-SendConnector").select(SendConnectorFact.PROPERTIES)
 
 
 def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
@@ -100,26 +94,25 @@ def edge_commands(edge: EdgeServer, since: dt.datetime) -> list[Command]:
     return [
         Command("Get-Date"),
         read_certificates(),  # RawData and Exchange's view, projected on the server
-        projected(Command("Get-TransportService"), TRANSPORT_SERVICE_PROPERTIES),
-        projected(Command("Get-Service", {"Name": EDGE_SERVICES}), SERVICE_PROPERTIES),
-        projected(Command("Get-ReceiveConnector"), ReceiveConnectorFact.PROPERTIES),
+        Command("Get-TransportService").select(TRANSPORT_SERVICE_PROPERTIES),
+        Command("Get-Service", {"Name": EDGE_SERVICES}).select(SERVICE_PROPERTIES),
+        Command("Get-ReceiveConnector").select(ReceiveConnectorFact.PROPERTIES),
         read_send_connectors(),  # the replicas, each Edge's own
-        projected(Command("Get-Queue"), QueueFact.PROPERTIES),
-        projected(Command("Get-ServerHealth", health), HealthFact.PROPERTIES),
+        Command("Get-Queue").select(QueueFact.PROPERTIES),
+        Command("Get-ServerHealth", health).select(HealthFact.PROPERTIES),
         # projected, also because EventLogEntry.Data is an often empty byte[], which pypsrp
         # 0.9.1 cannot deserialise
-        projected(Command("Get-EventLog", events), EventFact.PROPERTIES),
+        Command("Get-EventLog", events).select(EventFact.PROPERTIES),
     ]
 
 
 MAILBOX_COMMANDS = [
     read_send_connectors(),
-    projected(Command("Get-EdgeSubscription"), SubscriptionFact.PROPERTIES),
-    projected(
-        Command("Test-EdgeSynchronization", {"ExcludeRecipientTest": True}),
-        EdgeSyncFact.PROPERTIES,
+    Command("Get-EdgeSubscription").select(SubscriptionFact.PROPERTIES),
+    Command("Test-EdgeSynchronization", {"ExcludeRecipientTest": True}).select(
+        EdgeSyncFact.PROPERTIES
     ),
-    projected(Command("Get-TransportService"), TRANSPORT_SERVICE_PROPERTIES),
+    Command("Get-TransportService").select(TRANSPORT_SERVICE_PROPERTIES),
     read_certificates(),
 ]
 

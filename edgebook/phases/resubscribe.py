@@ -324,7 +324,7 @@ def _snapshot(planned: Planned, shells: Any, journal: Journal, sha: str) -> None
         "CloudServicesMailEnabled",
     ]
     result = shells(planned.mailbox).run_batch(
-        [Command("Get-SendConnector", {}, (Command("Select-Object", {"Property": properties}),))],
+        [Command("Get-SendConnector").select(properties)],
         errors="return",
     )
     if result.errors:

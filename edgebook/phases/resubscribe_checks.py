@@ -128,13 +128,7 @@ def other_edges_busy(
                 )
         shell = shells(other.name)
         result = shell.run_batch(
-            [
-                Command(
-                    "Get-Service",
-                    {"Name": rs.TRANSPORT},
-                    (Command("Select-Object", {"Property": ["Name", "Status"]}),),
-                )
-            ],
+            [Command("Get-Service", {"Name": rs.TRANSPORT}).select(["Name", "Status"])],
             errors="return",
         )
         status = next((str(r.get("Status")) for r in result.records if isinstance(r, dict)), "?")

@@ -89,17 +89,7 @@ def send_test_message(
     start = time.monotonic()
     while True:
         result = shell.run_batch(
-            [
-                Command(
-                    "Get-Queue",
-                    {},
-                    (
-                        Command(
-                            "Select-Object", {"Property": ["Identity", "Status", "MessageCount"]}
-                        ),
-                    ),
-                )
-            ],
+            [Command("Get-Queue").select(["Identity", "Status", "MessageCount"])],
             errors="return",
         )
         queues = [{k: str(v) for k, v in r.items()} for r in result.records if isinstance(r, dict)]

@@ -289,7 +289,8 @@ def messages(
     with factory(inventory, server.name) as shell:
 
         def read_queues() -> list[QueueFact]:
-            return [QueueFact.from_record(r) for r in shell.run_batch([Command("Get-Queue")])]
+            queues = shell.run_batch([Command("Get-Queue").select(QueueFact.PROPERTIES)])
+            return [QueueFact.from_record(r) for r in queues]
 
         return verify_mail.watch(read_queues, outcomes, watch_timeout)
 
