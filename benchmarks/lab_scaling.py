@@ -8,8 +8,9 @@ machine's speed varies by a fifth over minutes) weighs on both. Prints the media
 inspect, the lab daemon's CPU time per WSMan request (from /proc), the client's CPU time per
 inspect (this process: pypsrp's parse, edgebook's normalisation, TLS), the probes that failed,
 and the ratios of the large lab to the one-Edge lab: the time ratio should stay under 1.5x and
-the CPU-per-request ratio near 1x. On a 2-core machine the wall time cannot fall below
-(daemon CPU + client CPU) / 2.
+the CPU-per-request ratio near 1x. It also prints the share of the machine's time the hypervisor
+took for other guests during the run (/proc/stat's steal): a reason for a slow run it can name.
+On a 2-core machine the wall time cannot fall below (daemon CPU + client CPU) / 2.
 
 The daemon's CPU also pays for the SMTP and LDAPS probes (two per Edge: a TLS handshake each),
 and a 20-Edge inspect has nearly twice as many probes per WSMan request as a 1-Edge one. The
@@ -72,6 +73,17 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_times() -> tuple[int, int]:
+    """(all CPU time, time stolen by the hypervisor) of the machine so far, in clock ticks
+    (/proc/stat); (0, 0) where there is none."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return 0, 0
+    ticks = [int(field) for field in fields[:8]]  # user .. steal (guest time is within user)
+    return sum(ticks), ticks[7] if len(ticks) == 8 else 0
 
 
 def requests(directory: Path) -> int:
@@ -180,7 +192,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="inspects per lab (median)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="edgebook-scaling-"))
+    total_before, stolen_before = machine_times()
     small_lab, large_lab, ratios = measure(args.edges, args.latency_ms, args.repeat, workdir)
+    total_after, stolen_after = machine_times()
+    total, stolen = total_after - total_before, stolen_after - stolen_before
     paired = statistics.median(ratios)
     small, large = small_lab.figures(), large_lab.figures()
     print(f"inspect of the whole lab, {args.latency_ms} ms per round trip")
@@ -195,7 +210,9 @@ def main() -> None:
             f"{figures['cpu_ms_per_probe']:>14.2f}{figures['client_cpu_s']:>14.2f}"
             f"{figures['probe_failed']:>14.0f}"
         )
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", end="")
+    # a virtual machine whose host is busy runs slower: its ratios are higher
+    print(f"; {stolen / total:.1%} of the time stolen by the hypervisor" if total else "")
     time_ratio = large["seconds"] / small["seconds"]
     cpu_ratio = large["cpu_ms_per_request"] / small["cpu_ms_per_request"]
     print(
