@@ -114,12 +114,13 @@ def test_every_read_but_the_clock_is_projected(inventory):
 
 
 def whole(command: Command) -> Command:
-    """The read without its projection (the certificates' and events' excepted: their whole
-    objects carry less, or cannot be read, by design)."""
+    """The read without its projection."""
     return Command(command.name, command.parameters, command.then[:-1])
 
 
 def compared(commands: list[Command]) -> list[Command]:
+    """The reads whose whole objects give the same facts: not the clock, nor the certificates
+    and events, whose whole objects carry less or cannot be read, by design."""
     skipped = {"Get-Date", "Get-ExchangeCertificate", "Get-EventLog"}
     return [c for c in commands if c.name not in skipped]
 
