@@ -50,7 +50,7 @@ def test_the_matrix_covers_every_step_of_the_route(tmp_path, monkeypatch):
     ids=[f"{s}-{f}" for s, _c, _r, f in MATRIX],
 )
 def test_fault(tmp_path, monkeypatch, step, cmdlet, reversible, fault):
-    faults.run_fault(ROUTE, OPTIONS, step, reversible, fault, tmp_path, monkeypatch)
+    faults.run_fault(ROUTE, OPTIONS, step, cmdlet, reversible, fault, tmp_path, monkeypatch)
 
 
 def _rows(matrix: list[tuple[str, str, bool, str]], barrier: str, resubscribes: bool) -> list[str]:

@@ -20,8 +20,9 @@ from edgebook.change.journal import Journal
 from edgebook.errors import EdgebookError
 from edgebook.exchange.command import Command
 
-LOCK_DIR = r"C:\ProgramData\edgebook"
-LOCK_PATH = LOCK_DIR + r"\change.lock"
+# edgebook's folder on an Edge: the lock file, and phase 03's subscription file for a moment
+EDGEBOOK_FOLDER = r"C:\ProgramData\edgebook"
+LOCK_PATH = EDGEBOOK_FOLDER + r"\change.lock"
 STALE_AFTER = dt.timedelta(hours=8)
 
 
@@ -160,7 +161,9 @@ class EdgeLock:
     def _create(self, *, replace: bool) -> LockInfo | None:
         """One round trip: (remove,) create, read back. None when the file is ours."""
         # New-Item -Force on a directory means "create it unless it exists" (no question asked)
-        commands = [Command("New-Item", {"ItemType": "Directory", "Path": LOCK_DIR, "Force": True})]
+        commands = [
+            Command("New-Item", {"ItemType": "Directory", "Path": EDGEBOOK_FOLDER, "Force": True})
+        ]
         if replace:
             commands.append(Command("Remove-Item", {"Path": LOCK_PATH}))
         commands += [

@@ -8,6 +8,7 @@ memory (`keeps`) and never journalled; the Mailbox import uses it (`Carried`).
 from __future__ import annotations
 
 from edgebook.change import steps
+from edgebook.change.lock import EDGEBOOK_FOLDER
 from edgebook.change.step import Call, Check, Probe, Step, Wait, contains, differs
 from edgebook.change.values import Before, Carried, FileBytes, Secret
 from edgebook.exchange.questions import ExpectedQuestion
@@ -15,7 +16,7 @@ from edgebook.exchange.questions import ExpectedQuestion
 TRANSPORT = "MSExchangeTransport"
 ADAM = "ADAM_MSExchange"
 SUBSCRIPTION = "subscription file"
-SUBSCRIPTION_PATH = r"C:\ProgramData\edgebook\EdgeSubscription-{change}.xml"
+SUBSCRIPTION_PATH = EDGEBOOK_FOLDER + r"\EdgeSubscription-{change}.xml"
 # Lab wording (Exchange's text is not public): both the first and the repeated subscription
 # end with this; docs/lab-scenarios.md.
 SUBSCRIBE_QUESTION = "before the bootstrap account expires"
@@ -225,7 +226,8 @@ def remove_subscription(mailbox: str, edge: str) -> Step:
 
 
 def subscription_file(edge: str, change: str) -> Step:
-    """New-EdgeSubscription -FileName on the Edge, read back as bytes, deleted at once."""
+    """New-EdgeSubscription -FileName on the Edge (in edgebook's folder, made if missing), read
+    back as bytes, deleted at once."""
     path = SUBSCRIPTION_PATH.format(change=change)
     return Step(
         id=f"subscription-file-{edge.lower()}",
@@ -235,6 +237,9 @@ def subscription_file(edge: str, change: str) -> Step:
             "credentials: never written here) and delete it from the Edge"
         ),
         calls=(
+            # New-EdgeSubscription does not create the file's folder (.NET's file write); the
+            # lock made it, but the step stands on its own. -Force here means "unless it exists".
+            Call("New-Item", {"ItemType": "Directory", "Path": EDGEBOOK_FOLDER, "Force": True}),
             Call("New-EdgeSubscription", {"FileName": path}),
             Call("Get-Content", {"Path": path, "Encoding": "Byte", "ReadCount": 0}),
             Call("Remove-Item", {"Path": path}),

@@ -61,7 +61,9 @@ class Wire:
     received: list[bytes] = field(default_factory=list)
 
 
-StepRow = tuple[str, str, bool]  # (step id prefix, its first cmdlet, whether rollback undoes it)
+StepRow = tuple[
+    str, str, bool
+]  # (step id prefix, the cmdlet that makes it, whether rollback undoes it)
 
 
 def matrix(steps: list[StepRow]) -> list[tuple[str, str, bool, str]]:
@@ -74,17 +76,18 @@ def matrix(steps: list[StepRow]) -> list[tuple[str, str, bool, str]]:
 def assert_covers(
     route: str, options: Any, steps: list[StepRow], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The rows name every step of the route's plan, in order, each with its first cmdlet."""
+    """The rows name every step of the route's plan, in order, each with a cmdlet it calls."""
     _lab, planned = planned_lab(route, options, tmp_path, monkeypatch)
     ids = [s.id for s in planned.plan.steps]
     assert [target_step(planned, prefix).id for prefix, _c, _r in steps] == ids
     for prefix, cmdlet, _r in steps:
-        assert target_step(planned, prefix).calls[0].cmdlet == cmdlet
+        assert cmdlet in [c.cmdlet for c in target_step(planned, prefix).calls]
 
 
-def signature(step: Step) -> tuple[str, str, dict[str, str]]:
-    """How the step's first call looks on the wire: server, cmdlet, its plain parameters."""
-    call = step.calls[0]
+def signature(step: Step, cmdlet: str) -> tuple[str, str, dict[str, str]]:
+    """How the step's first call of the cmdlet looks on the wire: server, cmdlet, its plain
+    parameters."""
+    call = next(c for c in step.calls if c.cmdlet == cmdlet)
     plain = {k: str(v) for k, v in call.params.items() if isinstance(v, str | bool | int)}
     return step.server, call.cmdlet, plain
 
@@ -195,10 +198,10 @@ def target_step(planned: resubscribe.Planned, prefix: str) -> Step:
     return found
 
 
-def inject(lab: InProcessLab, planned: resubscribe.Planned, step: Step) -> None:
+def inject(lab: InProcessLab, planned: resubscribe.Planned, step: Step, cmdlet: str) -> None:
     """A lab fault on the step's cmdlet: its Nth call on that server from now, N counted over
     the calls the plan makes there before it (every earlier step runs)."""
-    server, cmdlet, _ = signature(step)
+    server, cmdlet, _ = signature(step, cmdlet)
     earlier = planned.plan.steps[: planned.plan.steps.index(step)]
     nth = 1 + sum(
         1
@@ -285,6 +288,7 @@ def run_fault(
     route: str,
     options: Options,
     prefix: str,
+    cmdlet: str,
     reversible: bool,
     fault: str,
     tmp_path: Path,
@@ -297,9 +301,9 @@ def run_fault(
     sha = planned.plan.sha256
     wire = Wire()
     if fault == "cmdlet-error":
-        inject(lab, planned, step)
+        inject(lab, planned, step, cmdlet)
     else:
-        wire.target, wire.fault = signature(step), fault
+        wire.target, wire.fault = signature(step, cmdlet), fault
     make = factory(lab, wire)
 
     def apply() -> Any:
