@@ -19,9 +19,9 @@ from edgebook.lab.winrm.protocol import (
 )
 
 COMMON = {
-    "ErrorAction": "any",
-    "WarningAction": "any",
-    "InformationAction": "any",
+    "ErrorAction": "action",
+    "WarningAction": "action",
+    "InformationAction": "action",
     "Verbose": "switch",
     "Debug": "switch",
     "WhatIf": "switch",
@@ -33,6 +33,30 @@ COMMON = {
     "OutBuffer": "any",
     "PipelineVariable": "any",
 }
+# The aliases PowerShell declares on the common parameters (CommonParameters and
+# ShouldProcessParameters: `-ea 0`, `-wi`, `-cf:$false` ...).
+COMMON_ALIASES = {
+    "ea": "ErrorAction",
+    "wa": "WarningAction",
+    "infa": "InformationAction",
+    "vb": "Verbose",
+    "db": "Debug",
+    "wi": "WhatIf",
+    "cf": "Confirm",
+    "ev": "ErrorVariable",
+    "wv": "WarningVariable",
+    "iv": "InformationVariable",
+    "ov": "OutVariable",
+    "ob": "OutBuffer",
+    "pv": "PipelineVariable",
+}
+SHOULD_PROCESS = ("WhatIf", "Confirm")  # only on cmdlets that declare SupportsShouldProcess
+# Cmdlets of the lab without SupportsShouldProcess besides the Get- ones (PowerShell 5.1's
+# syntax lists no -WhatIf/-Confirm for them; Microsoft's Exchange pages list them for every
+# Exchange cmdlet here but the Get- ones).
+NO_SHOULD_PROCESS = frozenset({"Add-PSSnapin", "Select-Object"})
+# System.Management.Automation.ActionPreference in Windows PowerShell 5.1 (member order = value).
+ACTION_PREFERENCES = ("SilentlyContinue", "Stop", "Continue", "Inquire", "Ignore", "Suspend")
 BINDING_EXCEPTION = "System.Management.Automation.ParameterBindingException"
 HOST_EXCEPTION = "System.Management.Automation.Host.HostException"
 
@@ -107,6 +131,15 @@ class Cmdlet:
     exchange: bool = True  # an Exchange cmdlet (snap-in on the Edge); else an OS cmdlet
     proxied: bool = False  # an OS cmdlet Exchange's /PowerShell endpoint offers too
     default_set: str | None = None  # DefaultParameterSetName
+    # SupportsShouldProcess (-WhatIf and -Confirm exist); None: every cmdlet but the Get- ones
+    # and NO_SHOULD_PROCESS.
+    should_process: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.should_process is None:
+            self.should_process = not (
+                self.name.startswith("Get-") or self.name in NO_SHOULD_PROCESS
+            )
 
     def param(self, name: str) -> Param | None:
         """The declared parameter with this canonical name."""

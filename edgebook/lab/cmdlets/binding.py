@@ -10,8 +10,11 @@ from typing import Any
 
 from edgebook.exchange.secure import SecureText
 from edgebook.lab.cmdlets.base import (
+    ACTION_PREFERENCES,
     BINDING_EXCEPTION,
     COMMON,
+    COMMON_ALIASES,
+    SHOULD_PROCESS,
     Cmdlet,
     CmdletError,
     Context,
@@ -27,6 +30,11 @@ INPUT_NOT_BOUND = (
     "command does not take pipeline input or the input and its properties do not match any of "
     "the parameters that take pipeline input."
 )
+ALREADY_BOUND = (
+    "Cannot bind parameter because parameter '{name}' is specified more than once. To provide "
+    "multiple values to parameters that can accept multiple values, use the array syntax. For "
+    'example, "-parameter value1,value2,value3".'
+)
 NOT_SIMULATED = (
     "The edgebook lab does not simulate the {name} parameter of {cmdlet} ({why}). Leave it out, "
     "or check its effect on a real server."
@@ -39,13 +47,20 @@ def _match(cmdlet: Cmdlet, given: str) -> tuple[str, str]:
     for p in cmdlet.params:
         for alias in p.aliases:
             table[alias] = (p.name, p.kind)
-    for name, kind in COMMON.items():
+    common = {n: k for n, k in COMMON.items() if cmdlet.should_process or n not in SHOULD_PROCESS}
+    for name, kind in common.items():
         table.setdefault(name, (name, kind))
+    for alias, name in COMMON_ALIASES.items():
+        if name in common:
+            table.setdefault(alias, (name, common[name]))
     wanted = given.lstrip("-").casefold()
     exact = [v for k, v in table.items() if k.casefold() == wanted]
     if exact:
         return exact[0]
     prefixed = {v for k, v in table.items() if k.casefold().startswith(wanted)}
+    declared = {v for v in prefixed if cmdlet.param(v[0]) is not None}
+    if len(declared) == 1 < len(prefixed):  # the cmdlet's own parameter wins over a common one
+        return declared.pop()
     if len(prefixed) == 1:
         return prefixed.pop()
     if len(prefixed) > 1:
@@ -73,11 +88,11 @@ def bind(cmdlet: Cmdlet, call: CommandCall) -> tuple[dict[str, Any], dict[str, A
     common: dict[str, Any] = {}
     for given, value in call.parameters.items():
         name, kind = _match(cmdlet, given)
+        if name in params or name in common:  # e.g. -ErrorAction and -ea, -Identity and -Ident
+            raise binding_error(cmdlet, ALREADY_BOUND.format(name=given), "ParameterAlreadyBound")
         param = cmdlet.param(name)
         if param is None:
-            common[name] = (
-                True if kind == "switch" and value is None else coerce(cmdlet, name, kind, value)
-            )
+            common[name] = _common(cmdlet, name, kind, value)
         else:
             params[name] = convert(cmdlet, param, value)
     sets = candidate_sets(cmdlet, params)
@@ -244,7 +259,15 @@ def display(value: Any) -> str:
     return str(value)
 
 
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d{1,2})(?::(\d{1,2})(?:\.\d+)?)?$")
+# .NET's TimeSpan.Parse (invariant culture): "d", "[d.]hh:mm[:ss[.fffffff]]" or
+# "d:hh:mm:ss[.fffffff]"; hours 0-23, minutes and seconds 0-59.
+_CLOCK = re.compile(r"^(\d+):(\d+)(?::(\d+)(?:\.(\d+))?)?$")
+_DAYS_CLOCK = re.compile(r"^(\d+)[.:](\d+:\d+(?::\d+(?:\.\d+)?)?)$")
+TIMESPAN_FORMAT = "String was not recognized as a valid TimeSpan."
+TIMESPAN_OVERFLOW = (
+    "The TimeSpan could not be parsed because at least one of the numeric components is out of "
+    "range or contains too many digits."
+)
 NET_TYPES = {
     "switch": "System.Management.Automation.SwitchParameter",
     "bool": "System.Boolean",
@@ -255,11 +278,40 @@ NET_TYPES = {
 }
 
 
+def _common(cmdlet: Cmdlet, name: str, kind: str, value: Any) -> Any:
+    """A common parameter's value: a switch given without a value is present; the -*Action
+    parameters take an ActionPreference (name or number), spelt as declared."""
+    if kind == "switch" and value is None:
+        return True
+    if kind != "action":
+        return coerce(cmdlet, name, kind, value)
+    if isinstance(value, ExPrimitive):
+        value = value.value
+    if isinstance(value, ExEnum):
+        value = value.text
+    numbered = isinstance(value, int) and not isinstance(value, bool)
+    if numbered and value in range(len(ACTION_PREFERENCES)):  # the enum's integer value
+        return ACTION_PREFERENCES[value]
+    param = Param(
+        name,
+        values=ACTION_PREFERENCES,
+        net_type="System.Management.Automation.ActionPreference",
+    )
+    return _member(cmdlet, param, str(value))
+
+
 def convert(cmdlet: Cmdlet, param: Param, value: Any) -> Any:
-    """A value for a declared parameter: a switch given without a value is present; enum
-    names are checked and spelt as declared."""
+    """A value for a declared parameter: a switch given without a value is present (a Boolean
+    is refused: PowerShell's HandleNullParameterForSpecialTypes); enum names are checked and
+    spelt as declared."""
     if param.kind == "switch" and value is None:
         return True
+    if param.kind == "bool" and value is None:  # a Boolean is no switch: $null is refused
+        raise binding_error(
+            cmdlet,
+            f"Cannot bind argument to parameter '{param.name}' because it is null.",
+            "ParameterArgumentValidationErrorNullNotAllowed",
+        )
     result = coerce(cmdlet, param.name, param.kind, value, param.net_type)
     if not param.values or result is None:
         return result
@@ -293,6 +345,8 @@ def coerce(cmdlet: Cmdlet, name: str, kind: str, value: Any, net_type: str = "")
     """Convert a parameter value to what the cmdlet expects."""
     if kind == "secure" and value is not None:
         return _secure(cmdlet, name, value)
+    if kind in ("bool", "switch") and value is not None:
+        return _boolean(cmdlet, name, kind, value)
     try:
         return _coerce(kind, value)
     except (ValueError, TypeError) as exc:
@@ -305,6 +359,35 @@ def coerce(cmdlet: Cmdlet, name: str, kind: str, value: Any, net_type: str = "")
 
 
 _NET_VALUE_TYPES = {str: "System.String", int: "System.Int32", bytes: "System.Byte[]"}
+_NET_ARGUMENT_TYPES = {
+    **_NET_VALUE_TYPES,
+    float: "System.Double",
+    list: "System.Object[]",
+    dict: "System.Collections.Hashtable",
+    dt.datetime: "System.DateTime",
+    dt.timedelta: "System.TimeSpan",
+}
+
+
+def _boolean(cmdlet: Cmdlet, name: str, kind: str, value: Any) -> bool:
+    """A Boolean or SwitchParameter takes a Boolean or a number (0 is $false), nothing else: not
+    even the text "true" (PowerShell's ParameterBinderBase.CoerceTypeAsNeeded)."""
+    if isinstance(value, ExPrimitive):
+        value = value.value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, ExObject):
+        given = "System.Management.Automation.PSCustomObject"
+    else:
+        given = _NET_ARGUMENT_TYPES.get(type(value), "System.Object")
+    raise binding_error(
+        cmdlet,
+        f"Cannot convert '{given}' to the type '{NET_TYPES[kind]}' required by parameter "
+        f"'{name}'. ",
+        "CannotConvertArgument",
+    )
 
 
 def _secure(cmdlet: Cmdlet, name: str, value: Any) -> str:
@@ -328,21 +411,13 @@ def _coerce(kind: str, value: Any) -> Any:
         value = value.text
     if isinstance(value, ExPrimitive):  # PowerShell binds the wrapped value itself
         value = value.value
-    if kind in ("bool", "switch"):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int):
-            return value != 0
-        text = str(value).strip().lstrip("$").casefold()
-        if text in ("true", "1"):
-            return True
-        if text in ("false", "0"):
-            return False
-        raise ValueError("Input string was not in a correct format.")
     if kind == "int":
-        if isinstance(value, bool):
-            raise ValueError("Input string was not in a correct format.")
-        return int(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return round(value)  # PowerShell converts a number to Int32 by rounding
+        text = str(value).strip()
+        if isinstance(value, bool) or not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError("Input string was not in a correct format.")  # .NET's Int32.Parse
+        return int(text)
     if kind == "bytes":
         if isinstance(value, bytes | bytearray):
             return bytes(value)
@@ -364,13 +439,7 @@ def _coerce(kind: str, value: Any) -> Any:
             return {k: _coerce("strs", v) if v is not None else [] for k, v in change.items()}
         return _coerce("strs", value)
     if kind == "timespan":
-        if isinstance(value, dt.timedelta):
-            return value
-        match = _TIMESPAN.match(str(value).strip())
-        if not match:
-            raise ValueError("String was not recognized as a valid TimeSpan.")
-        days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-        return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        return _timespan(value)
     if kind == "datetime":
         return parse_datetime(value)
     if isinstance(value, ExObject):
@@ -378,6 +447,44 @@ def _coerce(kind: str, value: Any) -> Any:
     if isinstance(value, list) and len(value) == 1:
         return _coerce(kind, value[0])
     return str(value)
+
+
+def _timespan(value: Any) -> dt.timedelta:
+    """A TimeSpan parameter: a TimeSpan, a number (of ticks, as PowerShell converts it) or text
+    as .NET's TimeSpan.Parse reads it ("24:00:00" overflows: 24 is no hour; "1440" is days)."""
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return dt.timedelta(microseconds=value / 10)
+    text = str(value).strip()
+    sign = -1 if text.startswith("-") else 1
+    text = text.removeprefix("-")
+    days, clock = "0", text
+    joined = _DAYS_CLOCK.match(text)
+    if text.isdigit():
+        days, clock = text, "0:0"
+    elif joined and (text.count(":") == 3 or "." in text.split(":", 1)[0]):
+        days, clock = joined.groups()
+    match = _CLOCK.match(clock)
+    if not match or not days.isdigit():
+        raise ValueError(TIMESPAN_FORMAT)
+    hours, minutes, seconds, fraction = match.groups()
+    fraction = fraction or ""
+    if (
+        int(hours) > 23
+        or int(minutes) > 59
+        or int(seconds or 0) > 59
+        or len(fraction) > 7
+        or int(days) > 10675199
+    ):
+        raise ValueError(TIMESPAN_OVERFLOW)
+    return sign * dt.timedelta(
+        days=int(days),
+        hours=int(hours),
+        minutes=int(minutes),
+        seconds=int(seconds or 0),
+        microseconds=int(fraction.ljust(7, "0")) // 10,
+    )
 
 
 def parse_datetime(value: Any) -> dt.datetime:

@@ -16,7 +16,7 @@ import base64
 from typing import Any
 
 from edgebook.lab.cmdlets.base import Cmdlet, Context, Param
-from edgebook.lab.cmdlets.subscriptions import file_key
+from edgebook.lab.org.model import Server
 from edgebook.lab.winrm.objects import ExObject
 
 OS_TASK = "Microsoft.PowerShell.Commands"
@@ -58,6 +58,17 @@ HAS_CHILDREN = (
     "The item at {0} has children and the Recurse parameter was not specified. If you "
     "continue, all children will be removed with the item. Are you sure you want to continue?"
 )
+
+
+def file_key(path: str) -> str:
+    """How a Windows path is looked up in a server's simulated filesystem."""
+    return path.strip().strip('"').replace("/", "\\").casefold()
+
+
+def folder_exists(server: Server, key: str) -> bool:
+    """Whether a folder (a path as file_key makes it) exists on the server."""
+    folder = key.rstrip("\\")
+    return folder in SYSTEM_FOLDERS or folder + "\\" in server.files
 
 
 def _missing(ctx: Context, path: str) -> None:
@@ -169,17 +180,12 @@ def remove_item(ctx: Context, params: dict[str, Any]) -> list[Any]:
     return []
 
 
-def _folder_exists(ctx: Context, key: str) -> bool:
-    folder = key.rstrip("\\")
-    return folder in SYSTEM_FOLDERS or folder + "\\" in ctx.server.files
-
-
 def _make_folders(ctx: Context, key: str) -> None:
     """Create a folder and the ones above it that are missing (Directory.CreateDirectory)."""
     parts = key.split("\\")
     for i in range(1, len(parts) + 1):
         folder = "\\".join(parts[:i])
-        if not _folder_exists(ctx, folder):
+        if not folder_exists(ctx.server, folder):
             ctx.server.files[folder + "\\"] = ""
 
 
@@ -229,7 +235,7 @@ def _create_file(ctx: Context, params: dict[str, Any], path: str, key: str) -> A
             code="NewItemIOError",
         )
         return None
-    if not _folder_exists(ctx, parent) and not force:
+    if not folder_exists(ctx.server, parent) and not force:
         ctx.write_error(
             f"Could not find a part of the path '{path}'.",
             exception="System.IO.DirectoryNotFoundException",
@@ -249,7 +255,7 @@ def _create_file(ctx: Context, params: dict[str, Any], path: str, key: str) -> A
 
 
 def _create_folder(ctx: Context, params: dict[str, Any], path: str, key: str) -> Any:
-    folder = _folder_exists(ctx, key)
+    folder = folder_exists(ctx.server, key)
     if key in ctx.server.files or (folder and not params.get("Force")):
         ctx.write_error(
             f"An item with the specified name {path} already exists.",

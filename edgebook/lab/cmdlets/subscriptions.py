@@ -13,6 +13,7 @@ from edgebook.certs import thumbprint
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets.base import DOMAIN_CONTROLLER, Cmdlet, Context, Param
 from edgebook.lab.cmdlets.common import INVALID_OPERATION, enum, not_found
+from edgebook.lab.cmdlets.filesystem import file_key, folder_exists
 from edgebook.lab.org import pki
 from edgebook.lab.org.model import Replica, Server, Subscription
 from edgebook.lab.org.scenarios import subscribe
@@ -42,11 +43,6 @@ REMOVE_RECIPIENTS = (
     "Remove the recipients EdgeSync replicated to this Edge Transport server? Removing them from "
     "AD LDS can take a long time."
 )
-
-
-def file_key(path: str) -> str:
-    """How a Windows path is looked up in a server's simulated filesystem."""
-    return path.strip().strip('"').replace("/", "\\").casefold()
 
 
 def timespan_text(value: dt.timedelta) -> str:
@@ -148,6 +144,7 @@ def _new_on_edge(ctx: Context, params: dict[str, Any]) -> list[Any]:
     question = RESUBSCRIBE_WARNING if edge.replica is not None else SUBSCRIBE_WARNING
     if not params.get("Force") and not ctx.should_continue(question.format(minutes=minutes)):
         return []
+    _check_file_name(ctx, path)
     if file_key(path) in edge.files and not params.get("Force"):
         raise ctx.fail(
             f"The file {path} already exists. Use the Force parameter to overwrite it.",
@@ -169,6 +166,36 @@ def _new_on_edge(ctx: Context, params: dict[str, Any]) -> list[Any]:
         _subscription_xml(edge, default.der_b64, ctx.now, lifetime, edge.replica)
     ).decode()
     return []
+
+
+def _check_file_name(ctx: Context, path: str) -> None:
+    """-FileName is "the full path of the Edge Subscription file" (Microsoft): a relative one is
+    refused (lab's wording: the Exchange process would not resolve it against the session's
+    location); a folder's own path, or one whose folder does not exist, fails as any .NET file
+    write does (Microsoft does not say that the cmdlet creates folders: the lab does not)."""
+    key = file_key(path)
+    if not re.match(r"^[a-z]:\\", key):
+        raise ctx.fail(
+            f"The FileName parameter needs the full path of the Edge Subscription file, such as "
+            f"C:\\Data\\EdgeSubscription.xml; '{path}' isn't one.",
+            exception="System.ArgumentException",
+            category="InvalidArgument",
+            target=path,
+        )
+    if not folder_exists(ctx.server, key.rsplit("\\", 1)[0]):
+        raise ctx.fail(
+            f"Could not find a part of the path '{path}'.",
+            exception="System.IO.DirectoryNotFoundException",
+            category="ObjectNotFound",
+            target=path,
+        )
+    if folder_exists(ctx.server, key):
+        raise ctx.fail(
+            f"Access to the path '{path}' is denied.",
+            exception="System.UnauthorizedAccessException",
+            category="WriteError",
+            target=path,
+        )
 
 
 def _new_on_mailbox(ctx: Context, params: dict[str, Any]) -> list[Any]:

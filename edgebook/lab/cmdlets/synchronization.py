@@ -54,7 +54,9 @@ def _targets(ctx: Context, target: str | None) -> list[Server]:
 def _source(ctx: Context, params: dict[str, Any]) -> Server:
     """The Mailbox server whose EdgeSync runs the task (-Server; the local one by default)."""
     mailbox_only(ctx)
-    source = target_server(ctx, params.get("Server"))
+    named = ctx.org.find_server(params.get("Server") or "")
+    # An Edge runs no EdgeSync: say so, not target_server's "run it on the Edge itself".
+    source = named if named and named.role == "Edge" else target_server(ctx, params.get("Server"))
     if source.role != "Mailbox":
         raise ctx.fail(
             f"{source.name} isn't a Mailbox server: EdgeSync runs on Mailbox servers only.",
