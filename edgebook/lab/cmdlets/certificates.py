@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from edgebook.certs import thumbprint, windows_name
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets import certfiles, certvalues
-from edgebook.lab.cmdlets.base import DOMAIN_CONTROLLER, Cmdlet, Context, Param
+from edgebook.lab.cmdlets.base import DOMAIN_CONTROLLER, Cmdlet, Context, Param, binding_error
 from edgebook.lab.cmdlets.certnames import default_services, renewal_of, san_names
-from edgebook.lab.cmdlets.certobject import certificate_object
+from edgebook.lab.cmdlets.certobject import X500_NAME, certificate_object
 from edgebook.lab.cmdlets.common import INVALID_OPERATION, target_server
 from edgebook.lab.org import certstore, pki
 from edgebook.lab.org.model import CertEntry, Server
@@ -21,6 +21,8 @@ from edgebook.lab.org.scenarios import add_certificate
 from edgebook.lab.winrm.objects import ExObject
 
 OVERWRITE_PROMPT = "Overwrite the existing default SMTP certificate?"  # Exchange's wording
+# Microsoft: "The default value is Microsoft Exchange" (a request's or a self-signed certificate's)
+DEFAULT_FRIENDLY_NAME = "Microsoft Exchange"
 # Lab wording: no public source gives Exchange's ConfirmationMessage for this cmdlet.
 REMOVE_CONFIRMATION = "Remove certificate with thumbprint {thumbprint}?"
 _DER = serialization.Encoding.DER
@@ -69,19 +71,16 @@ def get_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
         entries = [entry]
     elif params.get("Identity"):
         entry = server.certificate(str(params["Identity"]).split("\\")[-1])
-        entries = [entry] if entry else entries  # a non-existent identity returns all (psdocs)
+        # a non-existent identity returns all: Microsoft's caution on other Get- cmdlets'
+        # -Identity (this page doesn't say; the lab's reading)
+        entries = [entry] if entry else entries
     if params.get("DomainName"):
         wanted = params["DomainName"]
         entries = [
             e for e in entries if any(pki.matches_domain(certstore.cert_of(e), d) for d in wanted)
         ]
-        entries.sort(
-            key=lambda e: (
-                bool(e.services & certstore.SMTP),
-                certstore.cert_of(e).not_valid_before_utc,
-            ),
-            reverse=True,
-        )
+        # Microsoft: "The first certificate returned is the certificate that Exchange selects"
+        entries.sort(key=lambda e: certstore.preference(e, ctx.now), reverse=True)
     return [certificate_object(ctx, server, e) for e in entries]
 
 
@@ -211,9 +210,10 @@ def _pending_for(ctx: Context, server: Server, cert: Any) -> CertEntry | None:
 
 
 def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Export-ExchangeCertificate: a certificate as PKCS#12 (F5: only exportable keys), a
-    pending request as its PKCS#10 request; Base64 text, or with -BinaryEncoded an object whose
-    FileData is the DER (Microsoft's examples: $txtcert is text, $bincert.FileData bytes)."""
+    """Export-ExchangeCertificate: a certificate (F5: only exportable keys) as PKCS#12 with its
+    key and chain when -Password is given, else the certificate alone; a pending request as its
+    PKCS#10 request; Base64 text, or with -BinaryEncoded an object whose FileData is the DER
+    (Microsoft's examples: $txtcert is text, $bincert.FileData bytes)."""
     server = _server_of(ctx, params)
     entry = find(ctx, server, params)
     binary = bool(params.get("BinaryEncoded"))
@@ -232,14 +232,9 @@ def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             target=entry.thumbprint,
         )
     cert = certstore.cert_of(entry)
-    if entry.key_sealed is None:
-        data = cert.public_bytes(_DER)
+    if entry.key_sealed is None or not params.get("Password"):
+        data = cert.public_bytes(_DER)  # Microsoft: only -Password puts the key and chain in
     else:
-        if not params.get("Password"):
-            raise ctx.fail(
-                "A password is required to export a certificate with its private key. "
-                "Use -Password."
-            )
         chain = [pki.load(d) for d in server.ca_store]
         key = certstore.key_of(ctx.org, entry)
         assert key is not None  # entry.key_sealed is set on this branch
@@ -308,13 +303,7 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
     renewal = renewal_of(ctx, params.get("Instance"))
     subject_text = params.get("SubjectName")
     if subject_text:
-        try:
-            subject = pki.parse_name(subject_text)
-        except Exception as exc:
-            raise ctx.fail(
-                f"The subject name '{subject_text}' isn't a valid X.500 name: {exc}",
-                exception="System.ArgumentException",
-            ) from exc
+        subject = subject_name(ctx, subject_text)
     else:
         subject = renewal.subject if renewal else pki.parse_name(f"CN={server.name}")
     domains = san_names(ctx, server, params, subject, renewal)
@@ -345,7 +334,7 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
             (placeholder, key),
             0,
             exportable,
-            params.get("FriendlyName") or "",
+            params.get("FriendlyName") or DEFAULT_FRIENDLY_NAME,
             ctx.now,
         )
         entry.pending_request = True
@@ -363,12 +352,27 @@ def new_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
         pair,
         services,
         exportable,
-        params.get("FriendlyName") or "Microsoft Exchange",
+        params.get("FriendlyName") or DEFAULT_FRIENDLY_NAME,
         ctx.now,
     )
     if entry.services & certstore.SMTP:
         _set_default(ctx, server, entry, bool(params.get("Force")))
     return [certificate_object(ctx, server, entry)]
+
+
+def subject_name(ctx: Context, text: str) -> x509.Name:
+    """-SubjectName, an X500DistinguishedName: text .NET can't read is PowerShell's binding
+    error, with Windows' message for an invalid X.500 string (CRYPT_E_INVALID_X500_STRING)."""
+    try:
+        return pki.parse_name(text)
+    except Exception as exc:
+        raise binding_error(
+            ctx.cmdlet,
+            f"Cannot bind parameter 'SubjectName'. Cannot convert value \"{text}\" to type "
+            f'"{X500_NAME}". Error: "The string contains an invalid X500 name attribute key, '
+            'oid, value or delimiter."',
+            "CannotConvertArgumentNoMessage",
+        ) from exc
 
 
 SERVICES = ("None", "IMAP", "POP", "UM", "IIS", "SMTP", "Federation", "UMCallRouter")

@@ -67,7 +67,7 @@ def certificate_object(ctx: Context, server: Server, entry: CertEntry) -> ExObje
         "NotBefore": cert.not_valid_before_utc,
         "PublicKeySize": cert.public_key().key_size,  # type: ignore[union-attr]
         "RootCAType": enum(
-            T.CERTIFICATE_AUTHORITY_TYPE, CA_TYPES, certstore.root_ca_type(ctx.org, entry)
+            T.CERTIFICATE_AUTHORITY_TYPE, CA_TYPES, certstore.root_ca_type(server, entry)
         ),
         "SerialNumber": serial_number(cert),
         "Services": enum_services(entry.services),

@@ -115,11 +115,16 @@ def status(org: Org, server: Server, entry: CertEntry, now: dt.datetime) -> str:
     return "Valid" if chain_complete(org, server, entry) else "Untrusted"
 
 
-def root_ca_type(org: Org, entry: CertEntry) -> str:
-    """CertificateAuthorityType: None (self-signed), ThirdParty (lab roots), Unknown."""
+def root_ca_type(server: Server, entry: CertEntry) -> str:
+    """CertificateAuthorityType, by the Root store the root is found in: Registry for a
+    self-signed certificate in the Trusted Root store (setup's "Microsoft Exchange", Microsoft's
+    table of the default certificates), None for another self-signed one, ThirdParty (lab
+    roots), Unknown for a pending request."""
     if entry.pending_request:
         return "Unknown"
-    return "None" if pki.is_self_signed(cert_of(entry)) else "ThirdParty"
+    if not pki.is_self_signed(cert_of(entry)):
+        return "ThirdParty"
+    return "Registry" if entry.thumbprint in server.trusted_roots else "None"
 
 
 def by_tls_name(server: Server, name: str, now: dt.datetime) -> list[CertEntry]:
@@ -127,14 +132,18 @@ def by_tls_name(server: Server, name: str, now: dt.datetime) -> list[CertEntry]:
     return [c for c in server.certificates if names_tls(name, c) and usable(c, now)]
 
 
+def preference(entry: CertEntry, now: dt.datetime) -> tuple[bool, bool, dt.datetime]:
+    """How Exchange ranks certificates for an FQDN, highest first: usable ones, then those
+    enabled for SMTP, then the newest (by_fqdn; Get-ExchangeCertificate -DomainName's order)."""
+    return usable(entry, now), bool(entry.services & SMTP), cert_of(entry).not_valid_before_utc
+
+
 def by_fqdn(server: Server, fqdn: str, now: dt.datetime) -> CertEntry | None:
     """The certificate Exchange selects for an FQDN: usable, FQDN in CN/SAN, SMTP first, newest."""
     matches = [
         c for c in server.certificates if usable(c, now) and pki.matches_domain(cert_of(c), fqdn)
     ]
-    matches.sort(
-        key=lambda c: (bool(c.services & SMTP), cert_of(c).not_valid_before_utc), reverse=True
-    )
+    matches.sort(key=lambda c: preference(c, now), reverse=True)
     return matches[0] if matches else None
 
 

@@ -155,6 +155,8 @@ class Server:
     fqdn: str
     certificates: list[CertEntry] = field(default_factory=list)
     ca_store: list[str] = field(default_factory=list)  # intermediate/root DERs (base64)
+    # self-signed certificates also in the Trusted Root store (setup's own: RootCAType Registry)
+    trusted_roots: list[str] = field(default_factory=list)
     internal_transport_thumbprint: str | None = None
     services: dict[str, str] = field(default_factory=dict)
     adam_thumbprint: str | None = None  # the certificate AD LDS bound at its last start

@@ -256,6 +256,7 @@ def _self_signed_default(org: Org, server: Server, now: dt.datetime) -> None:
     )
     entry = add_certificate(org, server, pair, services, False, "Microsoft Exchange", now)
     server.internal_transport_thumbprint = entry.thumbprint
+    server.trusted_roots.append(entry.thumbprint)  # setup trusts its own certificate
 
 
 def edgesync_connectors(org: Org, edge: str) -> list[SendConnector]:
