@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from edgebook.certs import parse_tls_certificate_name
 from edgebook.errors import EdgebookError
 from edgebook.exchange import wire_types as T
 from edgebook.lab.cmdlets import exdata
-from edgebook.lab.cmdlets.base import DOMAIN_CONTROLLER, Cmdlet, CmdletError, Context, Param
+from edgebook.lab.cmdlets.base import (
+    DOMAIN_CONTROLLER,
+    Cmdlet,
+    CmdletError,
+    Context,
+    Param,
+    binding_error,
+)
 from edgebook.lab.cmdlets.common import enum, not_found, not_on_subscribed_edge, target_server
 from edgebook.lab.org import certstore
 from edgebook.lab.org.model import ReceiveConnector, SendConnector, Server
@@ -56,6 +66,10 @@ DOMAIN_VALIDATION_NEEDS_DOMAIN = (
 REQUIRE_TLS_IGNORES_STARTTLS = (
     "IgnoreSTARTTLS must be $false on send connector '{name}' while RequireTLS is $true."
 )
+DOMAIN_SECURE_NEEDS_DNS_AND_TLS = (
+    "DomainSecureEnabled can't be $true on send connector '{name}' while DNSRoutingEnabled is "
+    "$false or IgnoreSTARTTLS is $true: mutual TLS needs DNS routing and STARTTLS."
+)
 PORT_RANGE = "The Port value {port} is out of range: use an integer from 0 through 65535."
 ONE_AUTH_MECHANISM = (
     "The SmartHostAuthMechanism values are mutually exclusive: '{value}' names more than one."
@@ -69,6 +83,30 @@ SMART_HOSTS_AND_DNS = (
     "must be empty when DNSRoutingEnabled is $true. Set both in the same command."
 )
 RECEIVE_AUTH_RULE = "AuthMechanism on receive connector '{name}' isn't valid: {why}."
+# SmtpReceiveCapabilities, the flags a TlsDomainCapabilities entry names ("domain:Capability").
+RECEIVE_CAPABILITIES = {
+    "None": 0,
+    "AcceptOorgHeader": 1,
+    "AcceptOorgProtocol": 2,
+    "AcceptProxyProtocol": 4,
+    "AcceptProxyFromProtocol": 8,
+    "AcceptProxyToProtocol": 16,
+    "AcceptXAttrProtocol": 32,
+    "AcceptOrgHeaders": 64,
+    "AcceptXSysProbeProtocol": 128,
+    "AcceptCrossForestMail": 256,
+    "AcceptCloudServicesMail": 512,
+    "AllowSubmit": 1024,
+    "AcceptXOriginalFromProtocol": 2048,
+    "AllowConsumerMail": 4096,
+}
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.IGNORECASE)
+# The .NET types PowerShell names when a value does not convert (the reasons are the lab's words:
+# Exchange's own texts are not public).
+FQDN_TYPE = "Microsoft.Exchange.Data.Fqdn"
+DOMAIN_TYPE = "Microsoft.Exchange.Data.SmtpDomainWithSubdomains"
+MVP_TYPE = "Microsoft.Exchange.Data.MultiValuedProperty`1[Microsoft.Exchange.Data.{item}]"
 _AD = [
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.ADConfigurationObject",
     "Microsoft.Exchange.Data.Directory.ADObject",
@@ -141,9 +179,10 @@ def get_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
     connectors = _visible_send_connectors(ctx)
     wanted = params.get("Identity")
     if wanted:
-        connectors = [c for c in connectors if c.name.casefold() == wanted.casefold()]
-        if not connectors:
+        found = _send_connector(ctx, wanted)
+        if found is None:
             raise not_found(ctx, "send connector", wanted)
+        connectors = [found]
     return [send_connector_object(c, ctx.org.domain) for c in connectors]
 
 
@@ -178,11 +217,174 @@ def _check_tls_name(ctx: Context, server: Server, name: str) -> None:
         )
 
 
+class _Invalid(ValueError):
+    """A value that does not convert to its Exchange type (why, in the lab's words)."""
+
+
+def _is_domain(text: str, wildcard: bool = False) -> bool:
+    """An SMTP domain: dotted labels of letters, digits and hyphens ("*", "*.<domain>" too when
+    wildcards are allowed, as SmtpDomainWithSubdomains takes them)."""
+    if wildcard and text == "*":
+        return True
+    if wildcard and text.startswith("*."):
+        text = text[2:]
+    return len(text) <= 255 and _DOMAIN.fullmatch(text) is not None
+
+
+def _fqdn(text: str) -> str:
+    if not _is_domain(text):
+        raise _Invalid("an FQDN is made of labels of letters, digits and hyphens joined by dots")
+    return text
+
+
+def _domain(text: str) -> str:
+    if not _is_domain(text, wildcard=True):
+        raise _Invalid("use a domain (contoso.com), *.<domain> or *")
+    return text
+
+
+def _smart_host(text: str) -> str:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        if text != "--" and not _is_domain(text):  # "--": EdgeSync's own inbound connector
+            raise _Invalid("a smart host is an FQDN or an IP address") from None
+    return text
+
+
+def _address_space(text: str) -> str:
+    """[Type:]AddressSpace[;Cost]: SMTP spaces are domains (* and *.<domain> allowed), the cost
+    a whole number from 1 through 100 (Microsoft's Set-SendConnector page)."""
+    kind, sep, rest = text.partition(":")
+    kind, rest = (kind, rest) if sep else ("SMTP", text)
+    space, _, cost = rest.rpartition(";") if ";" in rest else (rest, "", "1")
+    if kind.casefold() == "smtp" and space != "--" and not _is_domain(space, wildcard=True):
+        raise _Invalid(f"'{space}' isn't an SMTP address space (contoso.com, *.contoso.com, *)")
+    if not cost.strip().isdigit() or not 1 <= int(cost) <= 100:
+        raise _Invalid("the address space cost must be a whole number from 1 through 100")
+    if ";" in space:
+        raise _Invalid("the edgebook lab doesn't simulate address spaces that contain ';'")
+    return text
+
+
+def _binding(text: str) -> str:
+    """An IPBinding "Address:Port" ([::]:25 for IPv6); an empty address is 0.0.0.0."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        raise _Invalid("use Address:Port, for example 0.0.0.0:25 or [::]:25")
+    try:
+        address = ipaddress.ip_address(host.strip("[]") or "0.0.0.0")
+        number = int(port)
+    except ValueError:
+        raise _Invalid("the address must be an IPv4 or IPv6 address, the port a number") from None
+    if not 0 <= number <= 65535:
+        raise _Invalid(f"the port {number} is out of range: use 0 through 65535")
+    return f"[{address}]:{number}" if address.version == 6 else f"{address}:{number}"
+
+
+def _capability_domain(text: str) -> bool:
+    """The domain of a TlsDomainCapabilities entry: an SMTP domain (NO-TLS is one), *.<domain>,
+    or a certificate's <I>issuer<S>subject."""
+    if not text.startswith("<"):
+        return _is_domain(text, wildcard=True)
+    try:
+        parse_tls_certificate_name(text)
+    except EdgebookError:
+        return False
+    return True
+
+
+def _capabilities(text: str) -> str:
+    """An SmtpReceiveDomainCapabilities "Domain:Capability[,Capability]" (capabilities by name,
+    case-insensitive, or number), written back as .NET writes the flags, in the enum's order."""
+    domain, sep, names = (part.strip() for part in text.rpartition(":"))
+    if not sep or not _capability_domain(domain):
+        raise _Invalid(
+            "use Domain:Capability, for example mail.protection.outlook.com:AcceptCloudServicesMail"
+        )
+    by_name = {k.casefold(): v for k, v in RECEIVE_CAPABILITIES.items()}
+    value = 0
+    for part in (p.strip() for p in names.split(",")):
+        if part.casefold() in by_name:
+            value |= by_name[part.casefold()]
+        elif part.isdigit() and int(part) <= sum(RECEIVE_CAPABILITIES.values()):
+            value |= int(part)
+        else:
+            raise _Invalid(
+                f"'{part}' isn't a capability; valid values: {', '.join(RECEIVE_CAPABILITIES)}"
+            )
+    flags = [k for k, v in RECEIVE_CAPABILITIES.items() if v & value] or ["None"]
+    return f"{domain}:{', '.join(flags)}"
+
+
+Converter = tuple[str, Callable[[str], str]]
+
+
+def _convert(ctx: Context, params: dict[str, Any], converters: dict[str, Converter]) -> None:
+    """Convert the values of these parameters to their Exchange types as PowerShell binds them
+    (a ParameterBindingException for one that doesn't convert, before anything else happens);
+    params keep the converted values (a list, or @{Add=..;Remove=..})."""
+
+    def one(name: str, net_type: str, convert: Callable[[str], str], item: str) -> str:
+        try:
+            return convert(item)
+        except _Invalid as exc:
+            raise binding_error(
+                ctx.cmdlet,
+                f"Cannot bind parameter '{name}'. Cannot convert value \"{item}\" to type "
+                f'"{net_type}". Error: "{exc}"',
+                "CannotConvertArgumentNoMessage",
+            ) from None
+
+    for name, (net_type, convert) in converters.items():
+        value = params.get(name)
+        if value is None or value == "":
+            continue  # $null clears the property
+        if isinstance(value, dict):
+            params[name] = {
+                k: [one(name, net_type, convert, i) for i in v] for k, v in value.items()
+            }
+        elif isinstance(value, list):
+            params[name] = [one(name, net_type, convert, i) for i in value]
+        else:
+            params[name] = one(name, net_type, convert, value)
+
+
+SEND_VALUES: dict[str, Converter] = {
+    "Fqdn": (FQDN_TYPE, _fqdn),
+    "TlsDomain": (DOMAIN_TYPE, _domain),
+    "SmartHosts": (MVP_TYPE.format(item="SmartHost"), _smart_host),
+    "AddressSpaces": (MVP_TYPE.format(item="AddressSpace"), _address_space),
+}
+RECEIVE_VALUES: dict[str, Converter] = {
+    "Fqdn": (FQDN_TYPE, _fqdn),
+    "Bindings": (MVP_TYPE.format(item="IPBinding"), _binding),
+    "TlsDomainCapabilities": (
+        MVP_TYPE.format(item="SmtpReceiveDomainCapabilities"),
+        _capabilities,
+    ),
+}
+
+
+def _names(connector: SendConnector | ReceiveConnector, identity: str) -> bool:
+    """Whether an -Identity value names a connector: its name or its GUID (two of Microsoft's
+    Identity forms; the lab has no distinguished names)."""
+    wanted = identity.casefold()
+    guid = connector.guid.casefold()
+    return wanted == connector.name.casefold() or (bool(guid) and wanted.strip("{}") == guid)
+
+
+def _send_connector(ctx: Context, identity: str) -> SendConnector | None:
+    """The send connector an -Identity names."""
+    return next((c for c in _visible_send_connectors(ctx) if _names(c, identity)), None)
+
+
 def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Set-SendConnector (Mailbox side once Edges are subscribed; F9 for TlsCertificateName)."""
+    _convert(ctx, params, SEND_VALUES)
     not_on_subscribed_edge(ctx)
     identity = params["Identity"]
-    connector = ctx.org.send_connector(identity) if ctx.server.role == "Mailbox" else None
+    connector = _send_connector(ctx, identity) if ctx.server.role == "Mailbox" else None
     if connector is None:
         raise not_found(ctx, "send connector", identity)
     if params.get("TlsCertificateName"):
@@ -232,8 +434,9 @@ def set_send_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
 def _check_tls_settings(ctx: Context, connector: SendConnector, params: dict[str, Any]) -> None:
     """Microsoft's documented dependencies, on the values the connector would have: TlsAuthLevel
     needs RequireTLS $true and IgnoreSTARTTLS $false; DomainValidation needs TlsDomain;
-    RequireTLS $true needs IgnoreSTARTTLS $false; SmartHosts go with DNSRoutingEnabled $false
-    (checked when the call changes either); the Port range; one SmartHostAuthMechanism."""
+    RequireTLS $true needs IgnoreSTARTTLS $false; the Port range; one SmartHostAuthMechanism;
+    SmartHosts go with DNSRoutingEnabled $false (checked when the call changes either);
+    DomainSecureEnabled $true needs DNSRoutingEnabled $true and IgnoreSTARTTLS $false."""
 
     def after(param: str, attr: str) -> Any:
         return params[param] if param in params else getattr(connector, attr)
@@ -270,6 +473,9 @@ def _check_tls_settings(ctx: Context, connector: SendConnector, params: dict[str
         )
         if after("DNSRoutingEnabled", "dns_routing_enabled") == bool(hosts):
             raise refuse(SMART_HOSTS_AND_DNS.format(name=connector.name))
+    domain_secure = after("DomainSecureEnabled", "domain_secure_enabled")
+    if domain_secure and (ignore_starttls or not after("DNSRoutingEnabled", "dns_routing_enabled")):
+        raise refuse(DOMAIN_SECURE_NEEDS_DNS_AND_TLS.format(name=connector.name))
 
 
 def _flags(value: str, members: tuple[str, ...]) -> str:
@@ -332,12 +538,11 @@ def receive_connector_object(server: Server, rc: ReceiveConnector, domain: str) 
 
 
 def _receive(ctx: Context, server: Server, identity: str) -> ReceiveConnector:
+    """The receive connector an -Identity names: Name or Server\\Name, or its GUID."""
     name = identity.split("\\", 1)[-1]
     if "\\" in identity:
         server = target_server(ctx, identity.split("\\", 1)[0])
-    found = next(
-        (rc for rc in server.receive_connectors if rc.name.casefold() == name.casefold()), None
-    )
+    found = next((rc for rc in server.receive_connectors if _names(rc, name)), None)
     if found is None:
         raise not_found(ctx, "receive connector", identity)
     return found
@@ -358,6 +563,7 @@ def get_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 def set_receive_connector(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Set-ReceiveConnector (local; not replicated)."""
+    _convert(ctx, params, RECEIVE_VALUES)
     identity = params["Identity"]
     server = ctx.server
     if "\\" in identity:

@@ -47,6 +47,13 @@ INCLUDES = (
 INCLUDES_TYPE = "Microsoft.Exchange.Data.QueueViewer.QueueViewerIncludesAndExcludes"
 QUEUE_VIEWER_EXCEPTION = "Microsoft.Exchange.Data.QueueViewer.QueueViewerException"
 NIL_GUID = uuid.UUID(int=0)
+# Microsoft (Suspend-/Resume-Queue pages): with -Identity the queue is acted on "only if the
+# identity matches a single queue. If the identity matches more than one queue, you receive an
+# error"; the text of that error is not public (lab wording). Retry-Queue's page says nothing.
+IDENTITY_MATCHES_SEVERAL = (
+    "The identity '{identity}' matches {count} queues. {cmdlet} -Identity acts on a single "
+    "queue: use the Filter parameter to act on more than one queue."
+)
 RETRY_INTERVAL = dt.timedelta(minutes=5)
 # Lab wording: the confirmation texts of the queue tasks are not in any public source.
 CONFIRMATIONS = {
@@ -107,11 +114,17 @@ def queue_object(server: Server, queue: Queue) -> ExObject:
 
 
 # Microsoft's "Queue properties" page: the properties a queue filter compares by number or time
-# (-eq -ne -gt -ge -lt -le); every other filterable property is compared as text (-eq -ne -like
-# -notlike -contains).
+# (-eq -ne -gt -ge -lt -le); the enum properties it compares with -eq and -ne only, to one of the
+# enum's names; every other filterable property is compared as text (-eq -ne -like -notlike
+# -contains).
 INT_PROPERTIES = ("MessageCount", "RetryCount", "DeferredMessageCount", "LockedMessageCount")
 RATE_PROPERTIES = ("IncomingRate", "OutgoingRate", "Velocity")
 TIME_PROPERTIES = ("FirstRetryTime", "LastRetryTime", "NextRetryTime")
+ENUM_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "Status": tuple(QUEUE_STATUSES),
+    "DeliveryType": tuple(i for i in INCLUDES if i not in ("Internal", "External", "Empty")),
+    "NextHopCategory": ("Internal", "External"),
+}
 ORDER_OPERATORS = ("gt", "ge", "lt", "le")
 TEXT_OPERATORS = ("like", "notlike", "contains")
 _TOKEN = re.compile(
@@ -229,6 +242,8 @@ def _comparison(name: str, op: str, value: str) -> Test:
         raise _FilterError(f"-{op} can't be used with {name} (a text property)")
     if typed:
         return _ordered(name, op, value)
+    if name in ENUM_PROPERTIES:
+        _check_member(name, op, value)
 
     def textual(obj: ExObject) -> bool:
         texts = _texts(obj, name)
@@ -241,6 +256,17 @@ def _comparison(name: str, op: str, value: str) -> Test:
         return equal == (op == "eq")
 
     return textual
+
+
+def _check_member(name: str, op: str, value: str) -> None:
+    """An enum property: -eq or -ne, to one of the enum's names (case-insensitive)."""
+    if op not in ("eq", "ne"):
+        raise _FilterError(f"-{op} can't be used with {name} (use -eq or -ne)")
+    members = ENUM_PROPERTIES[name]
+    if value.casefold() not in (m.casefold() for m in members):
+        raise _FilterError(
+            f"'{value}' isn't a valid value for {name} (valid values: {', '.join(members)})"
+        )
 
 
 def _ordered(name: str, op: str, value: str) -> Test:
@@ -368,7 +394,18 @@ def get_queue(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def _act(ctx: Context, params: dict[str, Any], action: Callable[[Server, Queue], None]) -> None:
+    """Run action on the queues a call selects (Suspend-/Resume-Queue -Identity: one only)."""
     server, objects = _server_queues(ctx, params)
+    single = ctx.cmdlet.name in ("Suspend-Queue", "Resume-Queue")
+    if single and params.get("Identity") and len(objects) > 1:
+        raise ctx.fail(
+            IDENTITY_MATCHES_SEVERAL.format(
+                identity=params["Identity"], count=len(objects), cmdlet=ctx.cmdlet.name
+            ),
+            exception=QUEUE_VIEWER_EXCEPTION,
+            category="InvalidArgument",
+            target=params["Identity"],
+        )
     by_identity = {_queue_identity(server, q): q for q in server.queues}
     template = CONFIRMATIONS[ctx.cmdlet.name]
     for obj in objects:
