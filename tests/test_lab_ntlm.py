@@ -276,7 +276,7 @@ def test_ntlm_authenticates_the_connection_not_the_request(backend: FakeBackend)
     assert answer_headers["Content-Type"] == ntlm.ENCRYPTED_CONTENT_TYPE
     boundary = "Encrypted Boundary"
     plain = WinRMEncryption(client, WinRMEncryption.SPNEGO).unwrap_message(answer, boundary)
-    assert b"shell was not found" in plain
+    assert b"was not found in the WS-Management catalog" in plain
 
 
 def test_a_tampered_body_is_refused_and_ends_the_session(backend: FakeBackend) -> None:

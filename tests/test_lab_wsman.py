@@ -710,7 +710,7 @@ def test_soap_header_defaults() -> None:
     request = parse_request(
         f"{ENVELOPE}<s:Body/><s:Header><a:Action>x</a:Action></s:Header></s:Envelope>".encode()
     )
-    assert (request.shell_id, request.max_envelope, request.timeout_s) == (None, 153600, 60.0)
+    assert (request.shell_id, request.max_envelope, request.timeout_s) == (None, 512000, 60.0)
 
 
 @pytest.mark.parametrize(

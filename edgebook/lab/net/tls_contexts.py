@@ -76,6 +76,7 @@ def build_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext | None:
         serialization.BestAvailableEncryption(password),
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    exchange_tls_versions(context)
     with tempfile.TemporaryDirectory(prefix="edgebook-tls-") as folder:
         chain_file, key_file = Path(folder, "chain.pem"), Path(folder, "key.pem")
         chain_file.write_bytes(chain_pem)
@@ -88,6 +89,14 @@ def build_context(chain_pem: bytes, key_pem: bytes) -> ssl.SSLContext | None:
             log.warning("lab listener: the certificate chain and key do not load: %s", exc)
             return None
     return context
+
+
+def exchange_tls_versions(context: ssl.SSLContext) -> None:
+    """TLS 1.2 only, as Exchange 2019 on Windows Server 2019 serves SMTP, LDAPS and WinRM (TLS
+    1.3 needs Windows Server 2022 and CU15, and then for HTTPS only): a client that works here
+    works against both."""
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
 
 
 def server_handshake(context: ssl.SSLContext, sock: socket.socket) -> ssl.SSLSocket:

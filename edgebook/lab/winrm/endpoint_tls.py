@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from edgebook.lab.folder import write_atomic
+from edgebook.lab.net.tls_contexts import exchange_tls_versions
 from edgebook.lab.org import pki
 
 LIFETIME = dt.timedelta(days=30)
@@ -77,6 +78,6 @@ class EndpointTls:
     def server_context(self) -> ssl.SSLContext:
         """A server-side SSLContext holding the endpoint certificate."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        exchange_tls_versions(context)
         context.load_cert_chain(self.cert_file, self.key_file, password=self.passphrase)
         return context

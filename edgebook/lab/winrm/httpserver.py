@@ -20,6 +20,10 @@ from edgebook.lab.winrm import ntlm
 from edgebook.lab.winrm.wsman import WSManEndpoint
 
 log = logging.getLogger(__name__)
+# HTTP.sys's idle connection timeout (netsh http show timeout: IdleConnectionTimeout 120 s),
+# in front of WinRM on an Edge and of IIS on a Mailbox server: a kept-alive connection that
+# sends nothing for that long is closed
+IDLE_CONNECTION_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -101,10 +105,12 @@ def _handler_class(
         # a reply longer than a TLS record, or an error page of http.server's, leaves in
         # several writes: with Nagle on, the last waits for the client's delayed ACK (~40 ms)
         disable_nagle_algorithm = True
+        timeout = IDLE_CONNECTION_TIMEOUT_S
 
         def setup(self) -> None:
             if context is not None:  # handshake in the connection's own thread
                 Turns(latency_s).arrived()  # the client's hello, one round trip after connect
+                self.request.settimeout(self.timeout)  # a silent client ends here too
                 self.request = context.wrap_socket(self.request, server_side=True)
             # Negotiate authenticates the connection: one session per endpoint it talks to.
             self.sessions: dict[str, ntlm.NegotiateSession] = {}

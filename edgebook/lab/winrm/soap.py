@@ -26,13 +26,19 @@ NS = {
 TRANSFER = "http://schemas.xmlsoap.org/ws/2004/09/transfer/"
 SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 POWERSHELL_URI = "http://schemas.microsoft.com/powershell/"
+CONFIG_URI = "http://schemas.microsoft.com/wbem/wsman/1/config"
 COMMAND_STATE = SHELL + "/CommandState/"
 ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 BASIC_CHALLENGE = 'Basic realm="WSMAN"'
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 TIMED_OUT = 2150858793  # 0x80338029 ERROR_WSMAN_OPERATION_TIMEDOUT
 SHELL_NOT_FOUND = 2150858843  # 0x8033805B ERROR_WSMAN_UNEXPECTED_SELECTORS
-RESOURCE_NOT_FOUND = 2150858811  # 0x8033803B ERROR_WSMAN_RESOURCE_NOT_FOUND
+RESOURCE_NOT_FOUND = 2150858811  # 0x8033803B ERROR_WSMAN_INVALID_RESOURCE_URI
+ENVELOPE_TOO_SMALL = 2150858823  # 0x80338047 ERROR_WSMAN_MAX_ENVELOPE_SIZE
+ENVELOPE_TOO_LARGE = 2150858825  # 0x80338049 ERROR_WSMAN_SERVER_ENVELOPE_LIMIT
+MAX_ENVELOPE = 500 * 1024  # WinRM's MaxEnvelopeSizekb default (Windows Server 2012 and later)
+MIN_ENVELOPE = 8192  # a smaller MaxEnvelopeSize is refused (MS-WSMV 3.1.4.1.7)
+MAX_TIMEOUT_S = 60.0  # WinRM's MaxTimeoutms default: the longest OperationTimeout it waits
 _DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$")
 _ENVELOPE_OVERHEAD = 4096  # bytes of SOAP around the base64 payload of a Receive
 _ENVELOPE = f"{{{NS['s']}}}Envelope"
@@ -123,7 +129,7 @@ def parse_request(body: bytes) -> SoapRequest:
         resource_uri=_text(fields.get(_RESOURCE_URI)),
         shell_id=shell_ids[-1] if shell_ids else None,
         timeout_s=duration_seconds(_text(fields.get(_OPERATION_TIMEOUT))),
-        max_envelope=int(max_envelope) if max_envelope.isdigit() else 153600,
+        max_envelope=int(max_envelope) if max_envelope.isdigit() else MAX_ENVELOPE,
         body=soap_body,
     )
 
@@ -138,6 +144,42 @@ def _first_children(parent: ET.Element) -> dict[str, ET.Element]:
 
 def _text(element: ET.Element | None) -> str:
     return (element.text or "").strip() if element is not None else ""
+
+
+def apply_limits(request: SoapRequest, size: int) -> None:
+    """Apply the service's MaxEnvelopeSizekb and MaxTimeoutms to a request of size bytes
+    (MS-WSMV 3.1.4.1.6-7): a MaxEnvelopeSize under 8192 or a larger request is an EncodingLimit
+    fault; replies stay within MaxEnvelopeSizekb and waits within MaxTimeoutms whatever the
+    client asks."""
+    if request.max_envelope < MIN_ENVELOPE:
+        raise WSManFault(
+            ENVELOPE_TOO_SMALL,
+            "w:EncodingLimit",
+            f"The WS-Management service cannot process the request because the MaxEnvelopeSize "
+            f"({request.max_envelope}) is less than {MIN_ENVELOPE} bytes.",
+        )
+    if size > MAX_ENVELOPE:
+        raise WSManFault(
+            ENVELOPE_TOO_LARGE,
+            "w:EncodingLimit",
+            f"The WS-Management service cannot process the request because the request size "
+            f"({size} bytes) exceeded the configured MaxEnvelopeSize quota ("
+            f"MaxEnvelopeSizekb {MAX_ENVELOPE // 1024}).",
+        )
+    request.max_envelope = min(request.max_envelope, MAX_ENVELOPE)
+    request.timeout_s = min(request.timeout_s, MAX_TIMEOUT_S)
+
+
+def config_xml() -> str:
+    """The top of winrm/config (WinRM's defaults): what pypsrp's update_max_payload_size() reads."""
+    return (
+        f'<cfg:Config xmlns:cfg="{CONFIG_URI}">'
+        f"<cfg:MaxEnvelopeSizekb>{MAX_ENVELOPE // 1024}</cfg:MaxEnvelopeSizekb>"
+        f"<cfg:MaxTimeoutms>{round(MAX_TIMEOUT_S * 1000)}</cfg:MaxTimeoutms>"
+        "<cfg:MaxBatchItems>32000</cfg:MaxBatchItems>"
+        "<cfg:MaxProviderRequests>4294967295</cfg:MaxProviderRequests>"
+        "</cfg:Config>"
+    )
 
 
 def duration_seconds(value: str) -> float:

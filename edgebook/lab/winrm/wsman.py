@@ -29,6 +29,7 @@ from edgebook.lab.winrm.runspace import PSRPDataError, ShellRunspace, UnknownCom
 from edgebook.lab.winrm.soap import (
     ANONYMOUS,
     BASIC_CHALLENGE,
+    CONFIG_URI,
     NS,
     POWERSHELL_URI,
     RESOURCE_NOT_FOUND,
@@ -40,7 +41,9 @@ from edgebook.lab.winrm.soap import (
     Response,
     SoapRequest,
     WSManFault,
+    apply_limits,
     b64decode,
+    config_xml,
     envelope,
     fault_envelope,
     parse_request,
@@ -52,6 +55,12 @@ from edgebook.lab.winrm.soap import (
 log = logging.getLogger(__name__)
 AUTH_SCHEMES = ("basic", "negotiate")
 MAX_REMEMBERED = 64  # accepted Basic credentials remembered per endpoint
+# WinRM's text (pypsrp's recorded responses of a Receive on a finished command)
+UNKNOWN_COMMAND = (
+    "The Windows Remote Shell received a request to perform an operation on a command "
+    "identifier that does not exist. Either the command has completed execution or the client "
+    "specified an invalid command identifier. "
+)
 UNENCRYPTED_REFUSED = (
     "The WS-Management service cannot process the request because the request is unencrypted "
     "and the service configuration does not allow unencrypted traffic (AllowUnencrypted=false). "
@@ -206,6 +215,7 @@ class WSManEndpoint:
             return 400, {"Content-Type": "text/plain"}, f"Bad request: {exc}".encode()
         request.user = user
         try:
+            apply_limits(request, len(body))
             action_body = self._dispatch(request)
         except (WSManFault, PSRPDataError) as exc:
             fault = exc if isinstance(exc, WSManFault) else _psrp_fault(exc)
@@ -303,13 +313,8 @@ class WSManEndpoint:
         shell = self._shell(request)
         try:
             return handler(request, shell)
-        except UnknownCommandError as exc:
-            raise WSManFault(
-                SHELL_NOT_FOUND,
-                "w:InvalidSelectors",
-                f"The request for the Windows Remote Shell with ShellId {shell.shell_id} failed "
-                f"because the command with CommandId {exc.args[0]} was not found on the server.",
-            ) from None
+        except UnknownCommandError:
+            raise WSManFault(SHELL_NOT_FOUND, "w:InvalidSelectors", UNKNOWN_COMMAND) from None
 
     def _create(self, request: SoapRequest) -> str:
         configuration = self._configuration(request.resource_uri)
@@ -349,13 +354,18 @@ class WSManEndpoint:
             for name in self.configuration_names:
                 if name.lower() == wanted:
                     return name
-        raise WSManFault(
-            RESOURCE_NOT_FOUND,
-            "w:DestinationUnreachable",
-            f"The WS-Management service cannot process the request. The resource URI "
-            f"({resource_uri}) was not found in the WS-Management catalog. The catalog contains "
-            "the metadata that describes resources, or logical endpoints.",
-        )
+        raise _not_in_catalog(resource_uri)
+
+    def _get(self, request: SoapRequest) -> str:
+        if request.shell_id is None:
+            # WinRM's own configuration, which an Edge's administrator may read; Exchange's
+            # IIS endpoint on a Mailbox server serves shells only (the lab's choice)
+            winrm = self.path.lower() == EDGE_SHAPE[0].lower()
+            if winrm and request.resource_uri.lower() == CONFIG_URI:
+                return config_xml()
+            raise _not_in_catalog(request.resource_uri)
+        shell = self._shell(request)
+        return shell_xml(shell, POWERSHELL_URI + shell.session.configuration_name)
 
     def _shell(self, request: SoapRequest) -> ShellRunspace:
         shell_id = (request.shell_id or "").upper()
@@ -371,10 +381,6 @@ class WSManEndpoint:
                 "Provide the correct ShellId or create a new shell and retry the operation.",
             )
         return shell
-
-    def _get(self, request: SoapRequest) -> str:
-        shell = self._shell(request)
-        return shell_xml(shell, POWERSHELL_URI + shell.session.configuration_name)
 
     def _command(self, request: SoapRequest, shell: ShellRunspace) -> str:
         line = request.body.find("rsp:CommandLine", NS)
@@ -439,6 +445,16 @@ class WSManEndpoint:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def _not_in_catalog(resource_uri: str) -> WSManFault:
+    return WSManFault(
+        RESOURCE_NOT_FOUND,
+        "w:DestinationUnreachable",
+        f"The WS-Management service cannot process the request. The resource URI "
+        f"({resource_uri}) was not found in the WS-Management catalog. The catalog contains "
+        "the metadata that describes resources, or logical endpoints.",
+    )
 
 
 def _psrp_fault(error: PSRPDataError) -> WSManFault:
