@@ -186,8 +186,9 @@ def test_lab_services_read_by_edgebook_over_pypsrp(tmp_path: Path):
         "MSExchangeTransport": "Paused",
         "ADAM_MSExchange": "Running",
     }
-    assert [r.to_string for r in records] == ["MSExchangeTransport", "ADAM_MSExchange"]
-    (adam,) = records[0]["RequiredServices"]
+    # sorted by service name, as PowerShell 5.1's MatchingServices writes them
+    assert [r.to_string for r in records] == ["ADAM_MSExchange", "MSExchangeTransport"]
+    (adam,) = records[1]["RequiredServices"]
     assert (adam["Name"], adam["Status"], adam["DependentServices"]) == (
         "ADAM_MSExchange",
         "Running",

@@ -29,19 +29,27 @@ SERVICE_TYPE = "System.ServiceProcess.ServiceType"
 START_MODE = "System.ServiceProcess.ServiceStartMode"
 
 
-def service_object(name: str, services: Mapping[str, str]) -> ExObject:
+def service_object(
+    name: str,
+    services: Mapping[str, str],
+    service_name: str | None = None,
+    display_name: str | None = None,
+) -> ExObject:
     """A System.ServiceProcess.ServiceController as Get-Service writes it (capture
     E19-GetService.xml): Name and RequiredServices are PowerShell's alias properties (<MS>),
-    ToString is the service name, the dependencies are ServiceControllers one level deep."""
+    ToString is the service name, the dependencies are ServiceControllers one level deep.
+    service_name / display_name: the spelling the controller was made with (services.Spelt)."""
+    service_name = service_name or name
     status = services.get(name, STOPPED)
     depended_on = ExList(SERVICE_ARRAY, [_related(n, services) for n in DEPENDS_ON[name]])
     properties = {
-        **_common(name),
+        **_common(name, status),
+        "DisplayName": display_name or DISPLAY[name],
         "DependentServices": ExList(
             SERVICE_ARRAY, [_related(n, services) for n in dependents(name)]
         ),
         "MachineName": ".",
-        "ServiceName": name,
+        "ServiceName": service_name,
         "ServicesDependedOn": depended_on,
         "ServiceHandle": ExObject(
             SAFE_HANDLE_TYPES,
@@ -53,17 +61,23 @@ def service_object(name: str, services: Mapping[str, str]) -> ExObject:
         "StartType": ExEnum(START_MODE, "Automatic", 2),
         "Site": None,
         "Container": None,
-        "Name": name,
+        "Name": service_name,
         "RequiredServices": depended_on,
     }
-    return ExObject(SERVICE_TYPES, properties, to_string=name, notes=("Name", "RequiredServices"))
+    return ExObject(
+        SERVICE_TYPES, properties, to_string=service_name, notes=("Name", "RequiredServices")
+    )
 
 
-def _common(name: str) -> dict[str, Any]:
+def _common(name: str, status: str) -> dict[str, Any]:
+    """The Can* properties are the controls the service accepts now (SERVICE_STATUS
+    dwControlsAccepted): none while it is stopped ("CanStop will be set false if the service is
+    not running", PowerShell's DoStopService)."""
+    running = status != STOPPED
     return {
-        "CanPauseAndContinue": name == TRANSPORT,
-        "CanShutdown": True,
-        "CanStop": True,
+        "CanPauseAndContinue": running and name == TRANSPORT,
+        "CanShutdown": running,
+        "CanStop": running,
         "DisplayName": DISPLAY[name],
     }
 
@@ -77,7 +91,7 @@ def _related(name: str, services: Mapping[str, str]) -> ExObject:
     collections hold names and its enums their text (as in the capture)."""
     depended_on = ExList(SERVICE_ARRAY, list(DEPENDS_ON[name]))
     properties = {
-        **_common(name),
+        **_common(name, services.get(name, STOPPED)),
         "DependentServices": ExList(SERVICE_ARRAY, dependents(name)),
         "MachineName": ".",
         "ServiceName": name,

@@ -21,13 +21,43 @@ WILDCARDS = "*?["
 LOCAL = (".", "localhost", "127.0.0.1")
 
 
+class Spelt(str):
+    """A service's name (the str) as a call spelt it: PowerShell 5.1 makes the ServiceController
+    of a -Name without wildcards with ServiceController(name), which keeps that spelling as
+    ServiceName (a service name in another case) or DisplayName (a display name)."""
+
+    service_name: str
+    display_name: str
+
+
+def _spelt(name: str, text: str) -> Spelt:
+    spelt = Spelt(name)
+    by_display = text.casefold() == DISPLAY[name].casefold()
+    spelt.service_name = name if by_display else text
+    spelt.display_name = text if by_display else DISPLAY[name]
+    return spelt
+
+
+def _spelling(name: str) -> tuple[str, str]:
+    """(ServiceName, DisplayName) of a selected service."""
+    if isinstance(name, Spelt):
+        return name.service_name, name.display_name
+    return name, DISPLAY[name]
+
+
+def _object(name: str, services: dict[str, str]) -> Any:
+    return service_object(name, services, *_spelling(name))
+
+
 def _label(name: str) -> str:
     """How PowerShell names a service in its messages: 'Display Name (ServiceName)'."""
-    return f"{DISPLAY[name]} ({name})"
+    service_name, display_name = _spelling(name)
+    return f"{display_name} ({service_name})"
 
 
 def _error(ctx: Context, name: str, text: str, code: str, category: str) -> None:
-    ctx.write_error(text, exception=SERVICE_EXCEPTION, category=category, target=name, code=code)
+    target = name.service_name if isinstance(name, Spelt) else name
+    ctx.write_error(text, exception=SERVICE_EXCEPTION, category=category, target=target, code=code)
 
 
 def _wild(text: str) -> bool:
@@ -63,7 +93,9 @@ def _by_name(ctx: Context, patterns: list[str]) -> list[str]:
             matches = sorted((n for n in DISPLAY if _like(n, text)), key=str.casefold)
         else:
             matches = [
-                n for n in DISPLAY if text.casefold() in (n.casefold(), DISPLAY[n].casefold())
+                _spelt(n, text)
+                for n in DISPLAY
+                if text.casefold() in (n.casefold(), DISPLAY[n].casefold())
             ]
             if not matches:
                 _error(
@@ -112,13 +144,14 @@ def _by_object(ctx: Context, items: list[Any]) -> list[str]:
                 "ObjectNotFound",
             )
         elif known not in found:
-            found.append(known)
+            found.append(_spelt(known, name))
     return found
 
 
 def select(ctx: Context, params: dict[str, Any]) -> list[str]:
     """The services a call selects (PowerShell's MatchingServices), -Include/-Exclude applied to
-    the service names (to the display names with -DisplayName)."""
+    the service names (to the display names with -DisplayName), sorted by service name as
+    MatchingServices sorts them (whatever the order they were named in)."""
     if params.get("InputObject") is not None:
         value = params["InputObject"]
         names = _by_object(ctx, value if isinstance(value, list) else [value])
@@ -135,7 +168,7 @@ def select(ctx: Context, params: dict[str, Any]) -> list[str]:
         names = [n for n in names if any(_like(key(n), p) for p in params["Include"])]
     if params.get("Exclude"):
         names = [n for n in names if not any(_like(key(n), p) for p in params["Exclude"])]
-    return names
+    return sorted(names, key=str.casefold)
 
 
 def get_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
@@ -145,7 +178,7 @@ def get_service(ctx: Context, params: dict[str, Any]) -> list[Any]:
     services = ctx.server.services
     for name in select(ctx, params):
         if not params.get("DependentServices") and not params.get("RequiredServices"):
-            out.append(service_object(name, services))
+            out.append(_object(name, services))
             continue
         if params.get("DependentServices"):
             out.extend(service_object(n, services) for n in dependents(name))
@@ -195,7 +228,15 @@ def _start(ctx: Context, name: str) -> bool:
             mailflow.start_adam(server, ctx.now)
         else:
             mailflow.start_transport(ctx.org, server, ctx.now)
+    _waited(ctx, name, "start")
     return True
+
+
+def _waited(ctx: Context, name: str, verb: str) -> None:
+    """DoWaitForStatus's warning, written every 2 seconds the service is still pending: the
+    lab's transport takes longer than that to start or stop (once), AD LDS less (never)."""
+    if name == TRANSPORT:
+        ctx.warn(f"Waiting for service '{_label(name)}' to {verb}...")
 
 
 def _stop(ctx: Context, name: str, force: bool) -> list[str] | None:
@@ -213,7 +254,10 @@ def _stop(ctx: Context, name: str, force: bool) -> list[str] | None:
         )
         return None
     running = [n for n in waiting if ctx.server.services.get(n) == RUNNING]
-    mailflow.stop_service(ctx.server, name)
+    was = ctx.server.services.get(name, STOPPED)
+    mailflow.stop_service(ctx.server, str(name))
+    if was != STOPPED:
+        _waited(ctx, name, "stop")
     return [*running, name]
 
 
@@ -229,7 +273,7 @@ def _pause(ctx: Context, name: str, resume: bool) -> bool:
     elif name != TRANSPORT:
         reason, why = "NotSupported", "the service does not support being suspended or resumed"
     else:
-        ctx.server.services[name] = RUNNING if resume else PAUSED
+        ctx.server.services[str(name)] = RUNNING if resume else PAUSED
         return True
     label = _label(name)
     _error(
@@ -271,7 +315,7 @@ def _control(ctx: Context, params: dict[str, Any], action: str) -> list[Any]:
         out.extend(done)
     if not params.get("PassThru"):
         return []
-    return [service_object(n, ctx.server.services) for n in out]
+    return [_object(n, ctx.server.services) for n in out]
 
 
 def start_service(ctx: Context, params: dict[str, Any]) -> list[Any]:

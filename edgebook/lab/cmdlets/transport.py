@@ -1,7 +1,8 @@
-"""Get-TransportService, Get-ServerHealth and Get-EventLog."""
+"""Get-TransportService, Get-ServerHealth, Get-HealthReport and Get-EventLog."""
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 from typing import Any
 
@@ -68,6 +69,10 @@ def _transport_object(ctx: Context, server: Server) -> ExObject:
     )
 
 
+# The lab's choices where Microsoft names no value: the health group of the transport health
+# sets and the type name of Get-HealthReport's objects.
+HEALTH_GROUP = "ServiceComponents"
+HEALTH_REPORT = "Microsoft.Exchange.Monitoring.ConsolidatedHealth"
 HEALTH_MONITORS = [
     ("EdgeTransport.ServiceInconsistentStateMonitor", "EdgeTransport"),
     ("TransportMaxLocalLoopCountMonitor", ""),
@@ -112,48 +117,77 @@ def health_alerts(ctx: Context, server: Server) -> dict[str, str]:
     return alerts
 
 
-def get_server_health(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Get-ServerHealth (the EdgeTransport health set of the local Edge)."""
+def _health(ctx: Context, params: dict[str, Any]) -> tuple[Server, str, list[tuple[str, ...]]]:
+    """(server, its transport health set, [(monitor, target resource, alert value)]) for
+    -Identity; no monitor when -HealthSet names another set."""
     server = target_server(ctx, params.get("Identity"))
     health_set = "EdgeTransport" if server.role == "Edge" else "HubTransport"
     wanted = params.get("HealthSet")
     if wanted and wanted.casefold() != health_set.casefold():
-        return []
-    alerts = health_alerts(ctx, server) if server.role == "Edge" else {}
-    rows = []
-    monitors = (
-        HEALTH_MONITORS
-        if server.role == "Edge"
-        else [("Transport.ServerCertExpireSoon.Monitor", "")]
-    )
-    for name, target in monitors:
-        alert = alerts.get(name, "Healthy")
-        rows.append(
-            ExObject(
-                [T.SERVER_HEALTH, "System.Object"],
-                {
-                    "Server": server.name,
-                    "CurrentHealthSetState": "Online",
-                    "State": "Online",
-                    "Name": name,
-                    "TargetResource": target,
-                    "HealthSetName": health_set,
-                    "HealthSet": health_set,
-                    "AlertValue": enum(T.MONITOR_ALERT_STATE, ALERTS, alert),
-                    "ServerComponentName": health_set,
-                    "ServerComponent": health_set,
-                    "LastTransitionTime": ctx.now,
-                },
-                to_string=name,
-            )
+        return server, health_set, []
+    if server.role != "Edge":
+        return server, health_set, [("Transport.ServerCertExpireSoon.Monitor", "", "Healthy")]
+    alerts = health_alerts(ctx, server)
+    return server, health_set, [(name, target, alerts[name]) for name, target in HEALTH_MONITORS]
+
+
+def get_server_health(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-ServerHealth: the monitors of the server's transport health set (EdgeTransport on an
+    Edge), with the properties Microsoft's pages show (Server, CurrentHealthSetState, Name,
+    TargetResource, HealthSetName, AlertValue, HealthGroupName, ServerComponent)."""
+    server, health_set, monitors = _health(ctx, params)
+    return [
+        ExObject(
+            [T.SERVER_HEALTH, "System.Object"],
+            {
+                "Server": server.name,
+                "CurrentHealthSetState": "Online",
+                "State": "Online",
+                "Name": name,
+                "TargetResource": target,
+                "HealthSetName": health_set,
+                "HealthSet": health_set,
+                "HealthGroupName": HEALTH_GROUP,
+                "AlertValue": enum(T.MONITOR_ALERT_STATE, ALERTS, alert),
+                "ServerComponentName": health_set,
+                "ServerComponent": health_set,
+                "LastTransitionTime": ctx.now,
+            },
+            to_string=name,
         )
-    return rows
+        for name, target, alert in monitors
+    ]
+
+
+def get_health_report(ctx: Context, params: dict[str, Any]) -> list[Any]:
+    """Get-HealthReport: one row per health set (the columns of Microsoft's example: Server,
+    State, HealthSet, AlertValue, LastTransitionTime, MonitorCount), whose AlertValue is the
+    "worst of" its monitors (Microsoft's "Manage health sets and server health")."""
+    server, health_set, monitors = _health(ctx, params)
+    if not monitors:
+        return []
+    worst = max((alert for *_, alert in monitors), key=ALERTS.index)
+    return [
+        ExObject(
+            [HEALTH_REPORT, "System.Object"],
+            {
+                "Server": server.name,
+                "State": "Online",
+                "HealthSet": health_set,
+                "AlertValue": enum(T.MONITOR_ALERT_STATE, ALERTS, worst),
+                "LastTransitionTime": ctx.now,
+                "MonitorCount": len(monitors),
+            },
+            to_string=health_set,
+        )
+    ]
 
 
 def event_object(server: Server, entry: Any) -> ExObject:
     """A System.Diagnostics.EventLogEntry as Get-EventLog writes it: PowerShell's
     GetEventLogCommand puts two type names before the class's, <class>#<log>/<source>/<id> and
-    <class>#<log>/<source> (what Select-Object then names Selected.<the first>)."""
+    <class>#<log>/<source> (what Select-Object then names Selected.<the first>). Its empty Data
+    byte[] is what pypsrp 0.9.1 cannot read (docs/serialization.md): a client must project."""
     instance = SEVERITY_BITS[entry.entry_type] | entry.event_id
     view = f"{T.EVENT_LOG_ENTRY}#Application/{entry.source}"
     return ExObject(
@@ -167,6 +201,7 @@ def event_object(server: Server, entry: Any) -> ExObject:
         {
             "EventID": entry.event_id,
             "MachineName": server.fqdn,
+            "Data": b"",  # Exchange's events carry no binary data: an empty byte[], <BA></BA>
             "Index": entry.index,
             "Category": entry.category,
             "CategoryNumber": 1,
@@ -180,6 +215,8 @@ def event_object(server: Server, entry: Any) -> ExObject:
             "TimeGenerated": entry.time,
             "TimeWritten": entry.time,
             "UserName": None,
+            "Site": None,
+            "Container": None,
         },
         to_string="System.Diagnostics.EventLogEntry",
     )
@@ -187,6 +224,19 @@ def event_object(server: Server, entry: Any) -> ExObject:
 
 ENTRY_TYPE_SET = ("Error", "Information", "FailureAudit", "SuccessAudit", "Warning")
 LOCAL_COMPUTERS = (".", "localhost", "127.0.0.1")
+APPLICATION = "Application"
+# Classic logs of Windows Server (Get-EventLog -List in Microsoft's Limit-EventLog 5.1 page) and
+# Exchange's cmdlet log, which the lab keeps no entries in: refused, not reported missing.
+UNSIMULATED_LOGS = (
+    "HardwareEvents",
+    "Internet Explorer",
+    "Key Management Service",
+    "MSExchange Management",
+    "Security",
+    "System",
+    "Windows PowerShell",
+)
+WILDCARDS = "*?["
 
 
 def _validation_error(ctx: Context, name: str, detail: str, value: Any) -> CmdletError:
@@ -199,9 +249,53 @@ def _validation_error(ctx: Context, name: str, detail: str, value: Any) -> Cmdle
     )
 
 
+def _at_least(ctx: Context, name: str, value: int, low: int) -> None:
+    """PowerShell's ValidateRange(low, MaxValue) error."""
+    if value < low:
+        raise _validation_error(
+            ctx,
+            name,
+            f"The {value} argument is less than the minimum allowed range of {low}. Supply an "
+            f"argument that is greater than or equal to {low} and then try the command again.",
+            value,
+        )
+
+
+def _numbers(ctx: Context, params: dict[str, Any], name: str, type_name: str, low: int) -> None:
+    """-InstanceId (Int64[], 0 or more) / -Index (Int32[], 1 or more) as numbers."""
+    numbers = []
+    for value in params.get(name) or []:
+        try:
+            numbers.append(int(str(value).strip()))
+        except ValueError:
+            raise ctx.fail(
+                f"Cannot bind parameter '{name}'. Cannot convert value \"{value}\" to type "
+                f'"System.{type_name}". Error: "Input string was not in a correct format."',
+                exception="System.Management.Automation.ParameterBindingException",
+                category="InvalidArgument",
+                code="CannotConvertArgumentNoMessage",
+            ) from None
+    for number in numbers:
+        _at_least(ctx, name, number, low)
+    if numbers:
+        params[name] = numbers
+
+
+def _not_simulated(ctx: Context, what: str, target: str) -> CmdletError:
+    return ctx.fail(
+        f"The edgebook lab does not simulate {what} ('{target}'): its Get-EventLog reads the "
+        "Application log only.",
+        exception="System.Management.Automation.PSNotSupportedException",
+        category="NotImplemented",
+        target=target,
+        code="LabParameterNotSimulated",
+    )
+
+
 def _event_query(ctx: Context, params: dict[str, Any]) -> None:
     """Refuse what PowerShell 5.1 refuses: another computer (not simulated), an entry type
-    outside its ValidateSet, a negative -Newest, an -InstanceId that is no Int64."""
+    outside its ValidateSet, a negative -Newest, an -InstanceId / -Index that is no number or
+    out of its ValidateRange."""
     local = {*LOCAL_COMPUTERS, ctx.server.name.casefold(), ctx.server.fqdn.casefold()}
     remote = [c for c in params.get("ComputerName") or [] if c.casefold() not in local]
     if remote:
@@ -223,80 +317,120 @@ def _event_query(ctx: Context, params: dict[str, Any]) -> None:
                 "and then try the command again.",
                 kind,
             )
-    newest = params.get("Newest")
-    if newest is not None and newest < 0:
-        raise _validation_error(
-            ctx,
-            "Newest",
-            f"The {newest} argument is less than the minimum allowed range of 0. Supply an "
-            "argument that is greater than or equal to 0 and then try the command again.",
-            newest,
-        )
-    numbers = [("InstanceId", "Int64", v) for v in params.get("InstanceId") or []]
-    numbers += [("Index", "Int32", v) for v in params.get("Index") or []]
-    for name, type_name, value in numbers:
-        if not str(value).strip().isdigit():
-            raise ctx.fail(
-                f"Cannot bind parameter '{name}'. Cannot convert value \"{value}\" to type "
-                f'"System.{type_name}". Error: "Input string was not in a correct format."',
-                exception="System.Management.Automation.ParameterBindingException",
-                category="InvalidArgument",
-                code="CannotConvertArgumentNoMessage",
-            )
+    if params.get("Newest") is not None:
+        _at_least(ctx, "Newest", params["Newest"], 0)
+    _numbers(ctx, params, "InstanceId", "Int64", 0)
+    _numbers(ctx, params, "Index", "Int32", 1)
 
 
-def _like_any(value: str | None, patterns: list[str]) -> bool:
+def _wild(text: str) -> bool:
+    return any(c in text for c in WILDCARDS)
+
+
+def _like(value: str | None, pattern: str) -> bool:
     text = (value or "").casefold()
-    return value is not None and any(fnmatch.fnmatchcase(text, p.casefold()) for p in patterns)
+    return value is not None and fnmatch.fnmatchcase(text, pattern.casefold())
+
+
+def _reads_application(ctx: Context, name: str) -> bool:
+    """Whether -LogName names the Application log (GetEventLogCommand.BeginProcessing): a
+    pattern stands for the one log it matches and matches nothing silently; an unknown name is
+    .NET's InvalidOperationException, terminating (EventLogNotFound)."""
+    if _wild(name):
+        matches = [log for log in (APPLICATION, *UNSIMULATED_LOGS) if _like(log, name)]
+        if not matches:
+            return False
+        if len(matches) > 1:  # PowerShell lists the logs (EventLog objects)
+            raise _not_simulated(ctx, "the list of event logs a -LogName pattern writes", name)
+        name = matches[0]
+    if name.casefold() == APPLICATION.casefold():
+        return True
+    if name.casefold() in (log.casefold() for log in UNSIMULATED_LOGS):
+        raise _not_simulated(ctx, "this event log", name)
+    raise ctx.fail(
+        f"The event log '{name}' on computer '.' does not exist.",
+        exception="System.InvalidOperationException",
+        category="ObjectNotFound",
+        target=name,
+        code="EventLogNotFound",
+    )
+
+
+def _in_window(when: dt.datetime, after: dt.datetime | None, before: dt.datetime | None) -> bool:
+    """FiltersMatch's dates: after an -After that is not before -Before, an entry matches when
+    it is after -After OR before -Before."""
+    if after is not None and before is not None:
+        if after >= before:
+            return when > after or when < before
+        return after < when < before
+    return (after is None or when > after) and (before is None or when < before)
+
+
+def _filters_match(entry: Any, params: dict[str, Any]) -> tuple[bool, bool]:
+    """PowerShell's FiltersMatch, its filters in its order: (whether the entry matches, whether
+    a filter it reached turns "No matches found" off: a -Source or -Message pattern with
+    wildcards, -UserName, -After/-Before)."""
+    quiet = False
+    if params.get("Index") and entry.index not in params["Index"]:
+        return False, quiet
+    instance = SEVERITY_BITS[entry.entry_type] | entry.event_id
+    if params.get("InstanceId") and instance not in params["InstanceId"]:
+        return False, quiet
+    kinds = params.get("EntryType")
+    if kinds and entry.entry_type.casefold() not in {k.casefold() for k in kinds}:
+        return False, quiet
+    if params.get("Source"):
+        for source in params["Source"]:
+            quiet |= _wild(source)
+            if _like(entry.source, source):
+                break
+        else:
+            return False, quiet
+    if params.get("Message") is not None:
+        quiet |= _wild(params["Message"])
+        if not _like(entry.message, params["Message"]):
+            return False, quiet
+    if params.get("UserName"):
+        return False, True  # the lab's entries have no UserName
+    after, before = params.get("After"), params.get("Before")
+    if after is not None or before is not None:
+        return _in_window(entry.time, after, before), True
+    return True, quiet
 
 
 def get_event_log(ctx: Context, params: dict[str, Any]) -> list[Any]:
     """Get-EventLog -LogName Application [-Source] [-After] [-Before] [-Newest] [-InstanceId]
-    [-EntryType] [-Message] [-UserName] [-Index], newest first; "No matches found" when a
-    query finds nothing. -InstanceId is the whole InstanceId, severity bits included (an
-    Error's 12014 is 0xC0000000 | 12014), as PowerShell compares it: the event ID alone
-    matches nothing, on a server as here."""
-    log = params["LogName"]
-    if log.casefold() != "application":
-        raise ctx.fail(
-            f"The event log '{log}' on computer '.' does not exist.",
-            exception="System.InvalidOperationException",
-            category="ObjectNotFound",
-        )
-    _event_query(ctx, params)
-    entries = sorted(ctx.server.events, key=lambda e: e.index, reverse=True)
-    if params.get("Source"):
-        entries = [e for e in entries if _like_any(e.source, params["Source"])]
-    if params.get("Message"):
-        entries = [e for e in entries if _like_any(e.message, [params["Message"]])]
-    if params.get("UserName"):
-        entries = [e for e in entries if _like_any(None, params["UserName"])]
-    if params.get("Index"):
-        wanted = {int(i) for i in params["Index"]}
-        entries = [e for e in entries if e.index in wanted]
-    if params.get("After"):
-        entries = [e for e in entries if e.time > params["After"]]
-    if params.get("Before"):
-        entries = [e for e in entries if e.time < params["Before"]]
-    if params.get("InstanceId"):
-        ids = {int(i) for i in params["InstanceId"]}
-        entries = [e for e in entries if (SEVERITY_BITS[e.entry_type] | e.event_id) in ids]
-    if params.get("EntryType"):
-        kinds = {k.casefold() for k in params["EntryType"]}
-        entries = [e for e in entries if e.entry_type.casefold() in kinds]
-    if params.get("Newest") is not None:
-        entries = entries[: params["Newest"]]
-    if not entries:
+    [-EntryType] [-Message] [-UserName] [-Index], newest first, as GetEventLogCommand reads a
+    log: "No matches found" when nothing matches, unless a filter it reached was a wildcard
+    -Source/-Message, -UserName or a date; nothing at all for -Newest 0. -InstanceId is the
+    whole InstanceId, severity bits included (an Error's 12014 is 0xC0000000 | 12014), as
+    PowerShell compares it: the event ID alone matches nothing, on a server as here."""
+    _event_query(ctx, params)  # binding's validation comes first
+    newest = params.get("Newest")
+    if not _reads_application(ctx, params["LogName"]) or newest == 0:
+        return []
+    found: list[Any] = []
+    quiet = False
+    for entry in sorted(ctx.server.events, key=lambda e: e.index, reverse=True):
+        if newest is not None and len(found) >= newest:
+            break
+        matched, silent = _filters_match(entry, params)
+        quiet |= silent
+        if matched:
+            found.append(entry)
+    if not found and not quiet:
         ctx.write_error(
             "No matches found",
             exception="System.ArgumentException",
             category="ObjectNotFound",
             code="GetEventLogNoEntriesFound",
         )
-    return [event_object(ctx.server, e) for e in entries]
+    return [event_object(ctx.server, e) for e in found]
 
 
 OS_TASK = "Microsoft.PowerShell.Commands"
+NO_HA_IMPACT = "the lab models no high-availability impact of its monitors"
+NO_ROLLUP = "the lab rolls no health up across a group of servers"
 CMDLETS = [
     Cmdlet(
         "Get-TransportService",
@@ -315,8 +449,26 @@ CMDLETS = [
             Param(
                 "HaImpactingOnly",
                 "switch",
-                unsimulated="the lab models no high-availability impact of its monitors",
+                unsimulated=NO_HA_IMPACT,
             ),
+        ],
+        task="Microsoft.Exchange.Management.Tasks",
+    ),
+    Cmdlet(
+        "Get-HealthReport",
+        get_health_report,
+        [
+            Param("Identity", position=0, mandatory=True, pipeline=True),
+            Param("HealthSet"),
+            *(
+                Param(name, kind, unsimulated=NO_ROLLUP)
+                for name, kind in (
+                    ("RollupGroup", "switch"),
+                    ("GroupSize", "int"),
+                    ("MinimumOnlinePercent", "int"),
+                )
+            ),
+            Param("HaImpactingOnly", "switch", unsimulated=NO_HA_IMPACT),
         ],
         task="Microsoft.Exchange.Management.Tasks",
     ),
@@ -324,9 +476,9 @@ CMDLETS = [
         "Get-EventLog",
         get_event_log,
         [
-            Param("LogName", position=0, mandatory=True),
+            Param("LogName", position=0, mandatory=True, aliases=("LN",)),
             Param("InstanceId", "strs", position=1),
-            Param("Source", "strs"),
+            Param("Source", "strs", aliases=("ABO",)),
             Param("After", "datetime"),
             Param("Before", "datetime"),
             Param("Newest", "int"),
