@@ -382,6 +382,7 @@ def test_f21_a_certificate_a_send_connector_names_cannot_be_removed(lab):
     thumb = hybrid_thumbprint(lab)
     message = lab.fails("EDGE01", "Remove-ExchangeCertificate", thumb, Confirm=False)
     assert message == (
+        "A special Rpc error occurs on server EDGE01: "
         f"These certificates are tagged with following Send Connectors : {HYBRID}. Removing and "
         "replacing certificates from Send Connector would break the mail flow. If you still want "
         "to proceed then replace or remove these certificates from Send Connector and then try "

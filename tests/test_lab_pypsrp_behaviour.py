@@ -228,8 +228,9 @@ def test_f21_remove_refused_while_a_connector_names_it(client):
         "EDGE01", ("Remove-ExchangeCertificate", {"Thumbprint": thumb, "Confirm": False})
     )
     ((message, _),) = errors(ps)
-    assert message.startswith(
-        f"These certificates are tagged with following Send Connectors : {HYBRID}."
+    assert message.startswith(  # Microsoft's text, with the server's RPC prefix
+        "A special Rpc error occurs on server EDGE01: These certificates are tagged with "
+        f"following Send Connectors : {HYBRID}."
     )
     assert hybrid(client) == thumb
 

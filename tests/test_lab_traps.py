@@ -279,8 +279,11 @@ def test_f12_enable_smtp_with_force_replaces_the_default_and_breaks_edgesync(tmp
 def test_f14_default_certificate_deleted_breaks_edge_to_mailbox(tmp_path):
     lab = make(tmp_path, "healthy")
     default = default_thumbprint(lab, "EDGE01")
-    message = lab.fails("EDGE01", "Remove-ExchangeCertificate", default)
-    assert message.startswith("The internal transport certificate cannot be removed")
+    message = lab.fails("EDGE01", "Remove-ExchangeCertificate", default, Confirm=False)
+    assert message.startswith(
+        "A special Rpc error occurs on server EDGE01: The internal transport certificate cannot "
+        "be removed"
+    )
     lab.ok("EDGE01", "Remove-Item", rf"Cert:\LocalMachine\My\{default}")
     submit(lab, "EDGE01", "someone@contoso.com")
     queue = lab.queue("EDGE01", INBOUND)

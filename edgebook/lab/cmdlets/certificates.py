@@ -16,16 +16,30 @@ from edgebook.lab.cmdlets.certnames import default_services, renewal_of, san_nam
 from edgebook.lab.cmdlets.certobject import X500_NAME, certificate_object
 from edgebook.lab.cmdlets.common import INVALID_OPERATION, target_server
 from edgebook.lab.org import certstore, pki
-from edgebook.lab.org.model import CertEntry, Server
+from edgebook.lab.org.model import STOPPED, TRANSPORT, CertEntry, Server
 from edgebook.lab.org.scenarios import add_certificate
 from edgebook.lab.winrm.objects import ExObject
 
 OVERWRITE_PROMPT = "Overwrite the existing default SMTP certificate?"  # Exchange's wording
 # Microsoft: "The default value is Microsoft Exchange" (a request's or a self-signed certificate's)
 DEFAULT_FRIENDLY_NAME = "Microsoft Exchange"
-# Lab wording: no public source gives Exchange's ConfirmationMessage for this cmdlet.
-REMOVE_CONFIRMATION = "Remove certificate with thumbprint {thumbprint}?"
+# Exchange's wording (a server's prompt quoted by somoit.net, "Cannot remove exchange certificate")
+REMOVE_CONFIRMATION = (
+    "Remove certificate with thumbprint {thumbprint} from the computer's certificate store?"
+)
+INTERNAL_TRANSPORT = (  # Exchange's text (practical365.com, somoit.net)
+    "The internal transport certificate cannot be removed because that would cause the Microsoft "
+    "Exchange Transport service to stop. To replace the internal transport certificate, create a "
+    "new certificate. The new certificate will automatically become the internal transport "
+    "certificate. You can then remove the existing certificate."
+)
+# Exchange's text when its enabling code meets an expired certificate (Install-ExchangeCertificate
+# in setup logs, rmilne.ca and jetzemellema.blogspot.com; Enable- shares that code: lab's reading)
+EXPIRED = "The certificate is expired."
 _DER = serialization.Encoding.DER
+# How Exchange's certificate service reports these refusals (Microsoft's "Can't remove a
+# certificate that's installed in Exchange Server"; practical365.com, somoit.net)
+RPC_ERROR = "A special Rpc error occurs on server {server}: {message}"
 TAGGED = (  # Exchange's text (F21); the lab joins several names with ", "
     "These certificates are tagged with following Send Connectors : {names}. Removing and "
     "replacing certificates from Send Connector would break the mail flow. If you still want to "
@@ -129,10 +143,16 @@ def enable_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
             f"The certificate with thumbprint {entry.thumbprint} doesn't have a private key and "
             "can't be enabled."
         )
+    if certstore.cert_of(entry).not_valid_after_utc < ctx.now:
+        raise ctx.fail(
+            EXPIRED,
+            exception="System.Security.Cryptography.CryptographicException",
+            target=entry.thumbprint,
+        )
     if not certstore.time_valid(entry, ctx.now):
         raise ctx.fail(
-            f"The certificate with thumbprint {entry.thumbprint} is expired or not yet valid and "
-            "can't be enabled."
+            f"The certificate with thumbprint {entry.thumbprint} is not yet valid and can't be "
+            "enabled."
         )
     certvalues.check_services(ctx, server, services)
     question = (
@@ -156,8 +176,10 @@ def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     password = params.get("Password")
     cert = key = None
     extra: list = []
+    pfx_name = ""  # Windows keeps a PKCS#12 file's friendlyName
     try:
         cert, key, extra = pki.read_pfx(data, password)
+        pfx_name = pki.pfx_friendly_name(data, password)
     except ValueError as exc:
         if certfiles.looks_pkcs12(data):
             raise ctx.fail(
@@ -190,7 +212,7 @@ def import_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     if pending is not None:  # completes the request: its key (made exportable or not) is kept
         server.certificates.remove(pending)
         key, exportable = certstore.key_of(ctx.org, pending), pending.exportable
-    friendly = params.get("FriendlyName") or (pending.friendly_name if pending else "")
+    friendly = params.get("FriendlyName") or (pending.friendly_name if pending else pfx_name)
     entry = add_certificate(ctx.org, server, (cert, key), 0, exportable, friendly, ctx.now)
     for ca in extra:
         der = pki.der_b64(ca)
@@ -245,23 +267,10 @@ def export_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
 
 
 def remove_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Remove-ExchangeCertificate (the internal transport certificate only while transport is
-    stopped)."""
+    """Remove-ExchangeCertificate: F21 before the question; after it, the internal transport
+    certificate is refused while transport runs (a server's capture shows the question first)."""
     server = _server_of(ctx, params)
     entry = find(ctx, server, params)
-    from edgebook.lab.org.model import STOPPED, TRANSPORT
-
-    if (
-        entry.thumbprint == server.internal_transport_thumbprint
-        and server.services.get(TRANSPORT, STOPPED) != STOPPED
-    ):
-        raise ctx.fail(
-            "The internal transport certificate cannot be removed because that would cause the "
-            "Microsoft Exchange Transport service to stop. To replace the internal transport "
-            "certificate, create a new certificate. The new certificate will automatically become "
-            "the internal transport certificate. You can then remove the existing certificate.",
-            target=entry.thumbprint,
-        )
     tagged = [
         c.name
         for c in _send_connectors(ctx, server)
@@ -269,13 +278,24 @@ def remove_exchange_certificate(ctx: Context, params: dict[str, Any]) -> list[An
     ]
     if tagged:  # F21 (recent Exchange 2016/2019 builds)
         raise ctx.fail(
-            TAGGED.format(names=", ".join(tagged)),
+            RPC_ERROR.format(server=server.name, message=TAGGED.format(names=", ".join(tagged))),
             exception=INVALID_OPERATION,
             target=entry.thumbprint,
         )
     confirmation = REMOVE_CONFIRMATION.format(thumbprint=entry.thumbprint)
-    if ctx.should_process(confirmation, high_impact=True):
-        server.certificates.remove(entry)
+    if not ctx.should_process(confirmation, high_impact=True):
+        return []
+    if (
+        entry.thumbprint == server.internal_transport_thumbprint
+        and server.services.get(TRANSPORT, STOPPED) != STOPPED
+    ):  # the capture: InvalidOperationException in category InvalidArgument
+        raise ctx.fail(
+            RPC_ERROR.format(server=server.name, message=INTERNAL_TRANSPORT),
+            exception=INVALID_OPERATION,
+            category="InvalidArgument",
+            target=entry.thumbprint,
+        )
+    server.certificates.remove(entry)
     return []
 
 

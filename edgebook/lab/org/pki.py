@@ -235,6 +235,14 @@ def read_pfx(
     return cert, key, list(extra)
 
 
+def pfx_friendly_name(data: bytes, password: str | None) -> str:
+    """The friendlyName attribute of a PKCS#12 file's certificate ("" without one): what Windows
+    keeps as the certificate's FriendlyName when it imports the file."""
+    loaded = pkcs12.load_pkcs12(data, password.encode() if password else None)
+    name = loaded.cert.friendly_name if loaded.cert else None
+    return name.decode("utf-8", "replace") if name else ""
+
+
 def read_pkcs7(data: bytes) -> list[x509.Certificate]:
     """The certificates of a PKCS#7 (DER or PEM); ValueError if unreadable."""
     if data.lstrip().startswith(b"-----BEGIN"):
