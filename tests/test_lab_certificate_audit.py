@@ -90,6 +90,17 @@ class Client:
         ps.add_cmdlet("Select-Object").add_parameter("Property", ["Thumbprint"])
         return {o.extended_properties["Thumbprint"] for o in ps.invoke()}
 
+    def export_pfx(self, server: str, thumb: str, password: str = "pw") -> bytes:
+        """Export-ExchangeCertificate -BinaryEncoded -Password: the PKCS#12 bytes."""
+        (exported,) = self.ok(
+            server,
+            "Export-ExchangeCertificate",
+            Thumbprint=thumb,
+            BinaryEncoded=None,
+            Password=secure(password),
+        )
+        return bytes(exported.adapted_properties["FileData"])
+
     def new_unused(self, server: str = "EDGE01", **params: Any) -> str:
         """A new self-signed certificate enabled for no service: its thumbprint."""
         before = self.thumbprints(server)
@@ -186,14 +197,7 @@ def test_import_takes_a_base64_certificate_file_and_a_der_certificate(client):
 
 def test_import_refuses_a_friendly_name_of_64_characters(client):
     thumb = client.new_unused("EX01", PrivateKeyExportable=True)
-    (exported,) = client.ok(
-        "EX01",
-        "Export-ExchangeCertificate",
-        Thumbprint=thumb,
-        BinaryEncoded=None,
-        Password=secure("pw"),
-    )
-    data = bytes(exported.adapted_properties["FileData"])
+    data = client.export_pfx("EX01", thumb)
     message = client.fails(
         "EDGE01",
         "Import-ExchangeCertificate",

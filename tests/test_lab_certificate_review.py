@@ -64,14 +64,7 @@ def test_export_without_password_is_the_certificate_alone(client):
 
 def test_export_with_password_still_carries_the_key(client):
     thumb = client.new_unused("EX01", PrivateKeyExportable=True)
-    (exported,) = client.ok(
-        "EX01",
-        "Export-ExchangeCertificate",
-        Thumbprint=thumb,
-        BinaryEncoded=None,
-        Password=secure("pw"),
-    )
-    data = bytes(exported.adapted_properties["FileData"])
+    data = client.export_pfx("EX01", thumb)
     client.ok("EDGE01", "Import-ExchangeCertificate", FileData=data, Password=secure("pw"))
     assert client.certificate("EDGE01", thumb, "HasPrivateKey") == {"HasPrivateKey": True}
 

@@ -103,14 +103,7 @@ def test_a_pfx_keeps_its_friendly_name(client):
 def test_an_export_imported_elsewhere_keeps_the_name(client):
     """Export with -Password writes the FriendlyName into the file; the import reads it back."""
     thumb = client.new_unused("EDGE01", PrivateKeyExportable=True, FriendlyName="Edge SMTP")
-    (exported,) = client.ok(
-        "EDGE01",
-        "Export-ExchangeCertificate",
-        Thumbprint=thumb,
-        BinaryEncoded=None,
-        Password=secure("pw"),
-    )
-    data = bytes(exported.adapted_properties["FileData"])
+    data = client.export_pfx("EDGE01", thumb)
     client.ok("EX01", "Import-ExchangeCertificate", FileData=data, Password=secure("pw"))
     assert client.certificate("EX01", thumb, "FriendlyName") == {"FriendlyName": "Edge SMTP"}
 
