@@ -6,6 +6,7 @@ import datetime as dt
 import gc
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from edgebook.exchange.command import Command, Result
 from edgebook.exchange.normalize import PSRecord
 from edgebook.exchange.shell import ExchangeCommandError, ExchangeConnectionError, ExchangeShell
 from edgebook.exchange.wire_types import EXCHANGE_CERTIFICATE, EXCHANGE_SNAPIN
+from edgebook.lab.winrm import httpserver
 from edgebook.lab.winrm.endpoint_tls import EndpointTls
 from edgebook.lab.winrm.httpserver import serve
 from edgebook.lab.winrm.inprocess import connect_in_process
@@ -407,6 +409,39 @@ def test_401_is_one_clear_connection_error(edge: Lab):
         )
         with shell, pytest.raises(ExchangeConnectionError, match=r"authentication failed \(401\)"):
             shell.run("Get-ExchangeCertificate")
+    finally:
+        running.stop()
+
+
+def test_a_session_outlives_the_servers_idle_connection_timeout(
+    edge: Lab, monkeypatch: pytest.MonkeyPatch
+):
+    """HTTP.sys closes a connection idle for 120 s (shortened here): a consultant who reads a
+    plan before applying it comes back to a closed connection, and the next call reconnects."""
+    monkeypatch.setattr(httpserver, "IDLE_CONNECTION_TIMEOUT_S", 0.2)
+    accepted: list[object] = []
+    process = httpserver._Server.process_request
+
+    def counted(server: Any, request: Any, address: Any) -> None:
+        accepted.append(address)
+        process(server, request, address)
+
+    monkeypatch.setattr(httpserver._Server, "process_request", counted)
+    running = serve(edge.endpoint)
+    try:
+        shell = ExchangeShell(
+            "EDGE01",
+            lab_winrm("Microsoft.PowerShell", port=running.port),
+            Credential(USER, PASSWORD),
+            role="Edge",
+            lab=True,
+        )
+        with shell:
+            assert shell.run("Echo", Text="before") != []
+            time.sleep(0.6)  # the server has closed the kept connection by now
+            (after,) = shell.run("Echo", Text="after")
+        assert after["Text"] == "after"
+        assert len(accepted) == 2  # one connection closed while idle, one made again
     finally:
         running.stop()
 
