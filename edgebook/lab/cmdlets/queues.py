@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -54,7 +53,6 @@ IDENTITY_MATCHES_SEVERAL = (
     "The identity '{identity}' matches {count} queues. {cmdlet} -Identity acts on a single "
     "queue: use the Filter parameter to act on more than one queue."
 )
-RETRY_INTERVAL = dt.timedelta(minutes=5)
 # Lab wording: the confirmation texts of the queue tasks are not in any public source.
 CONFIRMATIONS = {
     "Suspend-Queue": 'Suspending queue "{identity}".',
@@ -92,7 +90,7 @@ def queue_object(server: Server, queue: Queue) -> ExObject:
         "LastError": queue.last_error,
         "RetryCount": queue.retry_count,
         "LastRetryTime": queue.last_retry,
-        "NextRetryTime": queue.last_retry + RETRY_INTERVAL if queue.last_retry else None,
+        "NextRetryTime": mailflow.next_retry(queue),
         "FirstRetryTime": queue.first_retry,
         "NextHopCategory": enum(
             T.NEXT_HOP_CATEGORY, ["Internal", "External"], queue.next_hop_category
@@ -420,12 +418,13 @@ def suspend_queue(ctx: Context, params: dict[str, Any]) -> list[Any]:
 
 
 def resume_queue(ctx: Context, params: dict[str, Any]) -> list[Any]:
-    """Resume-Queue: a suspended queue delivers again (at once, in the lab)."""
+    """Resume-Queue: a suspended queue connects again at once (the lab's choice), whatever its
+    retry schedule was."""
 
     def resume(server: Server, queue: Queue) -> None:
         if queue.status == "Suspended":
             queue.status = "Ready"
-            mailflow.evaluate_queue(ctx.org, server, queue, ctx.now)
+            mailflow.evaluate_queue(ctx.org, server, queue, ctx.now, force=True)
 
     _act(ctx, params, resume)
     return []

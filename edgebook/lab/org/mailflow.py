@@ -11,6 +11,8 @@ Rules of the lab, documented in docs/lab-scenarios.md:
   shares its subject with another certificate (F2), or was selected by FQDN without SMTP (F15);
 - Edge-to-Mailbox delivery needs the Edge default certificate in the store (F14) and equal to
   the certificate captured by the subscription (F12);
+- a queue in Retry connects again only at its NextRetryTime (Microsoft's Edge defaults), or at
+  once on Retry-Queue, Resume-Queue or a transport start;
 - every message an Edge takes in counts as accepted, every message a queue hands to its next
   hop as delivered: nothing else adds or removes messages, so accepted == delivered + queued.
 """
@@ -154,6 +156,9 @@ def start_transport(org: Org, server: Server, now: dt.datetime) -> None:
         binding.send[connector.name] = _bind_send(server, connector, now)
     server.transport = binding
     warn_expiry(server, now, force=True)
+    for queue in server.queues:  # lab choice: a (re)started transport connects at once
+        if queue.kind == "connector" and queue.status == "Retry":
+            evaluate_queue(org, server, queue, now, force=True)
 
 
 def _bind_send(server: Server, connector: SendConnector, now: dt.datetime) -> SendBinding:
@@ -287,12 +292,41 @@ def evaluate(org: Org, now: dt.datetime, edges: Iterable[Server] | None = None) 
                 replicate(org, server, now)
 
 
+# Microsoft, "Message retry, resubmit, and expiration intervals", Edge Transport defaults: after a
+# failed connection QueueGlitchRetryCount (4) attempts QueueGlitchRetryInterval (1 min) apart, then
+# TransientFailureRetryCount (6) attempts TransientFailureRetryInterval (10 min) apart, then one
+# every OutboundConnectionFailureRetryInterval (30 min). A queue in Retry connects only then.
+GLITCH_RETRIES, GLITCH_INTERVAL = 4, dt.timedelta(minutes=1)
+TRANSIENT_RETRIES, TRANSIENT_INTERVAL = 6, dt.timedelta(minutes=10)
+OUTBOUND_FAILURE_INTERVAL = dt.timedelta(minutes=30)
+
+
+def retry_interval(retry_count: int) -> dt.timedelta:
+    """How long a queue in Retry waits after its retry_count-th failed attempt."""
+    if retry_count <= GLITCH_RETRIES:
+        return GLITCH_INTERVAL
+    if retry_count <= GLITCH_RETRIES + TRANSIENT_RETRIES:
+        return TRANSIENT_INTERVAL
+    return OUTBOUND_FAILURE_INTERVAL
+
+
+def next_retry(queue: Queue) -> dt.datetime | None:
+    """NextRetryTime: when a queue in Retry connects again (None: not in Retry)."""
+    if queue.status != "Retry" or queue.last_retry is None:
+        return None
+    return queue.last_retry + retry_interval(queue.retry_count)
+
+
 def evaluate_queue(
     org: Org, server: Server, queue: Queue, now: dt.datetime, force: bool = False
 ) -> None:
     """Deliver or retry; an empty queue opens no session, so it logs nothing (no 12013/12014);
-    a suspended queue waits; force (Retry-Queue) connects now and counts a retry."""
+    a suspended queue waits; a queue in Retry connects only at its NextRetryTime, or at once
+    when forced (Retry-Queue, a resumed queue, a transport start)."""
     if queue.status == "Suspended":
+        return
+    due = next_retry(queue)
+    if not force and due is not None and now < due:
         return
     error = queue_error(org, server, queue, now) if queue.message_count else None
     if error is None:
@@ -305,11 +339,13 @@ def evaluate_queue(
         return
     queue.status = "Retry"
     queue.last_error = error
-    if queue.first_retry is None:
-        queue.first_retry = now
-    if force or queue.last_retry is None or now - queue.last_retry >= dt.timedelta(minutes=5):
-        queue.retry_count += 1
-        queue.last_retry = now
+    if force or queue.last_retry is None:  # an attempt now
+        queue.first_retry = queue.first_retry or now
+        queue.last_retry, queue.retry_count = now, queue.retry_count + 1
+        return
+    # the attempts the schedule made since the last one evaluated, all failing as now
+    while (step := queue.last_retry + retry_interval(queue.retry_count)) <= now:
+        queue.last_retry, queue.retry_count = step, queue.retry_count + 1
 
 
 def _generate_traffic(org: Org, server: Server, now: dt.datetime) -> None:
