@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import smtplib
 import ssl
 from pathlib import Path
@@ -11,6 +12,11 @@ from pathlib import Path
 from edgebook.lab import control, folder
 from edgebook.lab.org.scenarios import list_scenarios
 from edgebook.lab.org.store import check_minutes
+
+MAX_NTH = 1_000_000
+MAX_MESSAGE = 2000  # characters of an injected error text
+MAX_SEND = 1000  # one SMTP session; more would keep the command busy for minutes
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         help="round trip of the simulated network: per WSMan request and HTTPS handshake, "
-        "per SMTP/LDAPS turn",
+        f"per SMTP/LDAPS turn (0 to {control.MAX_LATENCY_MS})",
     )
     status = command("status", _status, "show the lab's servers, clock and request counts")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -44,13 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--service", help="MSExchangeTransport or ADAM_MSExchange: fails to start")
     what.add_argument("--clear", action="store_true", help="remove every injected fault")
     fault.add_argument("--server", help="only on this server (required with --service)")
-    fault.add_argument("--nth", type=int, help="only the Nth call (1 = the next)")
-    fault.add_argument("--message", help="the error text (default: a generic failure)")
+    fault.add_argument("--nth", type=int, help=f"only the Nth call (1 = the next; to {MAX_NTH})")
+    fault.add_argument(
+        "--message", help=f"the error text, at most {MAX_MESSAGE} characters (default: generic)"
+    )
     advance = command("advance", _advance, "move the lab clock forward")
     advance.add_argument("--minutes", type=float, required=True)
     send = command("send", _send, "submit test mail to an Edge over SMTP")
     send.add_argument("--edge", required=True)
-    send.add_argument("--count", type=int, default=1)
+    send.add_argument("--count", type=int, default=1, help=f"messages, 1 to {MAX_SEND}")
     send.add_argument("--to", default="user@contoso.mail.onmicrosoft.com", help="recipient")
     reset = command("reset", _reset, "put the organisation back to a scenario's start")
     reset.add_argument("--scenario", help="a shipped scenario name or a YAML file")
@@ -64,8 +72,18 @@ def _print_endpoints(description: dict) -> None:
         print(line)
 
 
+def _scenario(args: argparse.Namespace) -> str | None:
+    """--scenario, refused when given empty."""
+    if args.scenario is not None and not args.scenario.strip():
+        raise control.LabError(
+            "--scenario is empty; give a shipped scenario (see edgebook lab scenarios) or the "
+            "path of a scenario file, or leave --scenario out"
+        )
+    return args.scenario
+
+
 def _start(args: argparse.Namespace) -> int:
-    description = control.start(args.dir, args.scenario, args.latency_ms)
+    description = control.start(args.dir, _scenario(args), args.latency_ms)
     print(f"lab {description['scenario']!r} running in {args.dir.resolve()}")
     _print_endpoints(description)
     print(f"inventory: {(args.dir / 'inventory.yaml').resolve()}")
@@ -114,6 +132,23 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _fault(args: argparse.Namespace) -> int:
+    extra = [f"--{k}" for k in ("server", "nth", "message") if getattr(args, k) is not None]
+    if args.clear and extra:
+        raise control.LabError(
+            f"--clear removes every injected fault and takes no {', '.join(extra)}; "
+            "run it alone, then inject the faults you want again"
+        )
+    if args.service and (args.nth is not None or args.message is not None):
+        raise control.LabError(
+            "--service makes every start of the service fail; --nth and --message apply "
+            "to --cmdlet only"
+        )
+    if args.message is not None and len(args.message) > MAX_MESSAGE:
+        raise control.LabError(
+            f"--message is {len(args.message)} characters; give at most {MAX_MESSAGE}"
+        )
+    if args.nth is not None and not 1 <= args.nth <= MAX_NTH:
+        raise control.LabError(f"--nth must be from 1 (the next call) to {MAX_NTH}, not {args.nth}")
     if args.clear:
         control.change(args.dir, "clear-faults")
         print("every injected fault removed")
@@ -145,11 +180,20 @@ def _advance(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    if args.count < 1:
-        raise control.LabError(f"--count must be 1 or more, not {args.count}")
-    description = control.running_description(args.dir.resolve())
+    if not 1 <= args.count <= MAX_SEND:
+        raise control.LabError(f"--count must be from 1 to {MAX_SEND}, not {args.count}")
+    if not args.to.isascii() or not _ADDRESS.match(args.to):
+        raise control.LabError(
+            f"--to must be one mail address in ASCII such as user@contoso.com (the lab's SMTP "
+            f"offers no SMTPUTF8), not {args.to!r}"
+        )
+    directory = control.require_state(args.dir).dir.resolve()
+    description = control.running_description(directory)
     if description is None:
-        raise control.LabError(f"no lab runs in {args.dir}; start it first")
+        raise control.LabError(
+            f"the lab in {directory} is not running; start it first "
+            f"(edgebook lab start --dir {directory})"
+        )
     edges = {s["name"].upper(): s for s in description["servers"] if s["smtp"]}
     edge = edges.get(args.edge.upper())
     if edge is None:
@@ -167,6 +211,13 @@ def _send(args: argparse.Namespace) -> int:
             for number in range(1, args.count + 1):
                 message = f"Subject: edgebook lab test {number}\r\n\r\ntest mail {number}\r\n"
                 smtp.sendmail("postmaster@contoso.com", [args.to], message)
+    except smtplib.SMTPResponseException as exc:
+        error = exc.smtp_error
+        answer = error.decode(errors="replace") if isinstance(error, bytes) else error
+        raise control.LabError(
+            f"{edge['name']} at {edge['smtp']} refused the mail: {exc.smtp_code} {answer} "
+            f"(is MSExchangeTransport running on {edge['name']}? see edgebook lab status)"
+        ) from None
     except (OSError, smtplib.SMTPException) as exc:
         raise control.LabError(
             f"sending to {edge['name']} at {edge['smtp']} failed: {exc}"
@@ -176,7 +227,7 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    description = control.reset(args.dir, args.scenario)
+    description = control.reset(args.dir, _scenario(args))
     scenario = control.require_state(args.dir).read().scenario
     print(f"lab reset to {scenario!r}")
     if description is not None:

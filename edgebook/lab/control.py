@@ -21,11 +21,12 @@ from edgebook.errors import EdgebookError
 from edgebook.lab import channel, folder, operations
 from edgebook.lab.folder import running_description
 from edgebook.lab.org.model import mail_ledger
-from edgebook.lab.org.scenarios import load_scenario, password_hash
+from edgebook.lab.org.scenarios import list_scenarios, load_scenario, password_hash
 from edgebook.lab.org.store import LabStore
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
+MAX_LATENCY_MS = 10_000  # a round trip beyond 10 s would outlast the clients' timeouts
 DEFAULT_SCENARIO = "seed-incident"
 DAEMON = (sys.executable, "-m", "edgebook.lab.daemon")
 
@@ -40,14 +41,17 @@ def has_state(directory: Path) -> bool:
 
 
 def create(directory: Path, scenario: str | Path) -> None:
-    """Create the organisation of a scenario in DIR (which must not hold one yet); a folder
-    created for it is removed again when the scenario cannot be built."""
+    """Create the organisation of a scenario in DIR (which must not hold one yet).
+
+    The organisation is built before anything is written (a scenario that cannot be built
+    leaves DIR as it was); a folder created for it is removed again when writing fails.
+    """
     load_scenario(scenario)  # refuses a bad scenario before anything is written
+    password, _ = folder.lab_password(directory, write=False)
     created = not directory.exists()
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        password, _ = folder.lab_password(directory)
         LabStore.create(directory, scenario, password)
+        folder.keep_password(directory, password)
     except OSError as exc:
         if created:
             shutil.rmtree(directory, ignore_errors=True)
@@ -78,13 +82,16 @@ def start(
 ) -> dict[str, Any]:
     """Start the lab in DIR in the background and return its endpoints once it listens."""
     directory = folder.check_folder(directory).resolve()
-    if latency_ms < 0:
-        raise LabError(f"--latency-ms must be 0 or more, not {latency_ms}")
+    if not 0 <= latency_ms <= MAX_LATENCY_MS:
+        raise LabError(
+            f"--latency-ms must be from 0 to {MAX_LATENCY_MS} (milliseconds per round trip), "
+            f"not {latency_ms}"
+        )
     if running_description(directory) or folder.daemon_running(directory):
-        raise LabError(f"a lab already runs in {directory}; stop it first (edgebook lab stop)")
+        raise _already_running(directory)
     if has_state(directory):
         current = LabStore(directory).read().scenario
-        if scenario is not None and str(scenario) != current:
+        if scenario is not None and load_scenario(scenario).name != current:
             raise LabError(
                 f"{directory} holds the scenario {current!r}; use `edgebook lab reset --dir "
                 f"{directory} --scenario {scenario}` to switch, or another --dir"
@@ -95,7 +102,13 @@ def start(
     return _spawn(directory, latency_ms)
 
 
+def _already_running(directory: Path, how: str = "") -> LabError:
+    return LabError(f"a lab already runs in {directory}{how}; stop it first (edgebook lab stop)")
+
+
 def _spawn(directory: Path, latency_ms: int) -> dict[str, Any]:
+    if folder.daemon_running(directory):  # its endpoints.json is not ours to remove
+        raise _already_running(directory)
     folder.endpoints_path(directory).unlink(missing_ok=True)
     with folder.log_path(directory).open("ab") as log:
         process = subprocess.Popen(
@@ -111,6 +124,8 @@ def _spawn(directory: Path, latency_ms: int) -> dict[str, Any]:
         if description and description["pid"] == process.pid:
             return description
         if process.poll() is not None:
+            if folder.daemon_running(directory):
+                raise _already_running(directory, " (started by another command meanwhile)")
             raise LabError(
                 f"the lab failed to start; see {folder.log_path(directory)}:\n{_tail(directory)}"
             )
@@ -238,6 +253,12 @@ def reset(directory: Path, scenario: str | Path | None = None) -> dict[str, Any]
             scenario = store.read().scenario
         except EdgebookError as exc:
             raise LabError(f"{exc} (name the scenario with --scenario)") from None
+        if scenario not in {name for name, _ in list_scenarios()}:
+            raise LabError(
+                f"the lab in {directory} was built from the scenario file {scenario}.yaml, not a "
+                "shipped scenario, and keeps no path to it; name the file again: edgebook lab "
+                f"reset --dir {directory} --scenario PATH/{scenario}.yaml"
+            )
     load_scenario(scenario)
     staging = directory / ".reset"
     shutil.rmtree(staging, ignore_errors=True)

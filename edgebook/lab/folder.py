@@ -146,8 +146,9 @@ def write_json_atomic(path: Path, value: Any) -> None:
     write_atomic(path, json.dumps(value, indent=2).encode())
 
 
-def lab_password(directory: Path) -> tuple[str, str]:
-    """The lab password and its reference: from the environment, else generated into DIR (0600).
+def lab_password(directory: Path, write: bool = True) -> tuple[str, str]:
+    """The lab password and its reference: from the environment, else generated into DIR (0600;
+    with write=False only generated, for keep_password to write once the lab is built).
 
     Refused when Basic authentication, which the lab's inventory uses, cannot carry it.
     """
@@ -159,11 +160,14 @@ def lab_password(directory: Path) -> tuple[str, str]:
         )
     else:
         path = directory / PASSWORD_FILE
-        if not path.exists():
-            directory.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, secrets.token_urlsafe(18).encode(), mode=0o600)
-        password, reference = path.read_text(errors="replace").strip(), f"file:{path.resolve()}"
-        source = str(path)
+        if not path.exists() and not write:
+            password = secrets.token_urlsafe(18)
+        else:
+            if not path.exists():
+                directory.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, secrets.token_urlsafe(18).encode(), mode=0o600)
+            password = path.read_text(errors="replace").strip()
+        reference, source = f"file:{path.resolve()}", str(path)
     try:
         password.encode("latin-1")
     except UnicodeEncodeError:
@@ -173,6 +177,13 @@ def lab_password(directory: Path) -> tuple[str, str]:
             "Latin-1 characters"
         ) from None
     return password, reference
+
+
+def keep_password(directory: Path, password: str) -> None:
+    """Write a password that lab_password(write=False) generated to DIR/.password (0600)."""
+    path = directory / PASSWORD_FILE
+    if not os.environ.get(PASSWORD_ENV) and not path.exists():
+        write_atomic(path, password.encode(), mode=0o600)
 
 
 def renewal_file(edge: str) -> str:

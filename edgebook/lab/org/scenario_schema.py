@@ -12,13 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from edgebook.certs import CertificateError, dns_name, parse_windows_name
+from edgebook.certs import (
+    CertificateError,
+    dns_name,
+    parse_tls_certificate_name,
+    parse_windows_name,
+)
 from edgebook.errors import EdgebookError
 from edgebook.yamlfile import MISSING, Section
 
 SERVICE_NAMES = {"None", "IMAP", "POP", "UM", "IIS", "SMTP", "Federation", "UMCallRouter"}
 SERVICE_STATES = ("Running", "Paused", "Stopped")
 SERVICES = ("MSExchangeTransport", "ADAM_MSExchange", "MSExchangeEdgeSync")
+EDGE_SERVICES = ("MSExchangeTransport", "ADAM_MSExchange")
+MAILBOX_SERVICES = ("MSExchangeTransport", "MSExchangeEdgeSync")
+TLS_AUTH_LEVELS = ("EncryptionOnly", "CertificateValidation", "DomainValidation")
 DAYS = 36500.0  # relative times stay within a hundred years of the lab's creation
 MAX_COUNT = 1_000_000
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -34,15 +42,24 @@ class Node(Section):
 
     error_type = ScenarioError
 
+    def texts(self, key: str) -> list[str]:
+        """A list of non-empty strings (or one string); an error names the entry at fault."""
+        value = self.raw(key)
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                if not isinstance(item, str) or not item.strip():
+                    raise self.error(f"{self.key(key)}[{index}]", item, "a non-empty string")
+        return super().texts(key)
+
     def days(self, key: str, default: Any = MISSING) -> float:
         """Days relative to the lab's creation, finite and within a hundred years."""
         return self.number(key, default, -DAYS, DAYS)
 
-    def dns_names(self, key: str, *, wildcard: bool = True) -> list[str]:
+    def dns_names(self, key: str, *, wildcard: bool = True, one: bool = False) -> list[str]:
         """DNS names as a certificate stores them (IDNA A-labels, lower case)."""
         names = []
         for index, text in enumerate(self.texts(key)):
-            path = f"{self.key(key)}[{index}]"
+            path = self.key(key) if one else f"{self.key(key)}[{index}]"
             try:
                 name = dns_name(text)
             except CertificateError:
@@ -57,7 +74,7 @@ class Node(Section):
         if self.raw(key) is MISSING and default is not MISSING:
             return default
         self.text(key)
-        return self.dns_names(key, wildcard=False)[0]
+        return self.dns_names(key, wildcard=False, one=True)[0]
 
     def subject(self, key: str) -> str:
         """A distinguished name in Windows format that a certificate can carry."""
@@ -69,6 +86,36 @@ class Node(Section):
                 self.key(key), text, f"a name such as CN=mail.contoso.com ({exc})"
             ) from None
         return text
+
+    def tls_certificate_name(self, key: str) -> str | None:
+        """A TlsCertificateName ("<I>issuer<S>subject"), or None when absent."""
+        text = self.optional_text(key)
+        if text is not None:
+            try:
+                for name in parse_tls_certificate_name(text):
+                    parse_windows_name(name)
+            except CertificateError as exc:
+                raise self.error(
+                    self.key(key),
+                    text,
+                    f"a name such as '<I>CN=Issuing CA<S>CN=mail.contoso.com' ({exc})",
+                ) from None
+        return text
+
+    def certificate_reference(self, cert_ids: set[str] | None = None) -> str | None:
+        """tls_certificate (a certificate id of the scenario, checked when cert_ids is given)
+        or tls_certificate_name, not both; the id, or None."""
+        wanted = self.optional_text("tls_certificate")
+        if wanted is not None and self.raw("tls_certificate_name") is not MISSING:
+            raise self.error(
+                self.key("tls_certificate_name"),
+                self.raw("tls_certificate_name"),
+                "no tls_certificate_name beside tls_certificate (give one of them)",
+            )
+        self.tls_certificate_name("tls_certificate_name")
+        if wanted is not None and cert_ids is not None and wanted not in cert_ids:
+            raise self.error(self.key("tls_certificate"), wanted, _cert_id(cert_ids))
+        return wanted
 
     def unique(self, entries: list[tuple[str, str]], what: str) -> None:
         """Refuse a value given twice among (key path, value) entries; compared without case,
@@ -224,6 +271,7 @@ def parse(name: str, source: str, data: Any) -> Scenario:
         for node in top.sections("servers", SERVER_KEYS, ("name", "role"), minimum=1)
     ]
     top.unique(_paths("servers", "name", [s.name for s in servers]), "server name")
+    top.unique(_paths("servers", "fqdn", [s.fqdn for s in servers]), "server FQDN")
     names = {s.name for s in servers}
     ca_ids = {c.id for c in cas}
     certificates = [
@@ -232,12 +280,19 @@ def parse(name: str, source: str, data: Any) -> Scenario:
     ]
     top.unique(_paths("certificates", "id", [c.id for c in certificates]), "certificate id")
     _unique_lab_files(top, certificates)
+    defaults = [
+        (f"certificates[{index}].install[{number}].server", install.server)
+        for index, spec in enumerate(certificates)
+        for number, install in enumerate(spec.install)
+        if install.default
+    ]
+    top.unique(defaults, "server among the installs with default: true (one default per server)")
     cert_ids = {c.id for c in certificates}
     for index, spec in enumerate(servers):
         wanted = spec.receive.tls_certificate
         if wanted and wanted not in cert_ids:
             raise top.error(
-                f"servers[{index}].receive_connector.tls_certificate", wanted, "a certificate id"
+                f"servers[{index}].receive_connector.tls_certificate", wanted, _cert_id(cert_ids)
             )
     connectors = [
         _connector(node, names, cert_ids)
@@ -312,20 +367,30 @@ def _server(node: Node, domain: str) -> ServerSpec:
     name = node.text("name")
     if not _SERVER_NAME.match(name):
         raise node.error(node.key("name"), name, "a server name (letters, digits, -, _)")
-    services = node.optional_section("services", SERVICES)
+    role = node.choice("role", ("Mailbox", "Edge"))
+    allowed = EDGE_SERVICES if role == "Edge" else MAILBOX_SERVICES
+    given = node.raw("services")
+    for key in given if isinstance(given, dict) else ():
+        if key in SERVICES and key not in allowed:
+            raise node.error(
+                node.key(f"services.{key}"),
+                key,
+                f"one of the services of {role} servers: {', '.join(allowed)}",
+            )
+    services = node.optional_section("services", allowed)
     states = {k: services.choice(k, SERVICE_STATES) for k in services.value} if services else {}
     receive = ReceiveSpec()
     rnode = node.optional_section("receive_connector", RECEIVE_KEYS)
     if rnode is not None:
         receive = ReceiveSpec(
             rnode.dns_name("fqdn", None),
-            rnode.optional_text("tls_certificate"),
+            rnode.certificate_reference(),
             rnode.optional_text("tls_certificate_name"),
             rnode.texts("tls_domain_capabilities"),
         )
     return ServerSpec(
         name=name,
-        role=node.choice("role", ("Mailbox", "Edge")),
+        role=role,
         fqdn=node.dns_name("fqdn", f"{name.lower()}.{domain}"),
         installed_days=node.days("installed_days", -1000),
         services=states,
@@ -357,7 +422,12 @@ def _certificate(node: Node, ca_ids: set[str], servers: set[str]) -> CertSpec:
     if key_size not in (1024, 2048, 4096):
         raise node.error(node.key("key_size"), key_size, "1024, 2048 or 4096")
     installs = []
-    for inode in node.sections("install", INSTALL_KEYS, ("server",)):
+    inodes = node.sections("install", INSTALL_KEYS, ("server",))
+    node.unique(
+        [(inode.key("server"), inode.text("server")) for inode in inodes],
+        "server (a certificate is installed once per server)",
+    )
+    for inode in inodes:
         server = inode.text("server")
         if server not in servers:
             raise inode.error(inode.key("server"), server, "the name of a server of this scenario")
@@ -428,6 +498,9 @@ def _connector(node: Node, servers: set[str], cert_ids: set[str]) -> SendConnect
     values: dict[str, Any] = {"name": node.text("name")}
     values.update({key: node.texts(key) for key in CONNECTOR_LISTS})
     values.update({key: node.optional_text(key) for key in CONNECTOR_TEXT})
+    node.choice("tls_auth_level", TLS_AUTH_LEVELS, None)
+    node.dns_name("fqdn", None)
+    node.dns_names("tls_domain", one=True)  # a string (optional_text above); may be *.domain
     values.update({key: node.boolean(key, default) for key, default in CONNECTOR_FLAGS.items()})
     if not values["address_spaces"]:
         raise node.error(node.key("address_spaces"), [], "at least one address space")
@@ -436,10 +509,7 @@ def _connector(node: Node, servers: set[str], cert_ids: set[str]) -> SendConnect
             raise node.error(
                 node.key("source_transport_servers"), server, "names of servers of this scenario"
             )
-    tls_cert = node.optional_text("tls_certificate")
-    if tls_cert is not None and tls_cert not in cert_ids:
-        raise node.error(node.key("tls_certificate"), tls_cert, "a certificate id")
-    return SendConnectorSpec(values, tls_cert)
+    return SendConnectorSpec(values, node.certificate_reference(cert_ids))
 
 
 def _subscription(node: Node, edges: set[str], cert_ids: set[str]) -> SubscriptionSpec:
@@ -448,7 +518,7 @@ def _subscription(node: Node, edges: set[str], cert_ids: set[str]) -> Subscripti
         raise node.error(node.key("edge"), edge, "the name of an Edge server of this scenario")
     then = node.optional_text("mailbox_default")
     if then is not None and then not in cert_ids:
-        raise node.error(node.key("mailbox_default"), then, "a certificate id")
+        raise node.error(node.key("mailbox_default"), then, _cert_id(cert_ids))
     return SubscriptionSpec(
         edge,
         node.days("created_days", -30),
@@ -456,3 +526,10 @@ def _subscription(node: Node, edges: set[str], cert_ids: set[str]) -> Subscripti
         node.boolean("create_internet_send_connector", True),
         then,
     )
+
+
+def _cert_id(cert_ids: set[str]) -> str:
+    """What a certificate reference may be: the ids of the scenario's certificates."""
+    if not cert_ids:
+        return "the id of a certificate under certificates: (this scenario lists none)"
+    return f"the id of a certificate of this scenario ({', '.join(sorted(cert_ids))})"

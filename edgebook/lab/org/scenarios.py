@@ -157,17 +157,16 @@ def build(
             then = thumbprint(issued[sub.mailbox_default][0])
             if made is not None:
                 made.mailbox_credentials = {name: then for name in made.mailbox_credentials}
-    for spec in scenario.servers:
+    for index, spec in enumerate(scenario.servers):
         _start(org, org.server(spec.name), spec.services, now)
         for name, count in spec.queues.items():
             server = org.server(spec.name)
-            replicated = next(
-                (c for c in mailflow.replicated_connectors(server) if c.name == name), None
-            )
-            if replicated is None:
+            replicated = [c.name for c in mailflow.replicated_connectors(server)]
+            if name not in replicated:
                 raise ScenarioError(
-                    f"{scenario.source}: servers.{spec.name}.queues: expected names of send "
-                    f"connectors replicated to {spec.name}, found {name!r}"
+                    f"{scenario.source}: servers[{index}].queues.{name}: found {name!r}, expected "
+                    f"the name of a send connector replicated to {spec.name} ("
+                    f"{', '.join(replicated) or 'none'})"
                 )
             mailflow.enqueue(server, name, count)  # accepted before the lab's start
     mailflow.evaluate(org, now)
