@@ -50,15 +50,16 @@ def one_error(
     return error
 
 
-def receive_values(client: Client, *names: str) -> dict[str, Any]:
-    """Properties of EDGE01's internal receive connector (collections as lists of text)."""
-    ps, (connector,) = client.run(
-        "EDGE01",
-        ("Get-ReceiveConnector", {"Identity": RECEIVE}),
-        ("Select-Object", {"Property": list(names)}),
-    )
+def values(client: Client, server: str, read: tuple[str, dict[str, Any]], *names: str) -> dict:
+    """Properties of the one object a Get- reads (collections as lists of text)."""
+    ps, (obj,) = client.run(server, read, ("Select-Object", {"Property": list(names)}))
     assert errors(ps) == []
-    return {n: text(prop(connector, n)) for n in names}
+    return {n: text(prop(obj, n)) for n in names}
+
+
+def receive_values(client: Client, *names: str) -> dict[str, Any]:
+    """Properties of EDGE01's internal receive connector."""
+    return values(client, "EDGE01", ("Get-ReceiveConnector", {"Identity": RECEIVE}), *names)
 
 
 def text(value: Any) -> Any:
@@ -72,13 +73,7 @@ def text(value: Any) -> Any:
 
 def send_values(client: Client, *names: str) -> dict[str, Any]:
     """Properties of the hybrid send connector as EX01 reads it."""
-    ps, (connector,) = client.run(
-        "EX01",
-        ("Get-SendConnector", {"Identity": HYBRID}),
-        ("Select-Object", {"Property": list(names)}),
-    )
-    assert errors(ps) == []
-    return {n: text(prop(connector, n)) for n in names}
+    return values(client, "EX01", ("Get-SendConnector", {"Identity": HYBRID}), *names)
 
 
 # --- values that do not convert to Exchange's types ---------------------------------------------

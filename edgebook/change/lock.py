@@ -22,6 +22,9 @@ from edgebook.exchange.command import Command
 
 # edgebook's folder on an Edge: the lock file, and phase 03's subscription file for a moment
 EDGEBOOK_FOLDER = r"C:\ProgramData\edgebook"
+# New-Item -Force on a directory means "create it unless it exists": what the call means, not an
+# answer to a question (New-Item asks none)
+MAKE_FOLDER = {"ItemType": "Directory", "Path": EDGEBOOK_FOLDER, "Force": True}
 LOCK_PATH = EDGEBOOK_FOLDER + r"\change.lock"
 STALE_AFTER = dt.timedelta(hours=8)
 
@@ -160,10 +163,7 @@ class EdgeLock:
 
     def _create(self, *, replace: bool) -> LockInfo | None:
         """One round trip: (remove,) create, read back. None when the file is ours."""
-        # New-Item -Force on a directory means "create it unless it exists" (no question asked)
-        commands = [
-            Command("New-Item", {"ItemType": "Directory", "Path": EDGEBOOK_FOLDER, "Force": True})
-        ]
+        commands = [Command("New-Item", dict(MAKE_FOLDER))]
         if replace:
             commands.append(Command("Remove-Item", {"Path": LOCK_PATH}))
         commands += [

@@ -8,7 +8,7 @@ memory (`keeps`) and never journalled; the Mailbox import uses it (`Carried`).
 from __future__ import annotations
 
 from edgebook.change import steps
-from edgebook.change.lock import EDGEBOOK_FOLDER
+from edgebook.change.lock import EDGEBOOK_FOLDER, MAKE_FOLDER
 from edgebook.change.step import Call, Check, Probe, Step, Wait, contains, differs
 from edgebook.change.values import Before, Carried, FileBytes, Secret
 from edgebook.exchange.questions import ExpectedQuestion
@@ -238,8 +238,8 @@ def subscription_file(edge: str, change: str) -> Step:
         ),
         calls=(
             # New-EdgeSubscription does not create the file's folder (.NET's file write); the
-            # lock made it, but the step stands on its own. -Force here means "unless it exists".
-            Call("New-Item", {"ItemType": "Directory", "Path": EDGEBOOK_FOLDER, "Force": True}),
+            # lock made it, but the step stands on its own (MAKE_FOLDER: "unless it exists")
+            Call("New-Item", dict(MAKE_FOLDER)),
             Call("New-EdgeSubscription", {"FileName": path}),
             Call("Get-Content", {"Path": path, "Encoding": "Byte", "ReadCount": 0}),
             Call("Remove-Item", {"Path": path}),
